@@ -1,0 +1,96 @@
+# roomgate -- see README.md. The two commands: `make run`, `make test`.
+#
+# MODE=rel   (default) optimized build in build/rel
+# MODE=asan  ASan+UBSan build in build/asan (what the tests use)
+
+MODE ?= rel
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+O ?= build/$(MODE)
+CC ?= cc
+PKGS := libmicrohttpd lasso ldap lber libpq libcurl libsodium jansson inih libcrypto
+
+# Library headers are included as system headers so our warnings stay ours.
+PKG_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wpointer-arith -Werror=vla -Wformat=2 \
+	-Wno-format-nonliteral
+CPPFLAGS += -D_GNU_SOURCE -I. -DROOMGATE_VERSION=\"$(VERSION)\"
+ifeq ($(MODE),asan)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+LDOPT := -fsanitize=address,undefined
+else
+OPT := -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+LDOPT := -pie -Wl,-z,relro,-z,now
+endif
+CFLAGS_ALL = $(WARN) $(OPT) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS)
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
+
+MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
+LIB_SRC := $(filter-out server/main.c,$(wildcard server/*.c)) \
+	$(wildcard db/*.c) $(wildcard directory/*.c) $(wildcard saml/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/migrations.o
+HDRS := $(wildcard */*.h) $(wildcard tests/lib/*.h)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
+TEST_BINS := $(UNIT_SRC:%.c=$(O)/%) $(INTEG_SRC:%.c=$(O)/%)
+
+.PHONY: all bin tests run stop test deps clean format bench fuzz
+all: bin
+bin: $(O)/roomgate
+
+$(O)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo '  CC $<'
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(O)/gen/migrations.c: $(MIGRATIONS) db/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	sh db/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(O)/gen/migrations.o: $(O)/gen/migrations.c
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(O)/libroomgate.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(O)/roomgate: $(O)/server/main.o $(O)/libroomgate.a
+	$(CC) $(LDOPT) -o $@ $^ $(PKG_LIBS)
+
+$(O)/libtesthelp.a: $(TESTLIB_SRC:%.c=$(O)/%.o)
+	rm -f $@
+	ar rcs $@ $^
+
+$(O)/tests/%: tests/%.c $(O)/libtesthelp.a $(O)/libroomgate.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $$(pkg-config --cflags cmocka) $(LDOPT) -o $@ $< \
+		$(O)/libtesthelp.a $(O)/libroomgate.a $(PKG_LIBS) $$(pkg-config --libs cmocka)
+
+tests: $(O)/roomgate $(TEST_BINS)
+
+deps:
+	@deploy/install-deps.sh
+
+# The local demo stack: PostgreSQL, slapd and roomgate on loopback.
+run: deps
+	@$(MAKE) --no-print-directory MODE=rel bin
+	@deploy/dev/stack.sh start
+
+stop:
+	@deploy/dev/stack.sh stop
+
+test: deps
+	@$(MAKE) --no-print-directory MODE=asan tests
+	@tests/run.sh build/asan
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)

@@ -1,0 +1,401 @@
+/*
+ * The `roomgate` command line: serve, migrate, keygen, version, help.
+ * Usage errors exit 2, run-time failures 1.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "saml/saml.h"
+#include "server/server.h"
+
+#define EXIT_USAGE 2
+
+static const char usage_main[] =
+	"usage: roomgate [-c FILE] COMMAND [OPTIONS]\n"
+	"\n"
+	"roomgate admits people to meetings only when their access code is\n"
+	"right and their SSO identity is an active member of an allowed\n"
+	"directory group right now.\n"
+	"\n"
+	"commands:\n"
+	"  serve     run the HTTP service\n"
+	"  migrate   apply pending database migrations\n"
+	"  keygen    create a server key file (mode 0600, never overwritten)\n"
+	"  version   print the version\n"
+	"  help      this text; `roomgate help config` lists every setting\n"
+	"\n"
+	"The config file comes from -c FILE or $ROOMGATE_CONFIG; any key can be\n"
+	"overridden with ROOMGATE_<SECTION>_<KEY>, e.g. ROOMGATE_SERVER_PORT.\n"
+	"`roomgate COMMAND --help` describes a command.\n";
+
+static const char usage_serve[] =
+	"usage: roomgate serve [-c FILE] [--migrate]\n"
+	"\n"
+	"Runs the HTTP service until SIGTERM or SIGINT.\n"
+	"  -c, --config FILE  config file (default: $ROOMGATE_CONFIG)\n"
+	"  --migrate          apply pending migrations first (as\n"
+	"                     [database] migrate_on_start = true)\n";
+
+static const char usage_migrate[] =
+	"usage: roomgate migrate [-c FILE]\n"
+	"\n"
+	"Applies the database migrations built into this binary that the\n"
+	"database does not have yet, each in its own transaction. Safe to run\n"
+	"from several nodes at once (they take turns).\n"
+	"  -c, --config FILE  config file (default: $ROOMGATE_CONFIG)\n";
+
+static const char usage_keygen[] =
+	"usage: roomgate keygen -o FILE\n"
+	"\n"
+	"Creates FILE with fresh random server keys (access-code HMAC and\n"
+	"sealing keys, join-token key, audit signing seed), mode 0600. Refuses\n"
+	"to overwrite an existing file. Keep it out of the database and out of\n"
+	"backups that the database's readers can see.\n"
+	"  -o, --output FILE  where to write the keys\n";
+
+static const char usage_version[] = "usage: roomgate version\n";
+
+
+static const char *
+config_path(const char *opt)
+{
+	if (opt != NULL)
+		return opt;
+	return getenv("ROOMGATE_CONFIG");
+}
+
+static int
+load_config(struct gate_config *cfg, const char *opt_path, char **envp)
+{
+	char err[1024];
+	const char *path = config_path(opt_path);
+
+	if (path == NULL || *path == '\0') {
+		fprintf(stderr,
+			"roomgate: no config file: pass -c FILE or set "
+			"ROOMGATE_CONFIG (`roomgate help config` lists the "
+			"settings)\n");
+		return -1;
+	}
+	if (gate_config_load(cfg, path, envp, err, sizeof(err)) != 0) {
+		fprintf(stderr, "roomgate: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_migrate(const char *cfgpath, int argc, char **argv, char **envp)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct gate_config cfg;
+	char err[1024];
+	int ch, applied = 0;
+
+	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cfgpath = optarg;
+			break;
+		case 'h':
+			fputs(usage_migrate, stdout);
+			return 0;
+		default:
+			fputs(usage_migrate, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fputs(usage_migrate, stderr);
+		return EXIT_USAGE;
+	}
+	if (load_config(&cfg, cfgpath, envp) != 0)
+		return 1;
+	if (cfg.db_url == NULL) {
+		fprintf(stderr,
+			"roomgate: [database] url is required: set it in %s or "
+			"with ROOMGATE_DATABASE_URL\n",
+			cfg.path);
+		gate_config_free(&cfg);
+		return 1;
+	}
+	if (db_migrate(cfg.db_url, &applied, err, sizeof(err)) != 0) {
+		fprintf(stderr, "roomgate: migrate: %s\n", err);
+		gate_config_free(&cfg);
+		return 1;
+	}
+	printf("applied %d migration%s; schema is at version %d\n", applied,
+	       applied == 1 ? "" : "s", db_migrations_latest());
+	gate_config_free(&cfg);
+	return 0;
+}
+
+static int
+cmd_keygen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"output", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *out = NULL;
+	char err[1024];
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'h':
+			fputs(usage_keygen, stdout);
+			return 0;
+		default:
+			fputs(usage_keygen, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (out == NULL && optind == argc - 1)
+		out = argv[optind++];
+	if (out == NULL || optind != argc) {
+		fputs(usage_keygen, stderr);
+		return EXIT_USAGE;
+	}
+	if (gate_keys_generate(out, err, sizeof(err)) != 0) {
+		fprintf(stderr, "roomgate: keygen: %s\n", err);
+		return 1;
+	}
+	printf("wrote server keys to %s (mode 0600)\n", out);
+	return 0;
+}
+
+static int
+serve(struct gate_config *cfg, int migrate)
+{
+	struct gate_app app;
+	struct gate_http *http = NULL;
+	struct gate_keys *keys = NULL;
+	struct db_config dbc;
+	struct dir_config dc;
+	char err[1024], host[256];
+	sigset_t set;
+	int r = 1, sig, saml_up = 0;
+
+	memset(&app, 0, sizeof(app));
+	app.cfg = cfg;
+	if (cfg->node_name == NULL) {
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "roomgate");
+		host[sizeof(host) - 1] = '\0';
+		cfg->node_name = strdup(host);
+		if (cfg->node_name == NULL)
+			return 1;
+	}
+	gate_log_setup(cfg->log_level, cfg->node_name);
+
+	/* Signals are taken by sigwait() below: block them before any
+	 * thread (pools, libmicrohttpd) exists so every thread inherits
+	 * the mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (gate_config_check_serve(cfg, err, sizeof(err)) != 0 ||
+	    gate_keys_load(cfg->keys_file, &keys, err, sizeof(err)) != 0 ||
+	    (saml_up = (saml_init(err, sizeof(err)) == 0)) == 0)
+		goto fail;
+	app.keys = keys;
+
+	if (migrate || cfg->db_migrate_on_start) {
+		int applied = 0;
+
+		if (db_migrate(cfg->db_url, &applied, err, sizeof(err)) != 0)
+			goto fail;
+		gate_log(GATE_LOG_INFO, NULL, "migrated",
+			 "applied %d migration(s); schema at version %d",
+			 applied, db_migrations_latest());
+	}
+
+	memset(&dbc, 0, sizeof(dbc));
+	dbc.conninfo = cfg->db_url;
+	dbc.pool_size = cfg->db_pool_size;
+	dbc.connect_timeout_s = cfg->db_connect_timeout_s;
+	dbc.statement_timeout_ms = cfg->db_statement_timeout_ms;
+	dbc.acquire_timeout_ms = cfg->db_acquire_timeout_ms;
+	if (db_pool_open(&dbc, &app.db, err, sizeof(err)) != 0)
+		goto fail;
+
+	memset(&dc, 0, sizeof(dc));
+	dc.uris = cfg->ldap_uri;
+	dc.bind_dn = cfg->ldap_bind_dn;
+	dc.bind_password = cfg->ldap_bind_password;
+	dc.tls = (enum dir_tls_mode)cfg->ldap_tls;
+	dc.ca_file = cfg->ldap_ca_file;
+	dc.network_timeout_ms = cfg->ldap_network_timeout_ms;
+	dc.op_timeout_ms = cfg->ldap_op_timeout_ms;
+	dc.pool_size = cfg->ldap_pool_size;
+	dc.acquire_timeout_ms = cfg->ldap_acquire_timeout_ms;
+	dc.base_dn = cfg->ldap_base_dn;
+	if (dir_pool_open(&dc, &app.dir, err, sizeof(err)) != 0)
+		goto fail;
+
+	if (gate_http_start(&app, &http, err, sizeof(err)) != 0)
+		goto fail;
+	gate_log(GATE_LOG_INFO, NULL, "listening",
+		 "roomgate %s listening on http://%s:%d/ (public URL %s)",
+		 ROOMGATE_VERSION, cfg->listen, cfg->port, cfg->public_url);
+
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			gate_log(GATE_LOG_INFO, NULL, "signal",
+				 "SIGHUP ignored: restart to reload the "
+				 "configuration");
+			continue;
+		}
+		gate_log(GATE_LOG_INFO, NULL, "stopping", "received %s",
+			 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	}
+	r = 0;
+	goto out;
+fail:
+	gate_log(GATE_LOG_ERROR, NULL, "startup_failed", "%s", err);
+	fprintf(stderr, "roomgate: %s\n", err);
+out:
+	gate_http_stop(http);
+	dir_pool_close(app.dir);
+	db_pool_close(app.db);
+	if (saml_up)
+		saml_shutdown();
+	gate_keys_free(keys);
+	return r;
+}
+
+static int
+cmd_serve(const char *cfgpath, int argc, char **argv, char **envp)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"migrate", no_argument, NULL, 'm'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct gate_config cfg;
+	int ch, migrate = 0, r;
+
+	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cfgpath = optarg;
+			break;
+		case 'm':
+			migrate = 1;
+			break;
+		case 'h':
+			fputs(usage_serve, stdout);
+			return 0;
+		default:
+			fputs(usage_serve, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fputs(usage_serve, stderr);
+		return EXIT_USAGE;
+	}
+	if (load_config(&cfg, cfgpath, envp) != 0)
+		return 1;
+	r = serve(&cfg, migrate);
+	gate_config_free(&cfg);
+	return r;
+}
+
+static int
+cmd_version(int argc, char **argv)
+{
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 ||
+			 strcmp(argv[1], "-h") == 0)) {
+		fputs(usage_version, stdout);
+		return 0;
+	}
+	if (argc > 1) {
+		fputs(usage_version, stderr);
+		return EXIT_USAGE;
+	}
+	printf("roomgate %s (libmicrohttpd %s, libsodium %s, jansson %s; "
+	       "schema version %d)\n",
+	       ROOMGATE_VERSION, MHD_get_version(), sodium_version_string(),
+	       jansson_version_str(), db_migrations_latest());
+	return 0;
+}
+
+int
+gate_cli_main(int argc, char **argv, char **envp)
+{
+	const char *cfgpath = NULL;
+	const char *cmd;
+	int i = 1;
+
+	/* Global -c FILE may come before the command. */
+	while (i < argc && argv[i][0] == '-') {
+		if ((strcmp(argv[i], "-c") == 0 ||
+		     strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc) {
+			cfgpath = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "-h") == 0 ||
+			   strcmp(argv[i], "--help") == 0) {
+			fputs(usage_main, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "roomgate: unknown option %s\n\n%s",
+				argv[i], usage_main);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		fputs(usage_main, stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[i];
+	argc -= i;
+	argv += i;
+	optind = 1;
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve(cfgpath, argc, argv, envp);
+	if (strcmp(cmd, "migrate") == 0)
+		return cmd_migrate(cfgpath, argc, argv, envp);
+	if (strcmp(cmd, "keygen") == 0)
+		return cmd_keygen(argc, argv);
+	if (strcmp(cmd, "version") == 0)
+		return cmd_version(argc, argv);
+	if (strcmp(cmd, "help") == 0) {
+		if (argc > 1 && strcmp(argv[1], "config") == 0) {
+			gate_config_print_reference(stdout);
+			return 0;
+		}
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	fprintf(stderr, "roomgate: unknown command \"%s\"\n\n%s", cmd,
+		usage_main);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,661 @@
+/*
+ * Configuration: an INI file read with inih, then ROOMGATE_<SECTION>_<KEY>
+ * environment overrides. Every key is in one table with its type, default
+ * and limits, so the parser, the error messages and the reference printed
+ * by `roomgate help config` cannot disagree.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+#include <sodium.h>
+
+#include "server/server.h"
+
+enum ktype { K_STR, K_SECRET, K_INT, K_BOOL, K_ENUM };
+
+struct key {
+	const char *section;
+	const char *name;
+	enum ktype type;
+	size_t off;
+	long min, max;		    /* K_INT */
+	const char *const *choices; /* K_ENUM: index is the stored value */
+	const char *def;	    /* NULL: no default */
+	const char *help;
+};
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error",
+					 NULL};
+static const char *const tls_modes[] = {"none", "starttls", "ldaps", NULL};
+
+#define OFF(f) offsetof(struct gate_config, f)
+static const struct key keys[] = {
+	{"server", "listen", K_STR, OFF(listen), 0, 0, NULL, "127.0.0.1",
+	 "address to bind (IPv4 or IPv6 literal)"},
+	{"server", "port", K_INT, OFF(port), 1, 65535, NULL, "8080",
+	 "TCP port"},
+	{"server", "threads", K_INT, OFF(threads), 1, 256, NULL, "16",
+	 "HTTP worker threads, each with its own epoll set"},
+	{"server", "max_connections", K_INT, OFF(max_connections), 1, 100000,
+	 NULL, "1024", "concurrent client connections"},
+	{"server", "connection_timeout", K_INT, OFF(connection_timeout_s), 1,
+	 3600, NULL, "30", "seconds a connection may stay idle or slow"},
+	{"server", "max_header_bytes", K_INT, OFF(max_header_bytes), 1024,
+	 1048576, NULL, "16384",
+	 "request line and headers; larger requests get 413"},
+	{"server", "max_body_bytes", K_INT, OFF(max_body_bytes), 0, 67108864,
+	 NULL, "65536", "request body; larger bodies get 413"},
+	{"server", "public_url", K_STR, OFF(public_url), 0, 0, NULL,
+	 "http://127.0.0.1:8080",
+	 "external base URL (http:// or https://), used in links and SAML"},
+	{"server", "node_name", K_STR, OFF(node_name), 0, 0, NULL, NULL,
+	 "this node's name in logs and audit records (default: host name)"},
+	{"server", "log_level", K_ENUM, OFF(log_level), 0, 0, log_levels,
+	 "info", "least severe level written"},
+
+	{"database", "url", K_SECRET, OFF(db_url), 0, 0, NULL, NULL,
+	 "libpq connection URI or key=value string (required)"},
+	{"database", "pool_size", K_INT, OFF(db_pool_size), 1, 1000, NULL,
+	 "8", "connections kept open"},
+	{"database", "connect_timeout", K_INT, OFF(db_connect_timeout_s), 1,
+	 300, NULL, "5", "seconds to wait for a connection to open"},
+	{"database", "statement_timeout_ms", K_INT, OFF(db_statement_timeout_ms),
+	 1, 3600000, NULL, "5000", "server-side limit per statement"},
+	{"database", "acquire_timeout_ms", K_INT, OFF(db_acquire_timeout_ms), 1,
+	 600000, NULL, "2000", "longest wait for a free pooled connection"},
+	{"database", "migrate_on_start", K_BOOL, OFF(db_migrate_on_start), 0, 0,
+	 NULL, "false", "apply pending migrations when serve starts"},
+
+	{"ldap", "uri", K_STR, OFF(ldap_uri), 0, 0, NULL, NULL,
+	 "one or more ldap:// or ldaps:// URIs, space separated, tried in "
+	 "order (required)"},
+	{"ldap", "bind_dn", K_STR, OFF(ldap_bind_dn), 0, 0, NULL, NULL,
+	 "service account DN (required)"},
+	{"ldap", "bind_password", K_SECRET, OFF(ldap_bind_password), 0, 0, NULL,
+	 NULL, "service account password (or bind_password_file)"},
+	{"ldap", "bind_password_file", K_STR, OFF(ldap_bind_password_file), 0,
+	 0, NULL, NULL, "file holding the service account password"},
+	{"ldap", "tls", K_ENUM, OFF(ldap_tls), 0, 0, tls_modes, "none",
+	 "none, starttls (required, never falls back) or ldaps"},
+	{"ldap", "ca_file", K_STR, OFF(ldap_ca_file), 0, 0, NULL, NULL,
+	 "PEM CA bundle for TLS (default: system store)"},
+	{"ldap", "base_dn", K_STR, OFF(ldap_base_dn), 0, 0, NULL, NULL,
+	 "search base for people and groups"},
+	{"ldap", "network_timeout_ms", K_INT, OFF(ldap_network_timeout_ms), 1,
+	 600000, NULL, "2000", "connect timeout"},
+	{"ldap", "op_timeout_ms", K_INT, OFF(ldap_op_timeout_ms), 1, 600000,
+	 NULL, "2000", "per-operation timeout"},
+	{"ldap", "pool_size", K_INT, OFF(ldap_pool_size), 1, 1000, NULL, "8",
+	 "bound connections kept open"},
+	{"ldap", "acquire_timeout_ms", K_INT, OFF(ldap_acquire_timeout_ms), 1,
+	 600000, NULL, "2000", "longest wait for a free pooled connection"},
+
+	{"keys", "file", K_STR, OFF(keys_file), 0, 0, NULL, NULL,
+	 "server key file made by `roomgate keygen` (required)"},
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* Values longer than this are rejected: no key needs more. */
+#define MAX_VALUE 4096
+
+struct load {
+	struct gate_config *cfg;
+	const char *src; /* file name or "environment" */
+	int line;
+	bool seen[NKEYS];
+	char *err;
+	size_t errlen;
+	int failed;
+};
+
+static void
+errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void
+errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static const struct key *
+find_key(const char *section, const char *name, size_t *idx)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (strcmp(keys[i].section, section) == 0 &&
+		    strcmp(keys[i].name, name) == 0) {
+			*idx = i;
+			return &keys[i];
+		}
+	}
+	return NULL;
+}
+
+static bool
+section_known(const char *section)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0)
+			return true;
+	return false;
+}
+
+static void
+list_keys(const char *section, char *out, size_t outlen)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < NKEYS; i++) {
+		int n;
+
+		if (strcmp(keys[i].section, section) != 0)
+			continue;
+		n = snprintf(out + used, outlen - used, "%s%s",
+			     used ? ", " : "", keys[i].name);
+		if (n < 0 || (size_t)n >= outlen - used)
+			break;
+		used += (size_t)n;
+	}
+}
+
+static void
+list_sections(char *out, size_t outlen)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < NKEYS; i++) {
+		int n;
+
+		if (i > 0 && strcmp(keys[i].section, keys[i - 1].section) == 0)
+			continue;
+		n = snprintf(out + used, outlen - used, "%s[%s]",
+			     used ? ", " : "", keys[i].section);
+		if (n < 0 || (size_t)n >= outlen - used)
+			break;
+		used += (size_t)n;
+	}
+}
+
+static void
+describe_allowed(const struct key *k, char *out, size_t outlen)
+{
+	size_t used = 0;
+
+	switch (k->type) {
+	case K_INT:
+		snprintf(out, outlen, "an integer from %ld to %ld", k->min,
+			 k->max);
+		break;
+	case K_BOOL:
+		snprintf(out, outlen, "true or false");
+		break;
+	case K_ENUM:
+		out[0] = '\0';
+		for (int i = 0; k->choices[i] != NULL; i++) {
+			int n = snprintf(out + used, outlen - used, "%s%s",
+					 i ? ", " : "one of ", k->choices[i]);
+			if (n < 0 || (size_t)n >= outlen - used)
+				break;
+			used += (size_t)n;
+		}
+		break;
+	default:
+		snprintf(out, outlen, "text of at most %d bytes", MAX_VALUE);
+		break;
+	}
+}
+
+static int
+parse_int(const char *v, long min, long max, long *out)
+{
+	char *end;
+	long n;
+
+	if (*v == '\0' || isspace((unsigned char)*v))
+		return -1;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < min || n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static int
+parse_bool(const char *v, int *out)
+{
+	if (strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
+	    strcmp(v, "1") == 0 || strcasecmp(v, "on") == 0)
+		*out = 1;
+	else if (strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 ||
+		 strcmp(v, "0") == 0 || strcasecmp(v, "off") == 0)
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static void
+free_str(char **p, bool secret)
+{
+	if (*p == NULL)
+		return;
+	if (secret)
+		sodium_memzero(*p, strlen(*p));
+	free(*p);
+	*p = NULL;
+}
+
+/*
+ * Stores one value. where: "FILE:LINE" or "environment ROOMGATE_X"; used
+ * in messages. Secret values are never echoed.
+ */
+static int
+set_value(struct gate_config *cfg, const struct key *k, const char *value,
+	  const char *where, char *err, size_t errlen)
+{
+	char allowed[256];
+	char *base = (char *)cfg;
+	long n;
+	int b;
+
+	describe_allowed(k, allowed, sizeof(allowed));
+	if (strlen(value) > MAX_VALUE) {
+		errf(err, errlen, "%s: [%s] %s: value too long; must be %s",
+		     where, k->section, k->name, allowed);
+		return -1;
+	}
+	for (const char *p = value; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			errf(err, errlen,
+			     "%s: [%s] %s: value holds a control character",
+			     where, k->section, k->name);
+			return -1;
+		}
+	}
+	switch (k->type) {
+	case K_STR:
+	case K_SECRET: {
+		char **dst = (char **)(void *)(base + k->off);
+		char *copy = strdup(value);
+
+		if (copy == NULL) {
+			errf(err, errlen, "out of memory");
+			return -1;
+		}
+		free_str(dst, k->type == K_SECRET);
+		*dst = copy;
+		return 0;
+	}
+	case K_INT:
+		if (parse_int(value, k->min, k->max, &n) != 0) {
+			errf(err, errlen, "%s: [%s] %s = \"%s\": must be %s",
+			     where, k->section, k->name, value, allowed);
+			return -1;
+		}
+		*(int *)(void *)(base + k->off) = (int)n;
+		return 0;
+	case K_BOOL:
+		if (parse_bool(value, &b) != 0) {
+			errf(err, errlen, "%s: [%s] %s = \"%s\": must be %s",
+			     where, k->section, k->name, value, allowed);
+			return -1;
+		}
+		*(int *)(void *)(base + k->off) = b;
+		return 0;
+	case K_ENUM:
+		for (int i = 0; k->choices[i] != NULL; i++) {
+			if (strcmp(k->choices[i], value) == 0) {
+				*(int *)(void *)(base + k->off) = i;
+				return 0;
+			}
+		}
+		errf(err, errlen, "%s: [%s] %s = \"%s\": must be %s", where,
+		     k->section, k->name, value, allowed);
+		return -1;
+	}
+	return -1;
+}
+
+static int
+ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct load *ld = user;
+	char where[1200], list[512];
+	const struct key *k;
+	size_t idx;
+
+	snprintf(where, sizeof(where), "%s:%d", ld->src, ld->line);
+	if (name == NULL)
+		return 1; /* a bare [section] line; checked with its keys */
+	if (!section_known(section)) {
+		list_sections(list, sizeof(list));
+		errf(ld->err, ld->errlen,
+		     "%s: unknown section [%s]; sections are %s", where,
+		     section, list);
+		ld->failed = 1;
+		return 0;
+	}
+	k = find_key(section, name, &idx);
+	if (k == NULL) {
+		list_keys(section, list, sizeof(list));
+		errf(ld->err, ld->errlen,
+		     "%s: [%s] %s: unknown key; keys in [%s] are %s", where,
+		     section, name, section, list);
+		ld->failed = 1;
+		return 0;
+	}
+	if (ld->seen[idx]) {
+		errf(ld->err, ld->errlen,
+		     "%s: [%s] %s: key given twice; keep one", where, section,
+		     name);
+		ld->failed = 1;
+		return 0;
+	}
+	ld->seen[idx] = true;
+	if (set_value(ld->cfg, k, value, where, ld->err, ld->errlen) != 0) {
+		ld->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+/* inih's reader, counting lines so every message can name one. */
+struct line_reader {
+	FILE *f;
+	struct load *ld;
+	int too_long;
+};
+
+static char *
+read_line(char *str, int num, void *stream)
+{
+	struct line_reader *lr = stream;
+	char *r = fgets(str, num, lr->f);
+	size_t len;
+
+	if (r == NULL)
+		return NULL;
+	lr->ld->line++;
+	len = strlen(r);
+	if (len > 0 && r[len - 1] != '\n' && !feof(lr->f)) {
+		lr->too_long = 1;
+		return NULL;
+	}
+	return r;
+}
+
+static void
+apply_defaults(struct gate_config *cfg)
+{
+	char where[] = "default";
+	char err[64];
+
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].def != NULL)
+			(void)set_value(cfg, &keys[i], keys[i].def, where, err,
+					sizeof(err));
+}
+
+/* ROOMGATE_<SECTION>_<KEY>: section and key upper-cased. */
+static const struct key *
+env_key(const char *var, size_t varlen, size_t *idx)
+{
+	char want[128];
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		int n = snprintf(want, sizeof(want), "ROOMGATE_%s_%s",
+				 keys[i].section, keys[i].name);
+
+		if (n < 0 || (size_t)n >= sizeof(want))
+			continue;
+		for (char *p = want; *p; p++)
+			*p = (char)toupper((unsigned char)*p);
+		if ((size_t)n == varlen && memcmp(want, var, varlen) == 0) {
+			*idx = i;
+			return &keys[i];
+		}
+	}
+	return NULL;
+}
+
+static int
+load_env(struct gate_config *cfg, char *const *envp, char *err,
+	 size_t errlen)
+{
+	for (; envp != NULL && *envp != NULL; envp++) {
+		const char *e = *envp, *eq;
+		const struct key *k;
+		char where[160];
+		size_t idx;
+
+		if (strncmp(e, "ROOMGATE_", 9) != 0)
+			continue;
+		eq = strchr(e, '=');
+		if (eq == NULL)
+			continue;
+		if ((size_t)(eq - e) == 15 && strncmp(e, "ROOMGATE_CONFIG", 15) == 0)
+			continue;
+		k = env_key(e, (size_t)(eq - e), &idx);
+		if (k == NULL) {
+			errf(err, errlen,
+			     "environment: %.*s is not a roomgate setting; "
+			     "use ROOMGATE_<SECTION>_<KEY>, e.g. "
+			     "ROOMGATE_SERVER_PORT (see `roomgate help config`)",
+			     (int)(eq - e) > 100 ? 100 : (int)(eq - e), e);
+			return -1;
+		}
+		snprintf(where, sizeof(where), "environment %.*s",
+			 (int)(eq - e) > 100 ? 100 : (int)(eq - e), e);
+		if (set_value(cfg, k, eq + 1, where, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+read_secret_file(const char *path, char **out, char *err, size_t errlen)
+{
+	char buf[1024];
+	FILE *f;
+	size_t n;
+	int r = -1;
+
+	f = fopen(path, "r");
+	if (f == NULL) {
+		errf(err, errlen, "[ldap] bind_password_file: cannot read %s: %s",
+		     path, strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	if (ferror(f) || !feof(f)) {
+		errf(err, errlen,
+		     "[ldap] bind_password_file: %s is unreadable or longer "
+		     "than %zu bytes",
+		     path, sizeof(buf) - 2);
+		goto out;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	if (n == 0) {
+		errf(err, errlen, "[ldap] bind_password_file: %s is empty",
+		     path);
+		goto out;
+	}
+	*out = strdup(buf);
+	if (*out == NULL) {
+		errf(err, errlen, "out of memory");
+		goto out;
+	}
+	r = 0;
+out:
+	sodium_memzero(buf, sizeof(buf));
+	fclose(f);
+	return r;
+}
+
+int
+gate_config_load(struct gate_config *cfg, const char *path,
+		 char *const *envp, char *err, size_t errlen)
+{
+	struct load ld;
+	struct line_reader lr;
+	FILE *f = NULL;
+	int r = -1, pr;
+
+	memset(cfg, 0, sizeof(*cfg));
+	memset(&ld, 0, sizeof(ld));
+	ld.cfg = cfg;
+	ld.err = err;
+	ld.errlen = errlen;
+	apply_defaults(cfg);
+
+	if (path != NULL) {
+		cfg->path = strdup(path);
+		if (cfg->path == NULL) {
+			errf(err, errlen, "out of memory");
+			goto out;
+		}
+		f = fopen(path, "r");
+		if (f == NULL) {
+			errf(err, errlen,
+			     "cannot read config file %s: %s (pass -c FILE or "
+			     "set ROOMGATE_CONFIG)",
+			     path, strerror(errno));
+			goto out;
+		}
+		ld.src = path;
+		lr.f = f;
+		lr.ld = &ld;
+		lr.too_long = 0;
+		pr = ini_parse_stream(read_line, &lr, ini_cb, &ld);
+		if (lr.too_long) {
+			errf(err, errlen, "%s:%d: line too long", path, ld.line);
+			goto out;
+		}
+		if (ld.failed)
+			goto out;
+		if (pr > 0) {
+			errf(err, errlen,
+			     "%s:%d: not an INI line; expected [section], "
+			     "key = value or a ; comment",
+			     path, pr);
+			goto out;
+		}
+		if (pr < 0) {
+			errf(err, errlen, "%s: read error", path);
+			goto out;
+		}
+	}
+	if (load_env(cfg, envp, err, errlen) != 0)
+		goto out;
+
+	if (cfg->ldap_bind_password_file != NULL) {
+		if (cfg->ldap_bind_password != NULL) {
+			errf(err, errlen,
+			     "[ldap] bind_password and bind_password_file are "
+			     "both set; keep one");
+			goto out;
+		}
+		if (read_secret_file(cfg->ldap_bind_password_file,
+				     &cfg->ldap_bind_password, err,
+				     errlen) != 0)
+			goto out;
+	}
+	if (strncmp(cfg->public_url, "http://", 7) != 0 &&
+	    strncmp(cfg->public_url, "https://", 8) != 0) {
+		errf(err, errlen,
+		     "[server] public_url = \"%s\": must start with http:// or "
+		     "https://",
+		     cfg->public_url);
+		goto out;
+	}
+	r = 0;
+out:
+	if (f != NULL)
+		fclose(f);
+	if (r != 0)
+		gate_config_free(cfg);
+	return r;
+}
+
+int
+gate_config_check_serve(const struct gate_config *cfg, char *err,
+			size_t errlen)
+{
+	static const struct {
+		const char *section, *name;
+		size_t off;
+	} req[] = {
+		{"database", "url", OFF(db_url)},
+		{"ldap", "uri", OFF(ldap_uri)},
+		{"ldap", "bind_dn", OFF(ldap_bind_dn)},
+		{"ldap", "bind_password", OFF(ldap_bind_password)},
+		{"keys", "file", OFF(keys_file)},
+	};
+
+	for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
+		const char *v = *(char *const *)(const void *)((const char *)cfg +
+							       req[i].off);
+		char envname[96];
+
+		if (v != NULL && *v != '\0')
+			continue;
+		snprintf(envname, sizeof(envname), "ROOMGATE_%s_%s",
+			 req[i].section, req[i].name);
+		for (char *p = envname; *p; p++)
+			*p = (char)toupper((unsigned char)*p);
+		errf(err, errlen,
+		     "[%s] %s is required: set it in %s or with %s",
+		     req[i].section, req[i].name,
+		     cfg->path ? cfg->path : "the config file", envname);
+		return -1;
+	}
+	return 0;
+}
+
+void
+gate_config_free(struct gate_config *cfg)
+{
+	char *base = (char *)cfg;
+
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].type == K_STR || keys[i].type == K_SECRET)
+			free_str((char **)(void *)(base + keys[i].off),
+				 keys[i].type == K_SECRET);
+	/* bind_password may come from bind_password_file: still a secret. */
+	free_str(&cfg->ldap_bind_password, true);
+	free(cfg->path);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+void
+gate_config_print_reference(FILE *out)
+{
+	char allowed[256];
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+
+		if (i == 0 || strcmp(k->section, keys[i - 1].section) != 0)
+			fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
+		describe_allowed(k, allowed, sizeof(allowed));
+		fprintf(out, "  %-22s %s\n  %-22s %s; default: %s\n", k->name,
+			k->help, "", allowed, k->def ? k->def : "(none)");
+	}
+}

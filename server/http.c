@@ -1,0 +1,423 @@
+/*
+ * The HTTP listener on libmicrohttpd: a pool of threads, each with its own
+ * epoll set. Per request: an id, route lookup (404/405), size limits (413),
+ * the handler, security headers, then metrics and one access-log line when
+ * libmicrohttpd reports the request complete (where its state is freed).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "server/http_int.h"
+
+struct gate_http {
+	struct MHD_Daemon *d;
+	struct gate_app *app;
+};
+
+/* Per-request state; freed in on_completed(). */
+struct req {
+	char id[33];
+	struct timespec t0;
+	int route;
+	int status;	   /* of the queued response */
+	int early;	   /* response already queued before the body */
+	int too_big;	   /* body exceeded max_body_bytes */
+	struct gate_buf body;
+	char method[16];
+	char remote[INET6_ADDRSTRLEN];
+};
+
+static double
+elapsed(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) +
+	       (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+void
+gate_resp_json(struct gate_resp *out, int status, json_t *obj)
+{
+	free(out->body);
+	out->status = status;
+	out->content_type = "application/json";
+	out->body = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	out->len = out->body ? strlen(out->body) : 0;
+	json_decref(obj);
+	if (out->body == NULL) {
+		/* Out of memory: still answer, with a fixed body. */
+		static const char oom[] =
+			"{\"error\":{\"code\":\"internal\",\"message\":\"out "
+			"of memory\"}}";
+		out->status = 503;
+		out->body = strdup(oom);
+		out->len = out->body ? strlen(oom) : 0;
+	}
+}
+
+void
+gate_resp_error(struct gate_resp *out, const struct gate_rq *rq, int status,
+		const char *code, json_t *extra, const char *fmt, ...)
+{
+	char msg[1024];
+	json_t *o, *e;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o = json_object();
+	e = json_object();
+	if (o == NULL || e == NULL) {
+		json_decref(o);
+		json_decref(e);
+		json_decref(extra);
+		gate_resp_json(out, status, NULL);
+		return;
+	}
+	json_object_set_new(e, "code", json_string(code));
+	json_object_set_new(e, "message", json_string(msg));
+	if (rq != NULL && rq->id != NULL)
+		json_object_set_new(e, "request_id", json_string(rq->id));
+	json_object_set_new(o, "error", e);
+	if (extra != NULL) {
+		json_object_update_missing(o, extra);
+		json_decref(extra);
+	}
+	gate_resp_json(out, status, o);
+}
+
+static enum MHD_Result
+queue(struct MHD_Connection *c, struct req *r, struct gate_resp *resp)
+{
+	struct MHD_Response *mr;
+	enum MHD_Result ret;
+	char ra[16];
+
+	if (resp->body == NULL) {
+		resp->body = strdup("");
+		resp->len = 0;
+	}
+	if (resp->body == NULL)
+		return MHD_NO;
+	mr = MHD_create_response_from_buffer(resp->len, resp->body,
+					     MHD_RESPMEM_MUST_FREE);
+	if (mr == NULL) {
+		free(resp->body);
+		resp->body = NULL;
+		return MHD_NO;
+	}
+	resp->body = NULL; /* owned by mr now */
+	MHD_add_response_header(mr, "X-Request-Id", r->id);
+	MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
+				resp->content_type ? resp->content_type
+						   : "application/json");
+	MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(mr, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(mr, "X-Frame-Options", "DENY");
+	MHD_add_response_header(mr, "Content-Security-Policy",
+				"default-src 'none'; frame-ancestors 'none'");
+	if (resp->allow[0] != '\0')
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, resp->allow);
+	if (resp->retry_after > 0) {
+		snprintf(ra, sizeof(ra), "%d", resp->retry_after);
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
+	r->status = resp->status;
+	ret = MHD_queue_response(c, (unsigned int)resp->status, mr);
+	MHD_destroy_response(mr);
+	return ret;
+}
+
+static void
+client_addr(struct MHD_Connection *c, char *out, size_t outlen)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+
+	snprintf(out, outlen, "-");
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET,
+			  &((const struct sockaddr_in *)(const void *)sa)
+				   ->sin_addr,
+			  out, (socklen_t)outlen);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((const struct sockaddr_in6 *)(const void *)sa)
+				   ->sin6_addr,
+			  out, (socklen_t)outlen);
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url,
+	   const char *method, const char *version, const char *upload_data,
+	   size_t *upload_data_size, void **con_cls)
+{
+	struct gate_http *h = cls;
+	const struct gate_config *cfg = h->app->cfg;
+	struct gate_resp resp;
+	struct gate_rq rq;
+	struct req *r = *con_cls;
+	unsigned char raw[16];
+	gate_handler fn;
+	int m;
+
+	(void)version;
+	memset(&resp, 0, sizeof(resp));
+	memset(&rq, 0, sizeof(rq));
+	rq.conn = c;
+	rq.path = url;
+	rq.method = strcmp(method, "HEAD") == 0 ? "GET" : method;
+
+	if (r == NULL) {
+		const char *cl;
+
+		r = calloc(1, sizeof(*r));
+		if (r == NULL)
+			return MHD_NO;
+		*con_cls = r;
+		clock_gettime(CLOCK_MONOTONIC, &r->t0);
+		randombytes_buf(raw, sizeof(raw));
+		sodium_bin2hex(r->id, sizeof(r->id), raw, sizeof(raw));
+		snprintf(r->method, sizeof(r->method), "%s", method);
+		client_addr(c, r->remote, sizeof(r->remote));
+		gate_buf_init(&r->body, (size_t)cfg->max_body_bytes);
+		rq.id = r->id;
+		rq.remote = r->remote;
+
+		m = gate_route_match(method, url, &r->route, NULL, resp.allow,
+				     sizeof(resp.allow));
+		if (m == GATE_ROUTE_NOT_FOUND) {
+			gate_resp_error(&resp, &rq, 404, "not_found", NULL,
+					"no such endpoint: %s", url);
+		} else if (m == GATE_ROUTE_BAD_METHOD) {
+			gate_resp_error(&resp, &rq, 405, "method_not_allowed",
+					NULL,
+					"%s is not allowed on %s; allowed: %s",
+					method, url, resp.allow);
+		} else {
+			cl = MHD_lookup_connection_value(
+				c, MHD_HEADER_KIND,
+				MHD_HTTP_HEADER_CONTENT_LENGTH);
+			if (cl != NULL) {
+				char *end;
+				unsigned long long n;
+
+				errno = 0;
+				n = strtoull(cl, &end, 10);
+				if (errno != 0 || *end != '\0' ||
+				    n > (unsigned long long)cfg->max_body_bytes)
+					gate_resp_error(
+						&resp, &rq, 413,
+						"body_too_large", NULL,
+						"request body is larger than "
+						"the %d bytes allowed",
+						cfg->max_body_bytes);
+			}
+		}
+		if (resp.status != 0) {
+			r->early = 1;
+			return queue(c, r, &resp);
+		}
+		return MHD_YES;
+	}
+	if (r->early) {
+		/* Answered already; drop whatever body still arrives. */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	rq.id = r->id;
+	rq.remote = r->remote;
+	if (*upload_data_size > 0) {
+		if (!r->too_big &&
+		    gate_buf_add(&r->body, upload_data, *upload_data_size) != 0)
+			r->too_big = 1;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (r->too_big) {
+		gate_resp_error(&resp, &rq, 413, "body_too_large", NULL,
+				"request body is larger than the %d bytes "
+				"allowed",
+				cfg->max_body_bytes);
+		return queue(c, r, &resp);
+	}
+	rq.body = r->body.p ? r->body.p : "";
+	rq.body_len = r->body.len;
+	(void)gate_route_match(method, url, &r->route, &rq, NULL, 0);
+	fn = gate_route_handler(r->route);
+	if (fn == NULL) {
+		gate_resp_error(&resp, &rq, 404, "not_found", NULL,
+				"no such endpoint: %s", url);
+	} else {
+		fn(h->app, &rq, &resp);
+		if (resp.status == 0)
+			gate_resp_error(&resp, &rq, 500, "internal", NULL,
+					"the handler gave no answer");
+	}
+	return queue(c, r, &resp);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+	     enum MHD_RequestTerminationCode toe)
+{
+	struct req *r = *con_cls;
+	double secs;
+	json_t *f;
+
+	(void)cls;
+	(void)c;
+	if (r == NULL)
+		return;
+	secs = elapsed(&r->t0);
+	gate_metrics_observe(r->route, r->status, secs);
+	f = json_pack("{s:s, s:s, s:i, s:f, s:s}", "method", r->method,
+		      "route", gate_route_name(r->route), "status", r->status,
+		      "duration_ms", secs * 1000.0, "remote", r->remote);
+	if (f != NULL && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		json_object_set_new(f, "terminated", json_integer(toe));
+	gate_log_fields(GATE_LOG_INFO, r->id, "http_request", f, "%s %s %d",
+			r->method, gate_route_name(r->route), r->status);
+	gate_buf_free(&r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	gate_log(GATE_LOG_WARN, NULL, "http_library", "%s", msg);
+}
+
+/*
+ * libmicrohttpd decodes %XX in the path and query before we see them. A
+ * decoded control character (NUL above all) would let "/healthz%00x" look
+ * like "/healthz"; such strings are left undecoded, so they match no route
+ * and fail every later validation.
+ */
+static size_t
+unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	size_t len = strlen(s), n;
+	char *copy;
+
+	(void)cls;
+	(void)c;
+	copy = malloc(len + 1);
+	if (copy == NULL)
+		return len;
+	memcpy(copy, s, len + 1);
+	n = MHD_http_unescape(copy);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)copy[i];
+
+		if (ch < 0x20 || ch == 0x7f) {
+			free(copy);
+			return len;
+		}
+	}
+	memcpy(s, copy, n + 1);
+	free(copy);
+	return n;
+}
+
+int
+gate_http_start(struct gate_app *app, struct gate_http **out, char *err,
+		size_t errlen)
+{
+	const struct gate_config *cfg = app->cfg;
+	struct sockaddr_storage ss;
+	struct gate_http *h;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+			     MHD_USE_ERROR_LOG;
+
+	*out = NULL;
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, cfg->listen,
+		      &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port =
+			htons((uint16_t)cfg->port);
+	} else if (inet_pton(AF_INET6, cfg->listen,
+			     &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port =
+			htons((uint16_t)cfg->port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		snprintf(err, errlen,
+			 "[server] listen = \"%s\": not an IPv4 or IPv6 "
+			 "address",
+			 cfg->listen);
+		return -1;
+	}
+	h = calloc(1, sizeof(*h));
+	if (h == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	h->app = app;
+	/*
+	 * The per-connection memory pool holds the request line and headers;
+	 * sizing it caps them (bodies stream through it in pieces). Extra
+	 * room is left for the response headers that share the pool.
+	 */
+	h->d = MHD_start_daemon(
+		flags, (uint16_t)cfg->port, NULL, NULL, on_request, h,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
+		MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned int)cfg->max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned int)cfg->connection_timeout_s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)cfg->max_header_bytes + 4096,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
+		MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
+	if (h->d == NULL) {
+		snprintf(err, errlen,
+			 "cannot listen on %s port %d (in use, or not allowed?)",
+			 cfg->listen, cfg->port);
+		free(h);
+		return -1;
+	}
+	*out = h;
+	return 0;
+}
+
+void
+gate_http_stop(struct gate_http *h)
+{
+	if (h == NULL)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h);
+}

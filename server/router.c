@@ -1,0 +1,122 @@
+/*
+ * The routing table: method, path pattern, handler, and the label used in
+ * metrics. A pattern segment "{name}" matches one non-empty path segment.
+ * Kept free of I/O so it can be unit-tested and fuzzed on its own.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "server/http_int.h"
+
+struct route {
+	const char *method;
+	const char *pattern;
+	gate_handler handler;
+};
+
+static const struct route routes[] = {
+	{"GET", "/healthz", gate_h_healthz},
+	{"GET", "/readyz", gate_h_readyz},
+	{"GET", "/metrics", gate_h_metrics},
+};
+#define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
+
+/* Matches path against pattern; on success fills rq->params if rq. */
+static int
+pattern_match(const char *pattern, const char *path, struct gate_rq *rq)
+{
+	const char *p = pattern, *s = path;
+	int np = 0;
+
+	while (*p != '\0' && *s != '\0') {
+		if (*p == '{') {
+			const char *pe = strchr(p, '}');
+			const char *se = strchr(s, '/');
+			size_t seglen = se ? (size_t)(se - s) : strlen(s);
+
+			if (pe == NULL || seglen == 0 || np >= GATE_MAX_PARAMS)
+				return 0;
+			if (rq != NULL) {
+				rq->params[np].p = s;
+				rq->params[np].len = seglen;
+			}
+			np++;
+			p = pe + 1;
+			s += seglen;
+			continue;
+		}
+		if (*p != *s)
+			return 0;
+		p++;
+		s++;
+	}
+	if (*p != '\0' || *s != '\0')
+		return 0;
+	if (rq != NULL)
+		rq->nparams = np;
+	return 1;
+}
+
+int
+gate_route_match(const char *method, const char *path, int *route,
+		 struct gate_rq *rq, char *allow, size_t allowlen)
+{
+	size_t used = 0;
+	int path_found = 0;
+
+	if (allow != NULL && allowlen > 0)
+		allow[0] = '\0';
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET";
+	for (int i = 0; i < NROUTES; i++) {
+		if (!pattern_match(routes[i].pattern, path, NULL))
+			continue;
+		path_found = 1;
+		if (strcmp(routes[i].method, method) == 0) {
+			pattern_match(routes[i].pattern, path, rq);
+			*route = i;
+			return GATE_ROUTE_OK;
+		}
+		if (allow != NULL && allowlen > used) {
+			int n = snprintf(allow + used, allowlen - used, "%s%s",
+					 used ? ", " : "", routes[i].method);
+
+			if (n > 0 && (size_t)n < allowlen - used)
+				used += (size_t)n;
+			if (strcmp(routes[i].method, "GET") == 0) {
+				n = snprintf(allow + used, allowlen - used,
+					     ", HEAD");
+				if (n > 0 && (size_t)n < allowlen - used)
+					used += (size_t)n;
+			}
+		}
+	}
+	*route = NROUTES; /* the unmatched bucket */
+	return path_found ? GATE_ROUTE_BAD_METHOD : GATE_ROUTE_NOT_FOUND;
+}
+
+int
+gate_route_lookup(const char *method, const char *path, int *route,
+		  char *allow, size_t allowlen)
+{
+	return gate_route_match(method, path, route, NULL, allow, allowlen);
+}
+
+gate_handler
+gate_route_handler(int route)
+{
+	return (route >= 0 && route < NROUTES) ? routes[route].handler : NULL;
+}
+
+int
+gate_route_count(void)
+{
+	return NROUTES + 1;
+}
+
+const char *
+gate_route_name(int route)
+{
+	return (route >= 0 && route < NROUTES) ? routes[route].pattern
+					       : "unmatched";
+}

@@ -1,0 +1,185 @@
+/*
+ * server/ -- roomgate's HTTP service, configuration, logging, metrics,
+ * server keys and the CLI. It depends on db/, directory/ and saml/ through
+ * their single headers; they never include this one.
+ *
+ * Symbols carry the gate_ prefix. Functions that can fail return 0 or a
+ * negative value and write a message a person can act on into err.
+ */
+#ifndef ROOMGATE_SERVER_H
+#define ROOMGATE_SERVER_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "db/db.h"
+#include "directory/directory.h"
+
+#ifndef ROOMGATE_VERSION
+#define ROOMGATE_VERSION "0.1.0"
+#endif
+
+/* ---- configuration (config.c) ---------------------------------------- */
+
+enum gate_log_level { GATE_LOG_DEBUG, GATE_LOG_INFO, GATE_LOG_WARN,
+		      GATE_LOG_ERROR };
+
+/*
+ * Every key of the INI file. Strings are heap copies owned by the struct
+ * and freed (secrets wiped first) by gate_config_free(). The table of keys,
+ * defaults and limits is in config.c and printed by `roomgate --help-config`.
+ */
+struct gate_config {
+	char *path; /* the file read, for messages */
+
+	/* [server] */
+	char *listen;		/* IPv4/IPv6 literal to bind */
+	int port;
+	int threads;		/* libmicrohttpd worker threads (epoll each) */
+	int max_connections;
+	int connection_timeout_s; /* idle / slow-client cutoff */
+	int max_header_bytes;	/* request line + headers (413 beyond) */
+	int max_body_bytes;	/* request body (413 beyond) */
+	char *public_url;	/* https://meet-gate.example.com */
+	char *node_name;	/* in logs and audit; default: host name */
+	int log_level;		/* enum gate_log_level */
+
+	/* [database] */
+	char *db_url; /* secret: may hold a password */
+	int db_pool_size;
+	int db_connect_timeout_s;
+	int db_statement_timeout_ms;
+	int db_acquire_timeout_ms;
+	int db_migrate_on_start; /* bool */
+
+	/* [ldap] */
+	char *ldap_uri;
+	char *ldap_bind_dn;
+	char *ldap_bind_password;      /* secret */
+	char *ldap_bind_password_file; /* read at load, into bind_password */
+	int ldap_tls;		       /* enum dir_tls_mode */
+	char *ldap_ca_file;
+	char *ldap_base_dn;
+	int ldap_network_timeout_ms;
+	int ldap_op_timeout_ms;
+	int ldap_pool_size;
+	int ldap_acquire_timeout_ms;
+
+	/* [keys] */
+	char *keys_file;
+};
+
+/*
+ * Loads path (NULL: no file, only defaults and environment) and then every
+ * ROOMGATE_<SECTION>_<KEY> variable from envp. Rejects unknown sections and
+ * keys, malformed or out-of-range values and unknown ROOMGATE_* variables,
+ * naming the file, line, key and what is allowed. Required keys are checked
+ * by gate_config_check_serve(). On failure *cfg holds nothing to free.
+ */
+int gate_config_load(struct gate_config *cfg, const char *path,
+		     char *const *envp, char *err, size_t errlen);
+/* Keys that `serve` needs (database url, ldap uri, keys file...). */
+int gate_config_check_serve(const struct gate_config *cfg, char *err,
+			    size_t errlen);
+void gate_config_free(struct gate_config *cfg);
+/* Writes the key reference (section, key, type, default, range, help). */
+void gate_config_print_reference(FILE *out);
+
+/* ---- logging (log.c) ---------------------------------------------------- */
+
+/*
+ * One JSON object per line on stderr: ts (UTC, RFC 3339 with ms), level,
+ * event, msg, node, and request_id when given. Thread-safe (one write()).
+ */
+void gate_log_setup(int level, const char *node);
+void gate_log(int level, const char *request_id, const char *event,
+	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* As gate_log, with extra fields; takes ownership of fields (a json_t *
+ * object, declared void * to keep jansson out of this header). */
+void gate_log_fields(int level, const char *request_id, const char *event,
+		     void *fields, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* ---- bounded growable buffer (buf.c) ---------------------------------- */
+
+/* Like curl's dynbuf: every buffer carries its own maximum. */
+struct gate_buf {
+	char *p;
+	size_t len, cap, max;
+	int failed; /* sticky: an append failed (too big or no memory) */
+};
+void gate_buf_init(struct gate_buf *b, size_t max);
+int gate_buf_add(struct gate_buf *b, const void *data, size_t len);
+int gate_buf_printf(struct gate_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Hands the NUL-terminated contents to the caller (free()), resets b. */
+char *gate_buf_take(struct gate_buf *b, size_t *len);
+void gate_buf_free(struct gate_buf *b);
+
+/* ---- server keys (keys.c) ------------------------------------------- */
+
+/*
+ * The server's secrets, kept outside the database: the access-code HMAC
+ * key and sealing key, the join-token HS256 key and the audit-checkpoint
+ * Ed25519 seed. Held in sodium_malloc() memory, wiped by gate_keys_free().
+ */
+#define GATE_KEY_LEN 32
+struct gate_keys {
+	char key_id[17]; /* 16 hex chars: identifies this key set */
+	unsigned char code_hmac[GATE_KEY_LEN];
+	unsigned char code_seal[GATE_KEY_LEN];
+	unsigned char token_hs256[GATE_KEY_LEN];
+	unsigned char audit_ed25519_seed[GATE_KEY_LEN];
+};
+/* Creates path (O_EXCL, mode 0600) with fresh random keys; refuses to
+ * overwrite an existing file. */
+int gate_keys_generate(const char *path, char *err, size_t errlen);
+/* Reads path; refuses a file readable or writable by group or others. */
+int gate_keys_load(const char *path, struct gate_keys **out, char *err,
+		   size_t errlen);
+void gate_keys_free(struct gate_keys *k);
+
+/* ---- metrics (metrics.c) ---------------------------------------------- */
+
+/* Route indexes are those of the routing table (http.c); the last index
+ * counts requests that matched no route. */
+void gate_metrics_observe(int route, int status, double seconds);
+/* Renders the Prometheus text exposition (format 0.0.4) into b. */
+void gate_metrics_render(struct gate_buf *b, struct db_pool *db,
+			 struct dir_pool *dir);
+
+/* ---- HTTP service (http.c, routes_*.c) -------------------------------- */
+
+struct gate_app {
+	const struct gate_config *cfg;
+	struct db_pool *db;
+	struct dir_pool *dir;
+	const struct gate_keys *keys;
+};
+
+enum gate_route_match { GATE_ROUTE_OK = 0, GATE_ROUTE_NOT_FOUND = 404,
+			GATE_ROUTE_BAD_METHOD = 405 };
+/*
+ * Looks method and path up in the routing table. On GATE_ROUTE_OK *route
+ * is the route index; on GATE_ROUTE_BAD_METHOD allow (if not NULL)
+ * receives the Allow header value.
+ */
+int gate_route_lookup(const char *method, const char *path, int *route,
+		      char *allow, size_t allowlen);
+int gate_route_count(void);	     /* routes + 1 (the unmatched bucket) */
+const char *gate_route_name(int route); /* label for metrics and logs */
+
+struct gate_http;
+/* Starts the listener; the app must outlive it. */
+int gate_http_start(struct gate_app *app, struct gate_http **out, char *err,
+		    size_t errlen);
+void gate_http_stop(struct gate_http *h);
+
+/* ---- CLI (cli.c) ------------------------------------------------------ */
+
+/* The whole `roomgate` command line; returns the process exit status. */
+int gate_cli_main(int argc, char **argv, char **envp);
+
+#endif

@@ -1,0 +1,366 @@
+/* Test helpers; see th.h. Failures call cmocka's fail_msg(). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/lib/th.h"
+
+extern char **environ;
+
+const char *
+th_env(const char *name)
+{
+	const char *v = getenv(name);
+
+	if (v == NULL || *v == '\0')
+		fail_msg("environment variable %s is not set: run integration "
+			 "tests through tests/run.sh (make test)",
+			 name);
+	return v;
+}
+
+int
+th_sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	int n, st;
+
+	va_start(ap, fmt);
+	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(cmd))
+		fail_msg("th_sh: command too long");
+	st = system(cmd);
+	if (st == -1 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+static void
+stack_ctl(const char *script, const char *dirvar, const char *verb)
+{
+	int r = th_sh("'%s/deploy/dev/%s' %s '%s' >>'%s/stack-ctl.log' 2>&1",
+		      th_env("RG_TEST_ROOT"), script, verb, th_env(dirvar),
+		      th_env("RG_TEST_TMP"));
+
+	if (r != 0)
+		fail_msg("%s %s failed (%d); see %s/stack-ctl.log", script,
+			 verb, r, th_env("RG_TEST_TMP"));
+}
+
+void
+th_pg_stop(void)
+{
+	stack_ctl("pg.sh", "RG_TEST_PG_DIR", "stop");
+}
+
+void
+th_pg_start(void)
+{
+	stack_ctl("pg.sh", "RG_TEST_PG_DIR", "start");
+}
+
+void
+th_ldap_stop(void)
+{
+	stack_ctl("slapd.sh", "RG_TEST_LDAP_DIR", "stop");
+}
+
+void
+th_ldap_start(void)
+{
+	stack_ctl("slapd.sh", "RG_TEST_LDAP_DIR", "start");
+}
+
+int
+th_free_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int fd, port;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+const char *
+th_write_file(const char *name, const char *text)
+{
+	static char path[1024];
+	FILE *f;
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/%s", th_env("RG_TEST_TMP"), name);
+	assert_true(n > 0 && (size_t)n < sizeof(path));
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+void
+th_server_start(struct th_server *s, const char *config_path, int port)
+{
+	char url[128];
+	char portenv[64];
+	struct th_http *r;
+	int i, n, fd;
+	pid_t pid;
+
+	memset(s, 0, sizeof(*s));
+	s->port = port;
+	n = snprintf(s->log_path, sizeof(s->log_path), "%s/server-%d.log",
+		     th_env("RG_TEST_TMP"), port);
+	assert_true(n > 0 && (size_t)n < sizeof(s->log_path));
+	snprintf(portenv, sizeof(portenv), "ROOMGATE_SERVER_PORT=%d", port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			dup2(fd, 1);
+			close(fd);
+		}
+		putenv(portenv);
+		execl(th_env("RG_TEST_BIN"), "roomgate", "serve", "-c",
+		      config_path, (char *)NULL);
+		_exit(127);
+	}
+	s->pid = pid;
+	r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	for (i = 0; i < 200; i++) {
+		int st;
+
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			s->pid = 0;
+			free(r);
+			fail_msg("roomgate serve exited early; see %s",
+				 s->log_path);
+		}
+		if (th_http("GET", url, NULL, NULL, 0, r) == 200) {
+			free(r);
+			return;
+		}
+		sleep_ms(100);
+	}
+	free(r);
+	th_server_stop(s);
+	fail_msg("roomgate serve did not answer /healthz; see %s",
+		 s->log_path);
+}
+
+void
+th_server_stop(struct th_server *s)
+{
+	int st = 0, i;
+
+	if (s->pid <= 0)
+		return;
+	kill(s->pid, SIGTERM);
+	for (i = 0; i < 300; i++) {
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid)
+			break;
+		sleep_ms(50);
+	}
+	if (i == 300) {
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, &st, 0);
+		s->pid = 0;
+		fail_msg("roomgate serve did not stop within 15 s of SIGTERM");
+	}
+	s->pid = 0;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("roomgate serve exited with status %d (signal %d); "
+			 "see %s",
+			 WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+			 WIFSIGNALED(st) ? WTERMSIG(st) : 0, s->log_path);
+}
+
+static size_t
+body_cb(char *p, size_t sz, size_t n, void *ud)
+{
+	struct th_http *r = ud;
+	size_t len = sz * n, room = sizeof(r->body) - 1 - r->body_len;
+
+	if (len > room)
+		len = room;
+	memcpy(r->body + r->body_len, p, len);
+	r->body_len += len;
+	r->body[r->body_len] = '\0';
+	return sz * n;
+}
+
+static size_t
+header_cb(char *p, size_t sz, size_t n, void *ud)
+{
+	struct th_http *r = ud;
+	size_t have = strlen(r->headers), len = sz * n;
+
+	if (have + len < sizeof(r->headers)) {
+		memcpy(r->headers + have, p, len);
+		r->headers[have + len] = '\0';
+	}
+	return sz * n;
+}
+
+long
+th_http(const char *method, const char *url, const char *const *req_headers,
+	const char *req_body, size_t req_body_len, struct th_http *out)
+{
+	struct curl_slist *hl = NULL;
+	CURL *c;
+	CURLcode cr;
+
+	memset(out, 0, sizeof(*out));
+	out->status = -1;
+	c = curl_easy_init();
+	assert_non_null(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	for (; req_headers != NULL && *req_headers != NULL; req_headers++)
+		hl = curl_slist_append(hl, *req_headers);
+	if (hl != NULL)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	if (req_body != NULL) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req_body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)req_body_len);
+	}
+	cr = curl_easy_perform(c);
+	if (cr == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	return out->status;
+}
+
+const char *
+th_http_header(const struct th_http *r, const char *name, char *buf,
+	       size_t buflen)
+{
+	size_t nl = strlen(name);
+	const char *p = r->headers;
+
+	while (p != NULL && *p != '\0') {
+		const char *eol = strstr(p, "\r\n");
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+
+		if (len > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1;
+			size_t vl;
+
+			while (*v == ' ')
+				v++;
+			vl = len - (size_t)(v - p);
+			if (vl >= buflen)
+				vl = buflen - 1;
+			memcpy(buf, v, vl);
+			buf[vl] = '\0';
+			return buf;
+		}
+		p = eol ? eol + 2 : NULL;
+	}
+	return NULL;
+}
+
+int
+th_run_capture(const char *const *argv, const char *const *extra_env,
+	       char *out, size_t outlen)
+{
+	char *envp[512];
+	size_t ne = 0, used = 0;
+	int pfd[2], st;
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	ssize_t n;
+
+	for (char **e = environ; *e != NULL && ne < 400; e++)
+		envp[ne++] = *e;
+	for (; extra_env != NULL && *extra_env != NULL && ne < 510;
+	     extra_env++)
+		envp[ne++] = (char *)*extra_env;
+	envp[ne] = NULL;
+
+	assert_int_equal(pipe(pfd), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
+	posix_spawn_file_actions_addclose(&fa, pfd[0]);
+	if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv,
+			envp) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	close(pfd[1]);
+	while (outlen > 0 &&
+	       (n = read(pfd[0], out + used, outlen - 1 - used)) > 0) {
+		used += (size_t)n;
+		if (used == outlen - 1)
+			break;
+	}
+	if (outlen > 0)
+		out[used] = '\0';
+	/* Drain whatever did not fit so the child cannot block on us. */
+	{
+		char sink[4096];
+
+		while (read(pfd[0], sink, sizeof(sink)) > 0)
+			;
+	}
+	close(pfd[0]);
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Runs roomgate's whole test suite against real services it starts itself:
+# a private PostgreSQL and slapd on free loopback ports in a temp dir, always
+# stopped on exit (also on failure or Ctrl-C). Ends with "N passed, N failed".
+#
+# Usage: tests/run.sh BUILD_DIR [TEST_NAME_SUBSTRING]
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:?usage: tests/run.sh BUILD_DIR [FILTER]}
+build=$(cd "$build" && pwd)
+filter=${2:-}
+
+tmp=$(mktemp -d /tmp/rgtest.XXXXXX)
+chmod 0755 "$tmp"
+pg_dir=$tmp/pg
+ldap_dir=$tmp/ldap
+
+cleanup() {
+	"$root/deploy/dev/slapd.sh" stop "$ldap_dir" >/dev/null 2>&1 || true
+	"$root/deploy/dev/pg.sh" stop "$pg_dir" >/dev/null 2>&1 || true
+	if [ -n "${RG_KEEP_TMP:-}" ]; then
+		echo "run.sh: kept $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$((20000 + RANDOM % 30000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	echo "run.sh: no free port found" >&2
+	return 1
+}
+
+passed=0
+failed=0
+failures=()
+
+echo "== starting PostgreSQL and slapd under $tmp"
+if ! "$root/deploy/dev/pg.sh" start "$pg_dir" "$(free_port)" >"$tmp/pg-start.log" 2>&1; then
+	cat "$tmp/pg-start.log"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+if ! "$root/deploy/dev/slapd.sh" start "$ldap_dir" "$(free_port)" "$(free_port)" >"$tmp/ldap-start.log" 2>&1; then
+	cat "$tmp/ldap-start.log"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+# shellcheck disable=SC1091
+set -a
+. "$pg_dir/env"
+. "$ldap_dir/env"
+set +a
+export RG_TEST_ROOT=$root RG_TEST_TMP=$tmp RG_TEST_BIN=$build/roomgate
+export RG_TEST_PG_DIR=$pg_dir RG_TEST_PG_URL=$PG_URL RG_TEST_PG_ADMIN_URL=$PG_ADMIN_URL
+export RG_TEST_LDAP_DIR=$ldap_dir RG_TEST_LDAP_URI=$LDAP_URI RG_TEST_LDAPS_URI=$LDAPS_URI
+export RG_TEST_LDAP_STARTTLS_URI=$LDAP_STARTTLS_URI RG_TEST_LDAP_BASE_DN=$LDAP_BASE_DN
+export RG_TEST_LDAP_BIND_DN=$LDAP_BIND_DN RG_TEST_LDAP_BIND_PASSWORD=$LDAP_BIND_PASSWORD
+export RG_TEST_LDAP_ADMIN_DN=$LDAP_ADMIN_DN RG_TEST_LDAP_ADMIN_PASSWORD=$LDAP_ADMIN_PASSWORD
+export RG_TEST_LDAP_CA_FILE=$LDAP_CA_FILE
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}
+export CMOCKA_MESSAGE_OUTPUT=TAP
+
+# Runs one cmocka binary, counts its TAP lines. A binary that dies (ASan,
+# crash, assertion in a fixture) counts as one more failure.
+run_one() {
+	local bin=$1 name out st ok notok
+	name=${bin#"$build/tests/"}
+	out=$tmp/$(echo "$name" | tr '/' '_').out
+	echo "== $name"
+	(cd "$tmp" && timeout 600 "$bin") >"$out" 2>&1
+	st=$?
+	ok=$(grep -cE '^ok [0-9]+' "$out")
+	notok=$(grep -cE '^not ok [0-9]+' "$out")
+	grep -E '^(ok|not ok) [0-9]+' "$out" | sed 's/^/   /'
+	passed=$((passed + ok))
+	failed=$((failed + notok))
+	if [ "$notok" -gt 0 ]; then
+		failures+=("$name")
+	fi
+	if [ "$st" -ne 0 ] && [ "$notok" -eq 0 ]; then
+		failed=$((failed + 1))
+		failures+=("$name (exit $st)")
+	fi
+	if [ "$st" -ne 0 ] || [ "$notok" -gt 0 ]; then
+		echo "---- output of $name"
+		grep -vE '^ok [0-9]+' "$out" | tail -n 80
+		echo "----"
+	fi
+}
+
+for kind in unit integration; do
+	for bin in "$build/tests/$kind"/test_*; do
+		[ -x "$bin" ] || continue
+		case "$bin" in *"$filter"*) ;; *) continue ;; esac
+		run_one "$bin"
+	done
+done
+
+if [ "${#failures[@]}" -gt 0 ]; then
+	echo "failed: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
