@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -363,4 +364,89 @@ th_run_capture(const char *const *argv, const char *const *extra_env,
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
 		return -1;
 	return WEXITSTATUS(st);
+}
+
+int
+th_raw(int port, const char *req, size_t len, int timeout_ms, char *out,
+       size_t outlen)
+{
+	struct sockaddr_in sa;
+	char buf[65536];
+	size_t used = 0, off = 0;
+	struct timespec t0, now;
+	int fd, status = 0;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (off < len) {
+		ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
+
+		if (n <= 0)
+			break; /* the server may answer and close early */
+		off += (size_t)n;
+	}
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		long left;
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000 +
+				     (now.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			break;
+		n = recv(fd, buf + used, sizeof(buf) - 1 - used, 0);
+		if (n <= 0)
+			break;
+		used += (size_t)n;
+		if (used == sizeof(buf) - 1)
+			break;
+	}
+	buf[used] = '\0';
+	close(fd);
+	if (strncmp(buf, "HTTP/1.", 7) == 0 && used > 12)
+		status = (int)strtol(buf + 9, NULL, 10);
+	if (out != NULL && outlen > 0)
+		snprintf(out, outlen, "%s", buf);
+	return status;
+}
+
+const char *
+th_config(const char *name, const char *extra_ini)
+{
+	char keys[600], text[8192];
+	const char *argv[5];
+	char out[1024];
+	int n;
+
+	n = snprintf(keys, sizeof(keys), "%s/server.keys", th_env("RG_TEST_TMP"));
+	assert_true(n > 0 && (size_t)n < sizeof(keys));
+	if (access(keys, F_OK) != 0) {
+		argv[0] = th_env("RG_TEST_BIN");
+		argv[1] = "keygen";
+		argv[2] = "-o";
+		argv[3] = keys;
+		argv[4] = NULL;
+		if (th_run_capture(argv, NULL, out, sizeof(out)) != 0)
+			fail_msg("roomgate keygen failed: %s", out);
+	}
+	n = snprintf(text, sizeof(text),
+		     "[database]\nurl = %s\n"
+		     "[ldap]\nuri = %s\nbind_dn = %s\nbind_password = %s\n"
+		     "[keys]\nfile = %s\n%s",
+		     th_env("RG_TEST_PG_URL"), th_env("RG_TEST_LDAP_URI"),
+		     th_env("RG_TEST_LDAP_BIND_DN"),
+		     th_env("RG_TEST_LDAP_BIND_PASSWORD"), keys,
+		     extra_ini ? extra_ini : "");
+	assert_true(n > 0 && (size_t)n < sizeof(text));
+	return th_write_file(name, text);
 }

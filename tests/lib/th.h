@@ -78,6 +78,24 @@ long th_http(const char *method, const char *url, const char *const *req_headers
 const char *th_http_header(const struct th_http *r, const char *name,
 			   char *buf, size_t buflen);
 
+/*
+ * Writes RG_TEST_TMP/name: a roomgate config for the harness's PostgreSQL
+ * and slapd (clear-text LDAP), a server key file made once per run with
+ * `roomgate keygen`, then extra_ini verbatim (may be NULL; it may reopen
+ * sections but must not repeat keys set here: database url, ldap uri,
+ * bind_dn, bind_password, keys file). Returns the path (static buffer).
+ */
+const char *th_config(const char *name, const char *extra_ini);
+
+/*
+ * Sends raw bytes to 127.0.0.1:port, half-closes nothing, reads until the
+ * server closes or timeout_ms passes. Returns the HTTP status of the first
+ * response line, 0 if the server closed without answering, -1 on connect
+ * failure. out (may be NULL) receives the response text.
+ */
+int th_raw(int port, const char *req, size_t len, int timeout_ms, char *out,
+	   size_t outlen);
+
 /* Runs argv (no shell) and captures stdout+stderr into out (NUL-terminated).
  * Returns the exit status, or -1. extra_env: NULL-terminated "K=V" list added
  * to the environment (may be NULL). */
