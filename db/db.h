@@ -46,7 +46,8 @@ struct db_conn;
  * the server to be up: connections are made on first use and remade after
  * they break, so the service starts and becomes ready when the database
  * does. The strings in cfg are copied. On success *out is owned by the
- * caller and freed with db_pool_close().
+ * caller and freed with db_pool_close(), which must not be called while a
+ * connection is borrowed or a thread is inside db_acquire()/db_ping().
  */
 int db_pool_open(const struct db_config *cfg, struct db_pool **out,
 		 char *err, size_t errlen);
@@ -56,6 +57,9 @@ void db_pool_close(struct db_pool *pool);
  * Borrows a connected connection, waiting at most acquire_timeout_ms for a
  * free one (DB_ETIMEOUT) and reconnecting a broken one (DB_EUNAVAIL if the
  * server cannot be reached). Give it back with db_release() exactly once.
+ * db_release() rolls back a transaction left open and drops a connection
+ * that is broken or busy, so the next borrower always gets a clean one.
+ * Queries on a borrowed connection use the helpers in db/ (later issues).
  */
 int db_acquire(struct db_pool *pool, struct db_conn **out, char *err,
 	       size_t errlen);

@@ -90,7 +90,7 @@ sql_fails(PGconn *c, const char *sql, const char *want_in_message)
 	assert_non_null(msg);
 	if (want_in_message != NULL && strstr(msg, want_in_message) == NULL)
 		fail_msg("error for %s was \"%s\", expected \"%s\" in it", sql,
-			 msg, want_in_message);
+		         msg, want_in_message);
 	snprintf(state, sizeof(state), "%s", s);
 	PQclear(res);
 	return state;
@@ -104,8 +104,8 @@ sql_long(PGconn *c, const char *sql)
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 		fail_msg("%s: %s", sql, PQerrorMessage(c));
-	v = PQgetisnull(res, 0, 0) ? -1 : strtol(PQgetvalue(res, 0, 0), NULL,
-						   10);
+	v = PQgetisnull(res, 0, 0) ? -1
+	                           : strtol(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	return v;
 }
@@ -155,17 +155,17 @@ fresh_db(char *conninfo, size_t len)
 
 	assert_true(ncreated < MAX_DBS);
 	snprintf(created[ncreated], sizeof(created[0]), "roomgate_mig_%d_%d",
-		 (int)getpid(), ncreated);
+	         (int)getpid(), ncreated);
 	a = connect_or_fail(th_env("RG_TEST_PG_ADMIN_URL"));
 	ident = PQescapeIdentifier(a, app_user, strlen(app_user));
 	assert_non_null(ident);
 	snprintf(sql, sizeof(sql), "CREATE DATABASE %s OWNER %s",
-		 created[ncreated], ident);
+	         created[ncreated], ident);
 	PQfreemem(ident);
 	sql_ok(a, sql);
 	PQfinish(a);
 	conninfo_for(th_env("RG_TEST_PG_URL"), created[ncreated], conninfo,
-		     len);
+	             len);
 	ncreated++;
 }
 
@@ -185,7 +185,7 @@ group_setup(void **state)
 			snprintf(app_user, sizeof(app_user), "%s", o->val);
 		if (strcmp(o->keyword, "password") == 0)
 			snprintf(app_password, sizeof(app_password), "%s",
-				 o->val);
+			         o->val);
 	}
 	PQconninfoFree(opts);
 	assert_true(app_user[0] != '\0');
@@ -203,7 +203,7 @@ group_teardown(void **state)
 	a = connect_or_fail(th_env("RG_TEST_PG_ADMIN_URL"));
 	for (i = 0; i < ncreated; i++) {
 		snprintf(sql, sizeof(sql),
-			 "DROP DATABASE IF EXISTS %s WITH (FORCE)", created[i]);
+		         "DROP DATABASE IF EXISTS %s WITH (FORCE)", created[i]);
 		sql_ok(a, sql);
 	}
 	PQfinish(a);
@@ -211,8 +211,7 @@ group_teardown(void **state)
 }
 
 static void
-open_pool(struct db_pool **pool, const char *conninfo, int size,
-	  int acquire_ms)
+open_pool(struct db_pool **pool, const char *conninfo, int size, int acquire_ms)
 {
 	struct db_config cfg = {conninfo, size, 2, 5000, acquire_ms};
 	char err[512];
@@ -241,29 +240,29 @@ migrate_applies_all_then_nothing(void **state)
 
 	c = connect_or_fail(ci);
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"),
-			 (long)db_migrations_count);
+	                 (long)db_migrations_count);
 	assert_int_equal(sql_long(c, "SELECT max(version) FROM "
-				     "schema_migrations"),
-			 db_migrations_latest());
+	                             "schema_migrations"),
+	                 db_migrations_latest());
 	for (i = 0; i < db_migrations_count; i++) {
 		char q[256];
 
 		db_migration_checksum(&db_migrations[i], sum);
 		snprintf(q, sizeof(q),
-			 "SELECT count(*) FROM schema_migrations WHERE "
-			 "version = %d AND name = '%s' AND checksum = '%s'",
-			 db_migrations[i].version, db_migrations[i].name, sum);
+		         "SELECT count(*) FROM schema_migrations WHERE "
+		         "version = %d AND name = '%s' AND checksum = '%s'",
+		         db_migrations[i].version, db_migrations[i].name, sum);
 		assert_int_equal(sql_long(c, q), 1);
 	}
 	/* the schema is really there */
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM pg_tables WHERE "
-				     "schemaname = 'public' AND tablename IN "
-				     "('meetings','meeting_codes',"
-				     "'meeting_invitees','sessions',"
-				     "'admissions','lockout_counters',"
-				     "'audit_log','outbox','saml_replay',"
-				     "'saml_requests')"),
-			 10);
+	                             "schemaname = 'public' AND tablename IN "
+	                             "('meetings','meeting_codes',"
+	                             "'meeting_invitees','sessions',"
+	                             "'admissions','lockout_counters',"
+	                             "'audit_log','outbox','saml_replay',"
+	                             "'saml_requests')"),
+	                 10);
 	first_applied_at = sql_long(
 	    c, "SELECT (extract(epoch FROM max(applied_at)) * 1000000)::bigint "
 	       "FROM schema_migrations");
@@ -272,10 +271,10 @@ migrate_applies_all_then_nothing(void **state)
 	assert_int_equal(db_migrate(ci, &applied, err, sizeof(err)), 0);
 	assert_int_equal(applied, 0);
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"),
-			 (long)db_migrations_count);
+	                 (long)db_migrations_count);
 	assert_int_equal(
 	    sql_long(c, "SELECT (extract(epoch FROM max(applied_at)) * 1000000)"
-			"::bigint FROM schema_migrations"),
+	                "::bigint FROM schema_migrations"),
 	    first_applied_at);
 	PQfinish(c);
 }
@@ -309,7 +308,8 @@ migrate_two_processes_at_once(void **state)
 					;
 				r = db_migrate(ci, &applied, err, sizeof(err));
 				if (r != 0)
-					fprintf(stderr, "child %d: %s\n", k, err);
+					fprintf(stderr, "child %d: %s\n", k,
+					        err);
 				_exit(r == 0 ? applied : 100 - r);
 			}
 		}
@@ -330,8 +330,8 @@ migrate_two_processes_at_once(void **state)
 		    sql_long(c, "SELECT count(*) FROM schema_migrations"),
 		    (long)db_migrations_count);
 		assert_int_equal(sql_long(c, "SELECT count(DISTINCT version) "
-					     "FROM schema_migrations"),
-				 (long)db_migrations_count);
+		                             "FROM schema_migrations"),
+		                 (long)db_migrations_count);
 		PQfinish(c);
 	}
 }
@@ -348,9 +348,9 @@ migrate_reports_changed_migration(void **state)
 	assert_int_equal(db_migrate(ci, NULL, err, sizeof(err)), 0);
 	c = connect_or_fail(ci);
 	sql_ok(c, "UPDATE schema_migrations SET checksum = repeat('0', 64) "
-		  "WHERE version = 1");
+	          "WHERE version = 1");
 	assert_int_equal(db_migrate(ci, &applied, err, sizeof(err)),
-			 DB_ESCHEMA);
+	                 DB_ESCHEMA);
 	assert_int_equal(applied, 0);
 	assert_non_null(
 	    strstr(err, "migration 0001 was changed after it was applied"));
@@ -368,7 +368,7 @@ migrate_refuses_newer_schema(void **state)
 	assert_int_equal(db_migrate(ci, NULL, err, sizeof(err)), 0);
 	c = connect_or_fail(ci);
 	sql_ok(c, "INSERT INTO schema_migrations (version, name, checksum) "
-		  "VALUES (9999, '9999_future', repeat('a', 64))");
+	          "VALUES (9999, '9999_future', repeat('a', 64))");
 	assert_int_equal(db_migrate(ci, NULL, err, sizeof(err)), DB_ESCHEMA);
 	assert_non_null(strstr(err, "9999"));
 	assert_non_null(strstr(err, "newer than this roomgate binary"));
@@ -399,9 +399,9 @@ failed_migration_is_rolled_back(void **state)
 	list[n].sql_len = strlen(broken_sql);
 
 	fresh_db(ci, sizeof(ci));
-	assert_int_equal(db_migrate_list(ci, list, n + 1, &applied, err,
-					 sizeof(err)),
-			 DB_EQUERY);
+	assert_int_equal(
+	    db_migrate_list(ci, list, n + 1, &applied, err, sizeof(err)),
+	    DB_EQUERY);
 	/* the good ones before it stay applied */
 	assert_int_equal(applied, (int)n);
 	snprintf(want, sizeof(want), "migration 9000_broken failed at line 3");
@@ -411,21 +411,21 @@ failed_migration_is_rolled_back(void **state)
 
 	c = connect_or_fail(ci);
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM pg_tables WHERE "
-				     "tablename = 't_partial'"),
-			 0);
+	                             "tablename = 't_partial'"),
+	                 0);
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"),
-			 (long)n);
+	                 (long)n);
 
 	/* a migration that commits by itself is refused */
 	list[n].sql = commits_sql;
 	list[n].sql_len = strlen(commits_sql);
-	assert_int_equal(db_migrate_list(ci, list, n + 1, &applied, err,
-					 sizeof(err)),
-			 DB_EQUERY);
+	assert_int_equal(
+	    db_migrate_list(ci, list, n + 1, &applied, err, sizeof(err)),
+	    DB_EQUERY);
 	assert_int_equal(applied, 0);
 	assert_non_null(strstr(err, "must not contain BEGIN, COMMIT"));
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM schema_migrations"),
-			 (long)n);
+	                 (long)n);
 	PQfinish(c);
 }
 
@@ -442,15 +442,14 @@ audit_log_is_append_only(void **state)
 	assert_int_equal(db_migrate(ci, NULL, err, sizeof(err)), 0);
 	c = connect_or_fail(ci);
 	sql_ok(c, "INSERT INTO audit_log (event_type, outcome, reason, "
-		  "identity, source_addr, code_ok, member_ok, details) VALUES "
-		  "('join', 'deny', 'not_member', 'alice', '192.0.2.1', true, "
-		  "false, '{\"k\": 1}')");
+	          "identity, source_addr, code_ok, member_ok, details) VALUES "
+	          "('join', 'deny', 'not_member', 'alice', '192.0.2.1', true, "
+	          "false, '{\"k\": 1}')");
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM audit_log WHERE "
-				     "at IS NOT NULL AND seq > 0"),
-			 1);
+	                             "at IS NOT NULL AND seq > 0"),
+	                 1);
 
-	sql_fails(c, "UPDATE audit_log SET outcome = 'allow'",
-		  "append-only");
+	sql_fails(c, "UPDATE audit_log SET outcome = 'allow'", "append-only");
 	sql_fails(c, "DELETE FROM audit_log", "append-only");
 	sql_fails(c, "TRUNCATE audit_log", "append-only");
 	/* the owner role is refused, and so is a superuser */
@@ -461,11 +460,11 @@ audit_log_is_append_only(void **state)
 	PQfinish(a);
 
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM audit_log WHERE "
-				     "outcome = 'deny'"),
-			 1);
+	                             "outcome = 'deny'"),
+	                 1);
 	/* inserting still works after the refusals */
 	sql_ok(c, "INSERT INTO audit_log (event_type, outcome) VALUES "
-		  "('meeting_create', 'info')");
+	          "('meeting_create', 'info')");
 	assert_int_equal(sql_long(c, "SELECT count(*) FROM audit_log"), 2);
 	PQfinish(c);
 }
@@ -484,84 +483,85 @@ schema_constraints_hold(void **state)
 	/* code length outside 6..12 */
 	assert_string_equal(
 	    sql_fails(c,
-		      "INSERT INTO meetings (link_id, title, host_identity, "
-		      "allowed_groups, platform_room, code_length) VALUES "
-		      "('aaaaaaaaaaaaaaaa', 't', 'h', "
-		      "'{cn=g,dc=example}', 'r1', 5)",
-		      NULL),
+	              "INSERT INTO meetings (link_id, title, host_identity, "
+	              "allowed_groups, platform_room, code_length) VALUES "
+	              "('aaaaaaaaaaaaaaaa', 't', 'h', "
+	              "'{cn=g,dc=example}', 'r1', 5)",
+	              NULL),
 	    "23514");
 	/* a meeting no group may join */
 	assert_string_equal(
 	    sql_fails(c,
-		      "INSERT INTO meetings (link_id, title, host_identity, "
-		      "allowed_groups, platform_room) VALUES "
-		      "('bbbbbbbbbbbbbbbb', 't', 'h', '{}', 'r1')",
-		      NULL),
+	              "INSERT INTO meetings (link_id, title, host_identity, "
+	              "allowed_groups, platform_room) VALUES "
+	              "('bbbbbbbbbbbbbbbb', 't', 'h', '{}', 'r1')",
+	              NULL),
 	    "23514");
-	sql_ok(c, "INSERT INTO meetings (id, link_id, title, host_identity, "
-		  "allowed_groups, platform_room) VALUES "
-		  "('00000000-0000-4000-8000-000000000001', "
-		  "'cccccccccccccccc', 'Board', 'host', "
-		  "'{\"cn=board,ou=groups,dc=example,dc=com\"}', 'board-room')");
+	sql_ok(c,
+	       "INSERT INTO meetings (id, link_id, title, host_identity, "
+	       "allowed_groups, platform_room) VALUES "
+	       "('00000000-0000-4000-8000-000000000001', "
+	       "'cccccccccccccccc', 'Board', 'host', "
+	       "'{\"cn=board,ou=groups,dc=example,dc=com\"}', 'board-room')");
 	assert_int_equal(sql_long(c, "SELECT code_length FROM meetings"), 8);
 	/* two live meetings on one platform room */
 	assert_string_equal(
 	    sql_fails(c,
-		      "INSERT INTO meetings (link_id, title, host_identity, "
-		      "allowed_groups, platform_room) VALUES "
-		      "('dddddddddddddddd', 't', 'h', '{g}', 'board-room')",
-		      NULL),
+	              "INSERT INTO meetings (link_id, title, host_identity, "
+	              "allowed_groups, platform_room) VALUES "
+	              "('dddddddddddddddd', 't', 'h', '{g}', 'board-room')",
+	              NULL),
 	    "23505");
 
 	/* at most one current code per meeting */
 	sql_ok(c, "INSERT INTO meeting_codes (meeting_id, code_hash, "
-		  "code_sealed, key_id) VALUES "
-		  "('00000000-0000-4000-8000-000000000001', "
-		  "decode(repeat('ab', 32), 'hex'), "
-		  "decode(repeat('cd', 40), 'hex'), 'k1')");
+	          "code_sealed, key_id) VALUES "
+	          "('00000000-0000-4000-8000-000000000001', "
+	          "decode(repeat('ab', 32), 'hex'), "
+	          "decode(repeat('cd', 40), 'hex'), 'k1')");
 	assert_string_equal(
 	    sql_fails(c,
-		      "INSERT INTO meeting_codes (meeting_id, code_hash, "
-		      "code_sealed, key_id) VALUES "
-		      "('00000000-0000-4000-8000-000000000001', "
-		      "decode(repeat('ef', 32), 'hex'), "
-		      "decode(repeat('cd', 40), 'hex'), 'k1')",
-		      "meeting_codes_one_current"),
+	              "INSERT INTO meeting_codes (meeting_id, code_hash, "
+	              "code_sealed, key_id) VALUES "
+	              "('00000000-0000-4000-8000-000000000001', "
+	              "decode(repeat('ef', 32), 'hex'), "
+	              "decode(repeat('cd', 40), 'hex'), 'k1')",
+	              "meeting_codes_one_current"),
 	    "23505");
 	/* a previous code needs the end of its grace period */
 	assert_string_equal(
 	    sql_fails(c,
-		      "INSERT INTO meeting_codes (meeting_id, code_hash, "
-		      "code_sealed, key_id, state) VALUES "
-		      "('00000000-0000-4000-8000-000000000001', "
-		      "decode(repeat('ef', 32), 'hex'), "
-		      "decode(repeat('cd', 40), 'hex'), 'k1', 'previous')",
-		      NULL),
+	              "INSERT INTO meeting_codes (meeting_id, code_hash, "
+	              "code_sealed, key_id, state) VALUES "
+	              "('00000000-0000-4000-8000-000000000001', "
+	              "decode(repeat('ef', 32), 'hex'), "
+	              "decode(repeat('cd', 40), 'hex'), 'k1', 'previous')",
+	              NULL),
 	    "23514");
 	/* nobody admitted without a matched group */
 	assert_string_equal(
 	    sql_fails(c,
-		      "INSERT INTO admissions (meeting_id, identity, state, "
-		      "admitted_at) VALUES "
-		      "('00000000-0000-4000-8000-000000000001', 'alice', "
-		      "'admitted', now())",
-		      NULL),
+	              "INSERT INTO admissions (meeting_id, identity, state, "
+	              "admitted_at) VALUES "
+	              "('00000000-0000-4000-8000-000000000001', 'alice', "
+	              "'admitted', now())",
+	              NULL),
 	    "23514");
 	/* return paths stay on our origin */
 	assert_string_equal(
 	    sql_fails(c,
-		      "INSERT INTO saml_requests (request_id, binding_hash, "
-		      "return_path, expires_at) VALUES ('_r1', "
-		      "decode(repeat('00', 32), 'hex'), '//evil.example/', "
-		      "now() + interval '5 minutes')",
-		      NULL),
+	              "INSERT INTO saml_requests (request_id, binding_hash, "
+	              "return_path, expires_at) VALUES ('_r1', "
+	              "decode(repeat('00', 32), 'hex'), '//evil.example/', "
+	              "now() + interval '5 minutes')",
+	              NULL),
 	    "23514");
 	/* lockout scopes are a closed set */
 	assert_string_equal(
 	    sql_fails(c,
-		      "INSERT INTO lockout_counters (scope, key) VALUES "
-		      "('planet', 'x')",
-		      NULL),
+	              "INSERT INTO lockout_counters (scope, key) VALUES "
+	              "('planet', 'x')",
+	              NULL),
 	    "23514");
 	/* deleting a meeting takes its codes along */
 	sql_ok(c, "DELETE FROM meetings");
@@ -569,7 +569,8 @@ schema_constraints_hold(void **state)
 	PQfinish(c);
 }
 
-/* ---- pool ------------------------------------------------------------------ */
+/* ---- pool ------------------------------------------------------------------
+ */
 
 static void
 pool_connects_lazily_and_pings(void **state)
@@ -605,9 +606,9 @@ pool_sets_session_parameters(void **state)
 	(void)state;
 	open_pool(&pool, th_env("RG_TEST_PG_URL"), 1, 1000);
 	assert_int_equal(db_acquire(pool, &c, err, sizeof(err)), 0);
-	res = PQexec(db_conn_pg(c),
-		     "SELECT current_setting('application_name'), "
-		     "current_setting('statement_timeout')");
+	res =
+	    PQexec(db_conn_pg(c), "SELECT current_setting('application_name'), "
+	                          "current_setting('statement_timeout')");
 	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
 	assert_string_equal(PQgetvalue(res, 0, 0), "roomgate");
 	assert_string_equal(PQgetvalue(res, 0, 1), "5s");
@@ -617,8 +618,7 @@ pool_sets_session_parameters(void **state)
 	PQclear(res);
 	res = PQexec(db_conn_pg(c), "SELECT pg_sleep(3)");
 	assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
-	assert_string_equal(PQresultErrorField(res, PG_DIAG_SQLSTATE),
-			    "57014");
+	assert_string_equal(PQresultErrorField(res, PG_DIAG_SQLSTATE), "57014");
 	PQclear(res);
 	db_release(pool, c);
 	db_pool_close(pool);
@@ -647,7 +647,7 @@ acquire_times_out_when_all_borrowed(void **state)
 	assert_true(took >= 280);
 	assert_true(took < 2000);
 	assert_non_null(strstr(err, "no database connection became free "
-				    "within 300 ms"));
+	                            "within 300 ms"));
 	db_pool_get_stats(pool, &st);
 	assert_true(st.acquire_timeouts == 1);
 	assert_int_equal(st.in_use, 2);
@@ -719,6 +719,72 @@ waiter_gets_released_connection(void **state)
 	db_pool_close(pool);
 }
 
+struct hammer {
+	struct db_pool *pool;
+	int ok;
+	int failed;
+};
+
+static void *
+hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+	struct db_conn *c;
+	char err[512];
+	int i;
+
+	for (i = 0; i < 40; i++) {
+		PGresult *res;
+
+		if (db_acquire(h->pool, &c, err, sizeof(err)) != 0) {
+			h->failed++;
+			continue;
+		}
+		res = PQexecParams(db_conn_pg(c), "SELECT pg_backend_pid()", 0,
+		                   NULL, NULL, NULL, NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+			h->ok++;
+		else
+			h->failed++;
+		PQclear(res);
+		db_release(h->pool, c);
+		if (i % 10 == 0 && db_ping(h->pool, err, sizeof(err)) != 0)
+			h->failed++;
+	}
+	return NULL;
+}
+
+static void
+many_threads_share_a_small_pool(void **state)
+{
+	struct db_pool *pool;
+	struct db_pool_stats st;
+	struct hammer h[8];
+	pthread_t t[8];
+	int i, ok = 0;
+
+	(void)state;
+	open_pool(&pool, th_env("RG_TEST_PG_URL"), 3, 20000);
+	for (i = 0; i < 8; i++) {
+		h[i].pool = pool;
+		h[i].ok = h[i].failed = 0;
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, hammer_main, &h[i]), 0);
+	}
+	for (i = 0; i < 8; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(h[i].failed, 0);
+		ok += h[i].ok;
+	}
+	assert_int_equal(ok, 8 * 40);
+	db_pool_get_stats(pool, &st);
+	assert_int_equal(st.in_use, 0);
+	assert_int_equal(st.waiting, 0);
+	assert_true(st.connects >= 1 && st.connects <= 3); /* never more */
+	assert_true(st.acquire_timeouts == 0);
+	db_pool_close(pool);
+}
+
 static void
 release_cleans_up_transactions(void **state)
 {
@@ -740,10 +806,10 @@ release_cleans_up_transactions(void **state)
 	assert_int_equal(db_acquire(pool, &c, err, sizeof(err)), 0);
 	assert_int_equal(PQbackendPID(db_conn_pg(c)), pid); /* kept */
 	assert_int_equal(PQtransactionStatus(db_conn_pg(c)), PQTRANS_IDLE);
-	assert_int_equal(
-	    sql_long(db_conn_pg(c), "SELECT count(*) FROM pg_class WHERE "
-				    "relname = 't_rb'"),
-	    0); /* rolled back */
+	assert_int_equal(sql_long(db_conn_pg(c),
+	                          "SELECT count(*) FROM pg_class WHERE "
+	                          "relname = 't_rb'"),
+	                 0); /* rolled back */
 
 	/* an aborted transaction is rolled back too */
 	sql_ok(db_conn_pg(c), "BEGIN");
@@ -778,7 +844,7 @@ kill_backend(int pid)
 	snprintf(q, sizeof(q), "SELECT pg_terminate_backend(%d)::int", pid);
 	assert_int_equal(sql_long(a, q), 1);
 	snprintf(q, sizeof(q),
-		 "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid);
+	         "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid);
 	for (i = 0; i < 100 && sql_long(a, q) != 0; i++)
 		sleep_ms(20);
 	PQfinish(a);
@@ -908,8 +974,9 @@ bad_config_is_rejected(void **state)
 		const char *secret; /* never in the message */
 	} cases[] = {
 	    {"host=localhost bogus=1", "bogus", NULL},
-	    {"postgresql://u:Sup3rS3cret@[::1/db", "invalid database "
-						   "connection string",
+	    {"postgresql://u:Sup3rS3cret@[::1/db",
+	     "invalid database "
+	     "connection string",
 	     "Sup3rS3cret"},
 	    {"postgresql://u:bad%zzS3cret@localhost/db",
 	     "the password part is malformed", "S3cret"},
@@ -928,18 +995,18 @@ bad_config_is_rejected(void **state)
 		cfg.conninfo = cases[i].conninfo;
 		pool = (struct db_pool *)&pool;
 		assert_int_equal(db_pool_open(&cfg, &pool, err, sizeof(err)),
-				 DB_EINVAL);
+		                 DB_EINVAL);
 		assert_null(pool);
 		if (strstr(err, cases[i].want) == NULL)
 			fail_msg("case %zu: message \"%s\" lacks \"%s\"", i,
-				 err, cases[i].want);
+			         err, cases[i].want);
 		if (cases[i].secret != NULL &&
 		    strstr(err, cases[i].secret) != NULL)
 			fail_msg("case %zu: message shows the password: %s", i,
-				 err);
-		assert_int_equal(db_migrate(cases[i].conninfo, NULL, err,
-					    sizeof(err)),
-				 DB_EINVAL);
+			         err);
+		assert_int_equal(
+		    db_migrate(cases[i].conninfo, NULL, err, sizeof(err)),
+		    DB_EINVAL);
 		if (cases[i].secret != NULL)
 			assert_null(strstr(err, cases[i].secret));
 	}
@@ -947,21 +1014,21 @@ bad_config_is_rejected(void **state)
 	cfg.conninfo = th_env("RG_TEST_PG_URL");
 	cfg.pool_size = 0;
 	assert_int_equal(db_pool_open(&cfg, &pool, err, sizeof(err)),
-			 DB_EINVAL);
+	                 DB_EINVAL);
 	assert_non_null(strstr(err, "pool_size"));
 	cfg.pool_size = 2;
 	cfg.connect_timeout_s = 0;
 	assert_int_equal(db_pool_open(&cfg, &pool, err, sizeof(err)),
-			 DB_EINVAL);
+	                 DB_EINVAL);
 	assert_non_null(strstr(err, "connect_timeout"));
 	cfg.connect_timeout_s = 2;
 	cfg.acquire_timeout_ms = -1;
 	assert_int_equal(db_pool_open(&cfg, &pool, err, sizeof(err)),
-			 DB_EINVAL);
+	                 DB_EINVAL);
 	cfg.conninfo = NULL;
 	cfg.acquire_timeout_ms = 100;
 	assert_int_equal(db_pool_open(&cfg, &pool, err, sizeof(err)),
-			 DB_EINVAL);
+	                 DB_EINVAL);
 }
 
 int
@@ -979,10 +1046,11 @@ main(void)
 	    cmocka_unit_test(pool_sets_session_parameters),
 	    cmocka_unit_test(acquire_times_out_when_all_borrowed),
 	    cmocka_unit_test(waiter_gets_released_connection),
+	    cmocka_unit_test(many_threads_share_a_small_pool),
 	    cmocka_unit_test(release_cleans_up_transactions),
 	    cmocka_unit_test(killed_backend_is_replaced),
 	    cmocka_unit_test_teardown(pool_survives_postgres_restart,
-				      restart_teardown),
+	                              restart_teardown),
 	    cmocka_unit_test(wrong_password_is_explained_without_it),
 	    cmocka_unit_test(bad_config_is_rejected),
 	};
