@@ -51,25 +51,27 @@ $(O)/%.o: %.c $(HDRS)
 
 $(O)/gen/migrations.c: $(MIGRATIONS) db/embed-migrations.sh
 	@mkdir -p $(dir $@)
-	sh db/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+	$(Q)sh db/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
 $(O)/gen/migrations.o: $(O)/gen/migrations.c
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(O)/libroomgate.a: $(LIB_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(O)/roomgate: $(O)/server/main.o $(O)/libroomgate.a
-	$(CC) $(LDOPT) -o $@ $^ $(PKG_LIBS)
+	@echo '  LD $@'
+	$(Q)$(CC) $(LDOPT) -o $@ $^ $(PKG_LIBS)
 
 $(O)/libtesthelp.a: $(TESTLIB_SRC:%.c=$(O)/%.o)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(O)/tests/%: tests/%.c $(O)/libtesthelp.a $(O)/libroomgate.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $$(pkg-config --cflags cmocka) $(LDOPT) -o $@ $< \
+	@echo '  LD $@'
+	$(Q)$(CC) $(CFLAGS_ALL) $$(pkg-config --cflags cmocka) $(LDOPT) -o $@ $< \
 		$(O)/libtesthelp.a $(O)/libroomgate.a $(PKG_LIBS) $$(pkg-config --libs cmocka)
 
 tests: $(O)/roomgate $(TEST_BINS)

@@ -35,14 +35,15 @@ enum dir_tls_mode {
 struct dir_config {
 	/* One or more URIs separated by spaces, tried in order (failover). */
 	const char *uris;
-	const char *bind_dn;
-	const char *bind_password; /* copied, wiped on close */
+	const char *bind_dn;	   /* required (a DN, or AD's user@domain) */
+	const char *bind_password; /* required; copied, wiped on close */
 	enum dir_tls_mode tls;
 	const char *ca_file;	/* PEM bundle; NULL = system store */
-	int network_timeout_ms; /* connect timeout */
+	int network_timeout_ms; /* connect and TLS handshake timeout */
 	int op_timeout_ms;	/* per-operation timeout */
 	int pool_size;		/* connections kept, >= 1 */
-	int acquire_timeout_ms; /* longest wait for a free connection */
+	int acquire_timeout_ms; /* longest wait for a free connection; 0 =
+				   do not wait */
 	const char *base_dn;	/* search base for later issues */
 };
 
@@ -53,15 +54,21 @@ struct dir_pool;
  * the schemes, CA file readable) but does not need the server to be up:
  * connections are made on first use and remade, with backoff, after they
  * break. The strings in cfg are copied. Freed with dir_pool_close().
+ * On failure *out is NULL.
  */
 int dir_pool_open(const struct dir_config *cfg, struct dir_pool **out,
 		  char *err, size_t errlen);
+/* Unbinds every connection and wipes the password copy. Call it only when
+ * no other thread uses the pool any more. NULL is a no-op. */
 void dir_pool_close(struct dir_pool *pool);
 
 /*
  * Readiness probe: borrows a connection (binding if needed) and runs a
  * bounded round trip (Who am I?) as the service account. A connection
- * found dead is replaced and the probe tried once more.
+ * found dead is replaced and the probe tried once more. After failed
+ * connects the pool backs off (50 ms doubling to 2 s; 60 s after a refused
+ * bind, against account lockout): meanwhile it answers at once with the
+ * last failure. Thread-safe.
  */
 int dir_ping(struct dir_pool *pool, char *err, size_t errlen);
 

@@ -29,7 +29,7 @@ static void
 emit(int level, const char *request_id, const char *event, json_t *fields,
      const char *fmt, va_list ap)
 {
-	char msg[2048], ts[40];
+	char msg[2048], ts[96];
 	struct timespec now;
 	struct tm tm;
 	json_t *o, *msgj;

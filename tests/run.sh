@@ -100,6 +100,20 @@ run_one() {
 		grep -vE '^ok [0-9]+' "$out" | tail -n 80
 		echo "----"
 	fi
+	heal
+}
+
+# A test binary killed mid-way (time limit, crash) may leave slapd frozen
+# (SIGSTOP) or a service stopped; put them back so one failure does not
+# cascade into the next binary's results.
+heal() {
+	local pid
+	pid=$(cat "$ldap_dir/slapd.pid" 2>/dev/null || true)
+	if [ -n "$pid" ]; then kill -CONT "$pid" 2>/dev/null || true; fi
+	"$root/deploy/dev/slapd.sh" status "$ldap_dir" >/dev/null 2>&1 ||
+		"$root/deploy/dev/slapd.sh" start "$ldap_dir" >>"$tmp/heal.log" 2>&1 || true
+	"$root/deploy/dev/pg.sh" status "$pg_dir" >/dev/null 2>&1 ||
+		"$root/deploy/dev/pg.sh" start "$pg_dir" >>"$tmp/heal.log" 2>&1 || true
 }
 
 for kind in unit integration; do
