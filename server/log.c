@@ -72,7 +72,8 @@ emit(int level, const char *request_id, const char *event, json_t *fields,
 		json_object_update_missing(o, fields);
 		json_decref(fields);
 	}
-	line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+	line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII |
+				 JSON_REAL_PRECISION(6));
 	json_decref(o);
 	if (line == NULL)
 		return;
