@@ -354,7 +354,133 @@ dir_cfg_free(struct dir_cfg *c)
 	free(c->bind_dn);
 	free(c->ca_file);
 	free(c->base_dn);
+	free(c->people_base);
+	free(c->group_base);
+	free(c->user_filter);
+	free(c->active_filter);
+	free(c->member_attribute);
+	for (i = 0; i < DIR_ROLE_COUNT; i++)
+		free(c->role_groups[i]);
 	memset(c, 0, sizeof(*c));
+}
+
+/* An optional DN setting: copied and checked when set. */
+static int
+copy_dn(const char *name, const char *in, char **out, char *err,
+        size_t errlen)
+{
+	int r;
+
+	*out = NULL;
+	if (in == NULL || in[0] == '\0')
+		return 0;
+	if ((r = copy_setting(name, in, DIR_MAX_DN_LEN, out, err, errlen)) !=
+	    0)
+		return r;
+	return check_dn(name, *out, err, errlen);
+}
+
+/* The settings of dir_check_member / dir_check_role. */
+static int
+load_checks(const struct dir_config *in, struct dir_cfg *c, char *err,
+            size_t errlen)
+{
+	static const char *const role_names[DIR_ROLE_COUNT] = {
+	    "directory.host_group", "directory.admin_group",
+	    "directory.compliance_group"};
+	const char *uf = in->user_filter, *ma = in->member_attribute;
+	int r, i;
+
+	if ((r = copy_dn("directory.people_base", in->people_base,
+	                 &c->people_base, err, errlen)) != 0 ||
+	    (r = copy_dn("directory.group_base", in->group_base,
+	                 &c->group_base, err, errlen)) != 0)
+		return r;
+	for (i = 0; i < DIR_ROLE_COUNT; i++)
+		if ((r = copy_dn(role_names[i], in->role_groups[i],
+		                 &c->role_groups[i], err, errlen)) != 0)
+			return r;
+
+	if (uf == NULL || uf[0] == '\0')
+		uf = DIR_DEFAULT_USER_FILTER;
+	if ((r = dir_filter_check("directory.user_filter", uf, err,
+	                          errlen)) != 0)
+		return r;
+	if (strstr(uf, DIR_IDENTITY_PLACEHOLDER) == NULL) {
+		dir_errf(err, errlen,
+		         "directory.user_filter '%s' has no %s placeholder: "
+		         "write where the identity goes, e.g. "
+		         "(&(objectClass=person)(mail=%s))",
+		         uf, DIR_IDENTITY_PLACEHOLDER, DIR_IDENTITY_PLACEHOLDER);
+		return DIR_EINVAL;
+	}
+	if ((r = copy_setting("directory.user_filter", uf, DIR_MAX_FILTER_LEN,
+	                      &c->user_filter, err, errlen)) != 0)
+		return r;
+
+	switch (in->active) {
+	case DIR_ACTIVE_OPENLDAP:
+	case DIR_ACTIVE_AD:
+	case DIR_ACTIVE_FREEIPA:
+	case DIR_ACTIVE_NONE:
+		break;
+	case DIR_ACTIVE_FILTER:
+		if ((r = dir_filter_check("directory.active_filter",
+		                          in->active_filter, err, errlen)) != 0)
+			return r;
+		if ((r = copy_setting("directory.active_filter",
+		                      in->active_filter, DIR_MAX_FILTER_LEN,
+		                      &c->active_filter, err, errlen)) != 0)
+			return r;
+		break;
+	default:
+		dir_errf(err, errlen,
+		         "directory.active has an unknown value (%d): use "
+		         "openldap, ad, freeipa, none or filter",
+		         (int)in->active);
+		return DIR_EINVAL;
+	}
+	c->active = in->active;
+
+	switch (in->membership) {
+	case DIR_MEMBERSHIP_MEMBEROF:
+	case DIR_MEMBERSHIP_MEMBER:
+	case DIR_MEMBERSHIP_AD_CHAIN:
+	case DIR_MEMBERSHIP_NESTED:
+		break;
+	default:
+		dir_errf(err, errlen,
+		         "directory.membership has an unknown value (%d): use "
+		         "memberof, member, ad_chain or nested",
+		         (int)in->membership);
+		return DIR_EINVAL;
+	}
+	c->membership = in->membership;
+	if (ma == NULL || ma[0] == '\0')
+		ma = "member";
+	if ((r = dir_attr_check("directory.member_attribute", ma, err,
+	                        errlen)) != 0 ||
+	    (r = copy_setting("directory.member_attribute", ma,
+	                      DIR_MAX_ATTR_LEN, &c->member_attribute, err,
+	                      errlen)) != 0)
+		return r;
+	c->nest_depth = in->nest_depth == 0 ? DIR_DEFAULT_NEST_DEPTH
+	                                    : in->nest_depth;
+	if (c->nest_depth < 1 || c->nest_depth > DIR_MAX_NEST_DEPTH) {
+		dir_errf(err, errlen,
+		         "directory.nest_depth is %d: it must be between 1 and "
+		         "%d",
+		         in->nest_depth, DIR_MAX_NEST_DEPTH);
+		return DIR_EINVAL;
+	}
+	c->check_timeout_ms = in->check_timeout_ms == 0 ? c->op_timeout_ms
+	                                                : in->check_timeout_ms;
+	if ((r = check_ms("directory.check_timeout_ms", c->check_timeout_ms, 1,
+	                  err, errlen)) != 0)
+		return r;
+	c->log = in->log;
+	c->log_arg = in->log_arg;
+	return 0;
 }
 
 int
@@ -442,6 +568,8 @@ dir_cfg_load(const struct dir_config *in, int for_pool, struct dir_cfg *out,
 			goto out;
 		c.pool_size = in->pool_size;
 		c.acquire_timeout_ms = in->acquire_timeout_ms;
+		if ((r = load_checks(in, &c, err, errlen)) != 0)
+			goto out;
 	}
 	*out = c;
 	memset(&c, 0, sizeof(c));

@@ -9,6 +9,10 @@
  *   pool.c    the connection pool, dir_ping, dir_check_bind, stats
  *   util.c    messages (format, scrub, printable), monotonic clock,
  *             backoff, SIGPIPE guard
+ *   filter.c  search filters (RFC 4515 escaping, templates, presets) and
+ *             DN normalization: pure functions, unit tested
+ *   check.c   dir_check_member / dir_check_role: lookup, active check,
+ *             membership strategies
  *
  * Errors follow directory.h: 0 or a negative DIR_E*, and a message in
  * err[errlen] (always NUL-terminated when errlen > 0; err may be NULL when
@@ -80,7 +84,29 @@ struct dir_cfg {
 	int pool_size;
 	int acquire_timeout_ms;
 	char *base_dn; /* NULL when not configured */
+
+	/* The checks; see struct dir_config. Strings owned, NULL = unset. */
+	char *people_base;  /* or base_dn */
+	char *group_base;   /* or base_dn */
+	char *user_filter;  /* always set (default applied) */
+	enum dir_active active;
+	char *active_filter; /* DIR_ACTIVE_FILTER only */
+	enum dir_membership membership;
+	char *member_attribute; /* always set */
+	int nest_depth;
+	int check_timeout_ms;
+	char *role_groups[DIR_ROLE_COUNT];
+	dir_log_fn log;
+	void *log_arg;
 };
+
+/* Limits on check settings and inputs. */
+#define DIR_MAX_FILTER_LEN 4096	  /* configured filters */
+#define DIR_MAX_ATTR_LEN 128	  /* an attribute description */
+#define DIR_MAX_NEST_DEPTH 16
+#define DIR_DEFAULT_NEST_DEPTH 5
+#define DIR_MAX_NEST_GROUPS 1024  /* groups a nested walk may visit */
+#define DIR_MAX_SEARCH_FILTER (256 * 1024) /* a built filter */
 
 /*
  * config.c. for_pool != 0 also checks pool_size and acquire_timeout_ms
@@ -157,6 +183,39 @@ int dir_diag_tcp(const struct dir_uri *u, int timeout_ms, char *why,
 void dir_diag_tls(const struct dir_cfg *c, const struct dir_uri *u,
                   int starttls, char *why, size_t whylen);
 
+/*
+ * filter.c. Strings returned through char ** are malloc()ed and owned by
+ * the caller (free()); on failure *out is NULL and err says why.
+ */
+/* The active filter of a preset, or NULL (NONE, FILTER). */
+const char *dir_active_preset_filter(enum dir_active a);
+/* Replaces every DIR_IDENTITY_PLACEHOLDER in tmpl with value (len bytes,
+ * RFC 4515-escaped with ldap_bv2escaped_filter_value). */
+int dir_filter_expand(const char *tmpl, const char *value, size_t len,
+                      char **out, char *err, size_t errlen);
+/* "(attr=<escaped value>)", or "(|(attr=v1)(attr=v2)...)" for n > 1. */
+int dir_filter_eq_any(const char *attr, const char *const *values, size_t n,
+                      char **out, char *err, size_t errlen);
+/* AD nested membership of the entry in group_dn:
+ * "(memberOf:1.2.840.113556.1.4.1941:=<escaped group_dn>)". */
+int dir_filter_ad_chain(const char *group_dn, char **out, char *err,
+                        size_t errlen);
+/* Shape of a configured filter: "(...)" with balanced parentheses (the
+ * server checks the rest). name is the setting, for the message. */
+int dir_filter_check(const char *name, const char *filter, char *err,
+                     size_t errlen);
+/* An attribute description: letters, digits, '-', ';' (options) or a
+ * numeric OID. */
+int dir_attr_check(const char *name, const char *attr, char *err,
+                   size_t errlen);
+/*
+ * A DN in a form to compare: parsed and printed again by libldap
+ * (ldap_dn_normalize: spaces, escapes) and ASCII lower-cased (attribute
+ * types and the demo's values match case-insensitively). DIR_EINVAL for
+ * a string that is no DN.
+ */
+int dir_dn_norm(const char *dn, char **out);
+
 /* util.c */
 /* snprintf into err; on truncation ends the message with "...". */
 void dir_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -209,6 +268,9 @@ int dir_pool_acquire(struct dir_pool *p, struct dir_lease *l, char *err,
 void dir_pool_release(struct dir_lease *l, int broken);
 /* The pool's checked configuration (read-only, lives as long as p). */
 const struct dir_cfg *dir_pool_cfg(const struct dir_pool *p);
+/* Counts one finished check for dir_pool_get_stats (r: its result). */
+void dir_pool_note_check(struct dir_pool *p, int result, int r,
+                         int round_trips, int64_t elapsed_us);
 
 /*
  * Runs fn on a pooled connection. fn returns 0 or DIR_E* (message in err,

@@ -1,7 +1,8 @@
 /*
  * directory/ -- LDAP / Active Directory access for roomgate: a pool of
- * bound connections (service account), and in later issues the identity
- * lookup, the live active-member check and the change watcher.
+ * bound connections (service account), the identity lookup and the live
+ * active-member check (dir_check_member, dir_check_role); the change
+ * watcher arrives with a later issue.
  *
  * This is the only header other folders include. libldap types stay
  * inside directory/.
@@ -26,6 +27,70 @@ enum {
 	DIR_ENOMEM = -6,
 };
 
+/*
+ * When an entry counts as active. The presets are evaluated on the
+ * attributes fetched with the lookup (no extra round trip):
+ *   OPENLDAP  no pwdAccountLockedTime (ppolicy; operational, requested
+ *             by name)
+ *   AD        userAccountControl without bit 2 (ACCOUNTDISABLE); as a
+ *             filter (!(userAccountControl:1.2.840.113556.1.4.803:=2)),
+ *             never "=514", which misses every other flag combination
+ *   FREEIPA   nsAccountLock not TRUE
+ *   NONE      every entry found is active
+ *   FILTER    active_filter must match the entry: one more round trip
+ *             (a base search on the entry)
+ * The order is that of the [directory] active setting.
+ */
+enum dir_active {
+	DIR_ACTIVE_OPENLDAP = 0,
+	DIR_ACTIVE_AD,
+	DIR_ACTIVE_FREEIPA,
+	DIR_ACTIVE_NONE,
+	DIR_ACTIVE_FILTER,
+};
+
+/*
+ * How membership of an allowed group is decided, and its cost in round
+ * trips (the lookup included; k = allowed groups tried before a match,
+ * at most n; d = nesting levels walked):
+ *   MEMBEROF  memberOf values fetched with the lookup            1
+ *             (OpenLDAP memberof overlay, AD direct groups)
+ *   MEMBER    compare <member_attribute> on each allowed group   1 + k
+ *   AD_CHAIN  AD nested groups: a base search on the entry with   1 + k
+ *             (memberOf:1.2.840.113556.1.4.1941:=<group>)
+ *   NESTED    client-side nesting (any LDAP server): one search   1 + d
+ *             per level for the groups whose member_attribute
+ *             holds the DNs found so far, up to nest_depth levels,
+ *             each group visited once (cycles end)
+ * The order is that of the [directory] membership setting.
+ */
+enum dir_membership {
+	DIR_MEMBERSHIP_MEMBEROF = 0,
+	DIR_MEMBERSHIP_MEMBER,
+	DIR_MEMBERSHIP_AD_CHAIN,
+	DIR_MEMBERSHIP_NESTED,
+};
+
+/* Role groups (dir_check_role). The order is fixed. */
+enum dir_role {
+	DIR_ROLE_HOST = 0,
+	DIR_ROLE_ADMIN,
+	DIR_ROLE_COMPLIANCE,
+	DIR_ROLE_COUNT,
+};
+
+/* Levels of the optional log hook. */
+enum dir_log_level { DIR_LOG_INFO = 1, DIR_LOG_WARN, DIR_LOG_ERROR };
+/*
+ * Called for events a person should see in the logs (an identity that
+ * matches several entries, an allowed group that does not exist, a
+ * directory failure during a check). msg never holds the bind password;
+ * it may hold identities and DNs. May be called from any thread that runs
+ * a check; must not call back into the pool.
+ */
+typedef void (*dir_log_fn)(void *arg, int level, const char *event,
+                           const char *msg);
+
 enum dir_tls_mode {
 	DIR_TLS_NONE = 0, /* ldap:// in clear (loopback / lab only) */
 	DIR_TLS_STARTTLS, /* ldap:// then StartTLS, required */
@@ -44,8 +109,39 @@ struct dir_config {
 	int pool_size;		/* connections kept, >= 1 */
 	int acquire_timeout_ms; /* longest wait for a free connection; 0 =
 				   do not wait */
-	const char *base_dn;	/* search base for later issues */
+	const char *base_dn;	/* default search base (people and groups) */
+
+	/*
+	 * The checks (dir_check_member / dir_check_role). All optional for a
+	 * pool that only pings; zero values pick the defaults named here.
+	 */
+	const char *people_base; /* where entries are looked up; base_dn */
+	const char *group_base;	 /* where NESTED searches groups; base_dn */
+	/* Lookup filter; every "{identity}" is replaced by the identity,
+	 * escaped per RFC 4515. NULL: DIR_DEFAULT_USER_FILTER. */
+	const char *user_filter;
+	enum dir_active active;
+	const char *active_filter; /* DIR_ACTIVE_FILTER only, e.g.
+				      "(employeeType=staff)" */
+	enum dir_membership membership;
+	const char *member_attribute; /* on groups; NULL: "member" */
+	int nest_depth;		      /* NESTED: levels, 1..16; 0: 5 */
+	int check_timeout_ms; /* a whole check's directory time (each
+				 operation also within op_timeout_ms);
+				 0: op_timeout_ms */
+	const char *role_groups[DIR_ROLE_COUNT]; /* group DN per role, or
+						    NULL */
+	dir_log_fn log;	    /* may be NULL */
+	void *log_arg;
 };
+
+#define DIR_DEFAULT_USER_FILTER "(&(objectClass=person)(uid={identity}))"
+#define DIR_IDENTITY_PLACEHOLDER "{identity}"
+/* Longest identity looked up (bytes) and most groups per check. */
+#define DIR_MAX_IDENTITY_LEN 1024
+#define DIR_MAX_GROUPS 64
+/* Room for a DN in a verdict (longer DNs from the server are refused). */
+#define DIR_DN_MAX 1025
 
 struct dir_pool;
 
@@ -78,6 +174,74 @@ int dir_ping(struct dir_pool *pool, char *err, size_t errlen);
  */
 int dir_check_bind(const struct dir_config *cfg, char *err, size_t errlen);
 
+/*
+ * The answer of a check. Decisions start as DIR_V_UNAVAILABLE (deny) and
+ * only a completed check changes that. Every value but DIR_V_MEMBER
+ * denies.
+ */
+enum dir_verdict_result {
+	DIR_V_UNAVAILABLE = 0, /* directory error or timeout: deny, 503 */
+	DIR_V_MEMBER,	       /* active, in group_dn */
+	DIR_V_NOT_MEMBER,      /* active, in none of the allowed groups */
+	DIR_V_INACTIVE,	       /* locked or disabled */
+	DIR_V_NOT_FOUND,       /* no entry matches the identity */
+	DIR_V_AMBIGUOUS,       /* several entries match: deny, logged */
+	DIR_V_COUNT,
+};
+
+/* Filled by the caller's struct; no pointers, nothing to free. */
+struct dir_verdict {
+	int result;		   /* enum dir_verdict_result */
+	char entry_dn[DIR_DN_MAX]; /* the entry, as the server names it;
+				      "" for not_found / ambiguous */
+	char group_dn[DIR_DN_MAX]; /* member: the allowed group (as the
+				      caller gave it); else "" */
+	int group_index;	   /* member: index in groups[]; else -1 */
+	int round_trips;	   /* LDAP operations this check sent */
+	int64_t elapsed_us;	   /* wall time of the check */
+};
+
+/* "member", "not_member", "inactive", "not_found", "ambiguous",
+ * "unavailable" (for logs, audit reasons and metrics labels). */
+const char *dir_verdict_name(int result);
+
+/*
+ * Is `identity` (identity_len bytes, any bytes: it is escaped, never
+ * trusted) an active member of one of the allowed groups (n DNs) right
+ * now? One call: lookup, active check and membership on one pooled
+ * connection, nothing cached. Costs per strategy: see enum dir_membership
+ * (DIR_ACTIVE_FILTER adds one round trip).
+ *
+ * Returns 0 when the directory answered: v->result is then member,
+ * not_member, inactive, not_found or ambiguous, and err says why in
+ * words (e.g. which groups were tried). Returns a negative DIR_E* with
+ * v->result DIR_V_UNAVAILABLE when it did not (server down or frozen:
+ * within the configured timeouts; DIR_ETIMEOUT / DIR_EUNAVAIL) or when
+ * the setup is wrong (DIR_EINVAL: bad group DN, missing base, a filter
+ * the server rejects). An identity that is empty or longer than
+ * DIR_MAX_IDENTITY_LEN is not looked up: DIR_EINVAL with
+ * v->result DIR_V_NOT_FOUND. Callers deny on anything but
+ * DIR_V_MEMBER. groups[] and identity are only read during the call.
+ * Thread-safe.
+ */
+int dir_check_member(struct dir_pool *pool, const char *identity,
+                     size_t identity_len, const char *const *groups,
+                     size_t ngroups, struct dir_verdict *v, char *err,
+                     size_t errlen);
+
+/*
+ * The same check against the role's configured group (role_groups[]),
+ * e.g. "may this person host meetings". A role without a group gives
+ * DIR_EINVAL and DIR_V_NOT_MEMBER.
+ */
+int dir_check_role(struct dir_pool *pool, const char *identity,
+                   size_t identity_len, enum dir_role role,
+                   struct dir_verdict *v, char *err, size_t errlen);
+
+/* Upper bounds (seconds) of the check latency histogram buckets. */
+#define DIR_LATENCY_BUCKETS 10
+extern const double dir_latency_bounds_s[DIR_LATENCY_BUCKETS];
+
 struct dir_pool_stats {
 	int size;
 	int in_use;
@@ -86,6 +250,14 @@ struct dir_pool_stats {
 	uint64_t connects;
 	uint64_t connect_failures;
 	uint64_t acquire_timeouts;
+	/* Checks (dir_check_member / dir_check_role). */
+	uint64_t checks[DIR_V_COUNT]; /* by verdict */
+	uint64_t check_errors[8];     /* by -DIR_E* (index 1..6) */
+	uint64_t round_trips;	      /* LDAP operations sent by checks */
+	/* Latency: counts per bucket (not cumulative), the last one for
+	 * everything slower; sum in microseconds. */
+	uint64_t latency_buckets[DIR_LATENCY_BUCKETS + 1];
+	uint64_t latency_sum_us;
 };
 void dir_pool_get_stats(struct dir_pool *pool, struct dir_pool_stats *st);
 

@@ -50,7 +50,16 @@ struct dir_pool {
 	int probing;         /* a connect after failures is under way */
 	int last_rc;
 	char last_err[DIR_ERR_MAX];
+	/* Checks (check.c), under mu. */
+	uint64_t checks[DIR_V_COUNT];
+	uint64_t check_errors[8];
+	uint64_t round_trips;
+	uint64_t latency_buckets[DIR_LATENCY_BUCKETS + 1];
+	uint64_t latency_sum_us;
 };
+
+const double dir_latency_bounds_s[DIR_LATENCY_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1, 5};
 
 static pthread_once_t dir_once = PTHREAD_ONCE_INIT;
 
@@ -249,6 +258,31 @@ dir_pool_cfg(const struct dir_pool *p)
 	return &p->cfg;
 }
 
+void
+dir_pool_note_check(struct dir_pool *p, int result, int r, int round_trips,
+                    int64_t elapsed_us)
+{
+	double s = (double)elapsed_us / 1e6;
+	int b;
+
+	if (p == NULL)
+		return;
+	for (b = 0; b < DIR_LATENCY_BUCKETS; b++)
+		if (s <= dir_latency_bounds_s[b])
+			break;
+	pthread_mutex_lock(&p->mu);
+	if (result >= 0 && result < DIR_V_COUNT)
+		p->checks[result]++;
+	if (r < 0 && -r < 8)
+		p->check_errors[-r]++;
+	if (round_trips > 0)
+		p->round_trips += (uint64_t)round_trips;
+	p->latency_buckets[b]++;
+	if (elapsed_us > 0)
+		p->latency_sum_us += (uint64_t)elapsed_us;
+	pthread_mutex_unlock(&p->mu);
+}
+
 int
 dir_pool_run(struct dir_pool *p, dir_op_fn fn, void *arg, char *err,
              size_t errlen)
@@ -404,6 +438,13 @@ dir_pool_get_stats(struct dir_pool *pool, struct dir_pool_stats *st)
 	st->connects = pool->connects;
 	st->connect_failures = pool->connect_failures;
 	st->acquire_timeouts = pool->acquire_timeouts;
+	memcpy(st->checks, pool->checks, sizeof(st->checks));
+	memcpy(st->check_errors, pool->check_errors,
+	       sizeof(st->check_errors));
+	st->round_trips = pool->round_trips;
+	memcpy(st->latency_buckets, pool->latency_buckets,
+	       sizeof(st->latency_buckets));
+	st->latency_sum_us = pool->latency_sum_us;
 	pthread_mutex_unlock(&pool->mu);
 }
 

@@ -182,6 +182,37 @@ cmd_keygen(int argc, char **argv)
 	return 0;
 }
 
+/* directory/ does not know server/: its events reach the log here. */
+static void
+dir_log(void *arg, int level, const char *event, const char *msg)
+{
+	(void)arg;
+	gate_log(level == DIR_LOG_ERROR	 ? GATE_LOG_ERROR
+		 : level == DIR_LOG_WARN ? GATE_LOG_WARN
+					 : GATE_LOG_INFO,
+		 NULL, event, "%s", msg);
+}
+
+/* The [directory] settings of the live check; dir_pool_open checks them. */
+static void
+dir_config_checks(const struct gate_config *cfg, struct dir_config *dc)
+{
+	dc->people_base = cfg->dir_people_base;
+	dc->group_base = cfg->dir_group_base;
+	dc->user_filter = cfg->dir_user_filter;
+	dc->active = (enum dir_active)cfg->dir_active;
+	dc->active_filter = cfg->dir_active_filter;
+	dc->membership = (enum dir_membership)cfg->dir_membership;
+	dc->member_attribute = cfg->dir_member_attribute;
+	dc->nest_depth = cfg->dir_nest_depth;
+	dc->check_timeout_ms = cfg->dir_check_timeout_ms;
+	dc->role_groups[DIR_ROLE_HOST] = cfg->dir_host_group;
+	dc->role_groups[DIR_ROLE_ADMIN] = cfg->dir_admin_group;
+	dc->role_groups[DIR_ROLE_COMPLIANCE] = cfg->dir_compliance_group;
+	dc->log = dir_log;
+	dc->log_arg = NULL;
+}
+
 static int
 serve(struct gate_config *cfg, int migrate)
 {
@@ -252,6 +283,7 @@ serve(struct gate_config *cfg, int migrate)
 	dc.pool_size = cfg->ldap_pool_size;
 	dc.acquire_timeout_ms = cfg->ldap_acquire_timeout_ms;
 	dc.base_dn = cfg->ldap_base_dn;
+	dir_config_checks(cfg, &dc);
 	if (dir_pool_open(&dc, &app.dir, err, sizeof(err)) != 0)
 		goto fail;
 

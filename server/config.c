@@ -34,6 +34,11 @@ struct key {
 static const char *const log_levels[] = {"debug", "info", "warn", "error",
 					 NULL};
 static const char *const tls_modes[] = {"none", "starttls", "ldaps", NULL};
+/* Index order is that of enum dir_active / enum dir_membership. */
+static const char *const dir_actives[] = {"openldap", "ad", "freeipa", "none",
+					  "filter", NULL};
+static const char *const dir_memberships[] = {"memberof", "member",
+					      "ad_chain", "nested", NULL};
 
 #define OFF(f) offsetof(struct gate_config, f)
 static const struct key keys[] = {
@@ -96,6 +101,38 @@ static const struct key keys[] = {
 	 "bound connections kept open"},
 	{"ldap", "acquire_timeout_ms", K_INT, OFF(ldap_acquire_timeout_ms), 1,
 	 600000, NULL, "2000", "longest wait for a free pooled connection"},
+
+	{"directory", "people_base", K_STR, OFF(dir_people_base), 0, 0, NULL,
+	 NULL, "where people are looked up (default: [ldap] base_dn)"},
+	{"directory", "group_base", K_STR, OFF(dir_group_base), 0, 0, NULL,
+	 NULL, "where membership = nested searches groups (default: base_dn)"},
+	{"directory", "user_filter", K_STR, OFF(dir_user_filter), 0, 0, NULL,
+	 DIR_DEFAULT_USER_FILTER,
+	 "lookup filter; {identity} is replaced by the escaped identity"},
+	{"directory", "active", K_ENUM, OFF(dir_active), 0, 0, dir_actives,
+	 "openldap",
+	 "when an entry is active: openldap (no pwdAccountLockedTime), ad "
+	 "(userAccountControl bit 2 clear), freeipa (nsAccountLock not TRUE), "
+	 "none, or filter (active_filter)"},
+	{"directory", "active_filter", K_STR, OFF(dir_active_filter), 0, 0,
+	 NULL, NULL, "filter an active entry matches (with active = filter)"},
+	{"directory", "membership", K_ENUM, OFF(dir_membership), 0, 0,
+	 dir_memberships, "memberof",
+	 "memberof (user attribute, 1 round trip), member (compare on the "
+	 "group), ad_chain (AD nested groups), nested (client-side nesting)"},
+	{"directory", "member_attribute", K_STR, OFF(dir_member_attribute), 0,
+	 0, NULL, "member", "group attribute holding member DNs"},
+	{"directory", "nest_depth", K_INT, OFF(dir_nest_depth), 1, 16, NULL,
+	 "5", "group levels followed with membership = nested"},
+	{"directory", "check_timeout_ms", K_INT, OFF(dir_check_timeout_ms), 0,
+	 600000, NULL, "0",
+	 "directory time one check may take (0: [ldap] op_timeout_ms)"},
+	{"directory", "host_group", K_STR, OFF(dir_host_group), 0, 0, NULL,
+	 NULL, "group DN whose members may host meetings"},
+	{"directory", "admin_group", K_STR, OFF(dir_admin_group), 0, 0, NULL,
+	 NULL, "group DN whose members administer roomgate"},
+	{"directory", "compliance_group", K_STR, OFF(dir_compliance_group), 0,
+	 0, NULL, NULL, "group DN whose members may export the audit trail"},
 
 	{"keys", "file", K_STR, OFF(keys_file), 0, 0, NULL, NULL,
 	 "server key file made by `roomgate keygen` (required)"},

@@ -83,6 +83,64 @@ render_pool(struct gate_buf *b, const char *name, int size, int in_use,
 			name, name, name, (unsigned long long)timeouts);
 }
 
+/* The live directory checks (dir_check_member / dir_check_role). */
+static void
+render_dir_checks(struct gate_buf *b, const struct dir_pool_stats *st)
+{
+	static const char *const errs[8] = {NULL,	  "invalid", "unavailable",
+					    "timeout",	  "auth",    "tls",
+					    "no_memory", NULL};
+	uint64_t cum = 0, count = 0;
+	int i;
+
+	gate_buf_printf(b, "# HELP roomgate_directory_checks_total Live "
+			   "directory checks by verdict.\n"
+			   "# TYPE roomgate_directory_checks_total counter\n");
+	for (i = 0; i < DIR_V_COUNT; i++)
+		gate_buf_printf(b,
+				"roomgate_directory_checks_total{verdict=\"%s\"}"
+				" %llu\n",
+				dir_verdict_name(i),
+				(unsigned long long)st->checks[i]);
+	gate_buf_printf(b, "# HELP roomgate_directory_check_errors_total "
+			   "Checks the directory did not answer, by cause.\n"
+			   "# TYPE roomgate_directory_check_errors_total "
+			   "counter\n");
+	for (i = 1; i < 7; i++)
+		gate_buf_printf(b,
+				"roomgate_directory_check_errors_total{error="
+				"\"%s\"} %llu\n",
+				errs[i], (unsigned long long)st->check_errors[i]);
+	gate_buf_printf(b,
+			"# HELP roomgate_directory_round_trips_total LDAP "
+			"operations sent by checks.\n"
+			"# TYPE roomgate_directory_round_trips_total counter\n"
+			"roomgate_directory_round_trips_total %llu\n",
+			(unsigned long long)st->round_trips);
+	gate_buf_printf(b, "# HELP roomgate_directory_check_duration_seconds "
+			   "Time of one check, pool wait included.\n"
+			   "# TYPE roomgate_directory_check_duration_seconds "
+			   "histogram\n");
+	for (i = 0; i <= DIR_LATENCY_BUCKETS; i++)
+		count += st->latency_buckets[i];
+	for (i = 0; i < DIR_LATENCY_BUCKETS; i++) {
+		cum += st->latency_buckets[i];
+		gate_buf_printf(b,
+				"roomgate_directory_check_duration_seconds_"
+				"bucket{le=\"%g\"} %llu\n",
+				dir_latency_bounds_s[i],
+				(unsigned long long)cum);
+	}
+	gate_buf_printf(b,
+			"roomgate_directory_check_duration_seconds_bucket{le="
+			"\"+Inf\"} %llu\n"
+			"roomgate_directory_check_duration_seconds_sum %.6f\n"
+			"roomgate_directory_check_duration_seconds_count %llu\n",
+			(unsigned long long)count,
+			(double)st->latency_sum_us / 1e6,
+			(unsigned long long)count);
+}
+
 void
 gate_metrics_render(struct gate_buf *b, struct db_pool *db,
 		    struct dir_pool *dir)
@@ -163,5 +221,6 @@ gate_metrics_render(struct gate_buf *b, struct db_pool *db,
 		render_pool(b, "ldap", st.size, st.in_use, st.connected,
 			    st.waiting, st.connects, st.connect_failures,
 			    st.acquire_timeouts);
+		render_dir_checks(b, &st);
 	}
 }

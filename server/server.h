@@ -67,6 +67,20 @@ struct gate_config {
 	int ldap_pool_size;
 	int ldap_acquire_timeout_ms;
 
+	/* [directory]: the live check (directory.h, struct dir_config) */
+	char *dir_people_base;	 /* NULL: ldap base_dn */
+	char *dir_group_base;	 /* NULL: ldap base_dn */
+	char *dir_user_filter;	 /* with {identity} */
+	int dir_active;		 /* enum dir_active */
+	char *dir_active_filter; /* active = filter */
+	int dir_membership;	 /* enum dir_membership */
+	char *dir_member_attribute;
+	int dir_nest_depth;
+	int dir_check_timeout_ms; /* 0: ldap op_timeout_ms */
+	char *dir_host_group;	  /* role groups; NULL: nobody */
+	char *dir_admin_group;
+	char *dir_compliance_group;
+
 	/* [keys] */
 	char *keys_file;
 };
