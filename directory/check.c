@@ -918,8 +918,10 @@ check_op(const struct dir_cfg *c, struct dir_conn *conn, void *arg,
 		         stopped ? "; nesting deeper than directory.nest_depth "
 		                   "was not followed"
 		                 : "");
+		if (c->membership == DIR_MEMBERSHIP_NESTED)
+			dir_errcat(err, errlen, " (%d group level%s searched)",
+			           levels, levels == 1 ? "" : "s");
 	}
-	(void)levels;
 	r = 0;
 out:
 	if (res != NULL)

@@ -359,6 +359,60 @@ test_roles(void **state)
 	dir_pool_close(p);
 }
 
+/* The same check over ldaps:// (verified certificate). */
+static void
+test_check_over_ldaps(void **state)
+{
+	struct dir_config c = cfg_check(DIR_MEMBERSHIP_MEMBEROF);
+	struct dir_pool *p;
+
+	(void)state;
+	c.uris = th_env("RG_TEST_LDAPS_URI");
+	c.tls = DIR_TLS_LDAPS;
+	c.ca_file = th_env("RG_TEST_LDAP_CA_FILE");
+	p = open_pool(&c);
+	expect(p, "alice", ALLOWED, DIR_V_MEMBER);
+	expect(p, "dave", ALLOWED, DIR_V_NOT_MEMBER);
+	expect(p, "mallory", ALLOWED, DIR_V_INACTIVE);
+	dir_pool_close(p);
+}
+
+/*
+ * The AD settings against a server that is not AD fail closed: slapd has
+ * no userAccountControl (the active check cannot be made: unavailable)
+ * and no in-chain matching rule (nobody is a member).
+ */
+static void
+test_ad_settings_fail_closed_on_openldap(void **state)
+{
+	struct dir_config c = cfg_check(DIR_MEMBERSHIP_MEMBEROF);
+	struct dir_pool *p;
+	struct dir_verdict v;
+	const char *g = ALLOWED;
+	char err[1024];
+	int r;
+
+	(void)state;
+	c.active = DIR_ACTIVE_AD;
+	p = open_pool(&c);
+	r = dir_check_member(p, "alice", 5, &g, 1, &v, err, sizeof(err));
+	assert_int_equal(r, DIR_EINVAL);
+	assert_int_equal(v.result, DIR_V_UNAVAILABLE);
+	assert_has(err, "userAccountControl");
+	dir_pool_close(p);
+
+	c.active = DIR_ACTIVE_OPENLDAP;
+	c.membership = DIR_MEMBERSHIP_AD_CHAIN;
+	p = open_pool(&c);
+	r = dir_check_member(p, "alice", 5, &g, 1, &v, err, sizeof(err));
+	print_message("    ad_chain on slapd: %d %s (%s)\n", r,
+	              dir_verdict_name(v.result), err);
+	assert_int_equal(r, 0);
+	assert_int_equal(v.result, DIR_V_NOT_MEMBER);
+	assert_int_equal(v.round_trips, 2);
+	dir_pool_close(p);
+}
+
 /* ---- two entries for one identity ---- */
 
 #define DUP_DN "cn=bob-twin,ou=people," BASE
@@ -949,6 +1003,8 @@ main(void)
 	    cmocka_unit_test(test_verdicts_member_compare),
 	    cmocka_unit_test(test_active_filter),
 	    cmocka_unit_test(test_roles),
+	    cmocka_unit_test(test_check_over_ldaps),
+	    cmocka_unit_test(test_ad_settings_fail_closed_on_openldap),
 	    cmocka_unit_test_teardown(test_ambiguous, dup_teardown),
 	    cmocka_unit_test_teardown(test_live_revocation_memberof,
 	                              bob_teardown),
