@@ -8,7 +8,8 @@ V ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 O ?= build/$(MODE)
 CC ?= cc
-PKGS := libmicrohttpd lasso ldap lber libpq libcurl libsodium jansson inih libcrypto
+PKGS := libmicrohttpd lasso ldap lber libpq libcurl libsodium jansson inih libcrypto \
+	glib-2.0 gobject-2.0 libxml-2.0 libssl
 
 # Library headers are included as system headers so our warnings stay ours.
 PKG_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
@@ -74,7 +75,13 @@ $(O)/tests/%: tests/%.c $(O)/libtesthelp.a $(O)/libroomgate.a $(HDRS)
 	$(Q)$(CC) $(CFLAGS_ALL) $$(pkg-config --cflags cmocka) $(LDOPT) -o $@ $< \
 		$(O)/libtesthelp.a $(O)/libroomgate.a $(PKG_LIBS) $$(pkg-config --libs cmocka)
 
-tests: $(O)/roomgate $(TEST_BINS)
+# The test IdP (tests/idp): the suite's and the demo stack's SAML IdP.
+$(O)/idp: tests/idp/idp.c
+	@mkdir -p $(dir $@)
+	@echo '  LD $@'
+	$(Q)$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(PKG_LIBS)
+
+tests: $(O)/roomgate $(O)/idp $(TEST_BINS)
 
 deps:
 	@deploy/install-deps.sh

@@ -104,4 +104,64 @@ int db_migrate(const char *conninfo, int *applied, char *err, size_t errlen);
 /* The highest migration version built into this binary. */
 int db_migrations_latest(void);
 
+/* ---- SAML and sessions (queries_saml.c) -------------------------------
+ *
+ * Hashes are 32 raw bytes (SHA-256 of a browser-held random value); the
+ * random values themselves never reach the database. Strings passed in
+ * are borrowed; strings returned are malloc()ed for the caller.
+ */
+
+/* Records a pending AuthnRequest bound to one browser, for ttl_s. */
+int db_saml_request_put(struct db_pool *pool, const char *request_id,
+			const unsigned char binding_hash[32],
+			const char *return_path, int ttl_s, char *err,
+			size_t errlen);
+/* Marks the pending request request_id of this browser used. 1 and
+ * *return_path (caller frees) if it was pending, unexpired and bound to
+ * binding_hash; 0 if not; < 0 on a database error. */
+int db_saml_request_take(struct db_pool *pool, const char *request_id,
+			 const unsigned char binding_hash[32],
+			 char **return_path, char *err, size_t errlen);
+/* Adds an assertion id to the replay cache, kept until `until` (Unix
+ * time). 1 if new, 0 if already seen (a replay), < 0 on error. */
+int db_saml_replay_add(struct db_pool *pool, const char *assertion_id,
+		       long long until, char *err, size_t errlen);
+
+struct db_session_new {
+	const unsigned char *id_hash; /* 32 bytes */
+	const char *identity, *idp, *name_id;
+	const char *name_id_format, *session_index; /* may be NULL */
+	const char *authn_instant;  /* xsd:dateTime or NULL */
+	const char *attributes_json; /* JSON object or NULL */
+	int absolute_timeout_s;
+	const char *source_addr, *user_agent; /* may be NULL */
+};
+int db_session_create(struct db_pool *pool, const struct db_session_new *s,
+		      char *err, size_t errlen);
+
+/* A live session; every string malloc()ed, freed by db_session_free(). */
+struct db_session {
+	char *identity, *idp, *name_id, *name_id_format, *session_index;
+	char *authn_instant, *attributes_json, *expires_at;
+};
+/* 1 and *out when the session is live (and marks it used), 0 when it is
+ * unknown, revoked, expired or idle too long, < 0 on error. */
+int db_session_get(struct db_pool *pool, const unsigned char id_hash[32],
+		   int idle_timeout_s, struct db_session *out, char *err,
+		   size_t errlen);
+void db_session_free(struct db_session *s);
+/* reason: a sessions.revoke_reason value ('logout', 'idp_logout'...). */
+int db_session_revoke(struct db_pool *pool, const unsigned char id_hash[32],
+		      const char *reason, char *err, size_t errlen);
+
+/* One audit_log row for sign-in events (event_type 'sso'/'logout').
+ * Every field may be NULL except event_type and outcome. */
+struct db_audit_sso {
+	const char *event_type, *outcome, *reason, *identity, *idp;
+	const char *source_addr, *user_agent, *request_id, *node;
+	const char *details_json;
+};
+int db_audit_sso(struct db_pool *pool, const struct db_audit_sso *a,
+		 char *err, size_t errlen);
+
 #endif

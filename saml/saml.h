@@ -4,13 +4,17 @@
  * (see ../shared/notes/lasso-sp.md), SLO and the assertion replay cache.
  *
  * This is the only header other folders include; lasso types stay inside
- * saml/. The SP itself arrives with the SAML issue; the foundation only
- * initializes lasso (and with it libxml2 and xmlsec) once per process.
+ * saml/ (saml/saml_int.h is for saml/ and its own tests).
+ *
+ * Errors: functions return 0 or -1 and write a message a person can act on
+ * into err. The ACS returns a stable reason code (SAML_R_*) for the audit
+ * log and the error page.
  */
 #ifndef ROOMGATE_SAML_H
 #define ROOMGATE_SAML_H
 
 #include <stddef.h>
+#include <time.h>
 
 /*
  * Initializes lasso, xmlsec and libxml2 and checks that the lasso we run
@@ -19,5 +23,135 @@
  */
 int saml_init(char *err, size_t errlen);
 void saml_shutdown(void);
+
+/*
+ * Creates an RSA-2048 private key (PEM, mode 0600, O_EXCL) and a
+ * self-signed SHA-256 certificate for it (PEM, 0644, O_EXCL), valid for
+ * `days`, subject CN = cn. Neither file may exist. For the SP's signing
+ * and encryption pair and for the test IdP.
+ */
+int saml_keygen(const char *key_path, const char *cert_path, const char *cn,
+		int days, char *err, size_t errlen);
+
+/* ---- the Service Provider (sp.c) ------------------------------------ */
+
+/* Strings are borrowed for the duration of saml_sp_open() only. */
+struct saml_sp_config {
+	const char *entity_id; /* our entityID */
+	const char *base_url;  /* public base URL, no trailing slash needed */
+	const char *key_file;  /* PEM private key (signing, decryption) */
+	const char *cert_file; /* PEM certificate of that key */
+	const char *idp_metadata_file; /* the IdP's SAML metadata */
+	const char *name_id_format;    /* asked for in NameIDPolicy, or NULL */
+	/* "nameid" or the name of an attribute (e.g. "mail"): which value
+	 * the directory lookup uses as the identity. */
+	const char *directory_key;
+	int want_assertions_signed; /* 1: the Assertion itself must be
+				     * signed; 0: Response or Assertion */
+	int clock_skew_s;
+	int allow_unsolicited; /* accept responses without InResponseTo */
+	int authn_request_post; /* HTTP-POST binding instead of Redirect */
+	size_t max_response_bytes; /* decoded SAMLResponse limit */
+};
+
+struct saml_sp;
+
+/*
+ * Loads key, certificate and IdP metadata, builds our metadata and the
+ * lasso server. On success *out is owned by the caller (saml_sp_close()).
+ * Thread-safe after creation: lasso calls are serialized inside.
+ */
+int saml_sp_open(const struct saml_sp_config *cfg, struct saml_sp **out,
+		 char *err, size_t errlen);
+void saml_sp_close(struct saml_sp *sp);
+
+/* Our SP metadata (NUL-terminated, owned by sp). */
+const char *saml_sp_metadata(const struct saml_sp *sp);
+const char *saml_sp_idp_entity_id(const struct saml_sp *sp);
+const char *saml_sp_acs_url(const struct saml_sp *sp);
+
+/*
+ * A signed AuthnRequest for the IdP. relay_state (may be NULL) is an
+ * opaque value echoed by the IdP. On success *request_id and either
+ * *redirect_url (Redirect binding) or *post_html (an auto-submitting
+ * form, POST binding) are malloc()ed for the caller; the other is NULL.
+ */
+int saml_sp_authn_request(struct saml_sp *sp, const char *relay_state,
+			  char **request_id, char **redirect_url,
+			  char **post_html, char *err, size_t errlen);
+
+/* Stable ACS reason codes, written to the audit log. */
+#define SAML_R_OK "ok"
+#define SAML_R_BAD_REQUEST "bad_request"	/* no/invalid SAMLResponse */
+#define SAML_R_TOO_LARGE "too_large"
+#define SAML_R_XML_INVALID "xml_invalid"
+#define SAML_R_DOCTYPE "doctype"
+#define SAML_R_NOT_RESPONSE "not_a_response"
+#define SAML_R_RESPONSE_COUNT "response_count"
+#define SAML_R_ASSERTION_COUNT "assertion_count"
+#define SAML_R_ENCRYPTED "encrypted_unsupported"
+#define SAML_R_SIGNATURE_INVALID "signature_invalid"
+#define SAML_R_UNSIGNED "unsigned"
+#define SAML_R_ASSERTION_UNSIGNED "assertion_unsigned"
+#define SAML_R_UNKNOWN_ISSUER "unknown_issuer"
+#define SAML_R_ISSUER_MISMATCH "issuer_mismatch"
+#define SAML_R_STATUS "status_not_success"
+#define SAML_R_DESTINATION "destination_mismatch"
+#define SAML_R_NO_SUBJECT "no_subject"
+#define SAML_R_NO_NAMEID "no_name_id"
+#define SAML_R_NOT_BEARER "confirmation_not_bearer"
+#define SAML_R_RECIPIENT "recipient_mismatch"
+#define SAML_R_CONFIRMATION_EXPIRED "confirmation_expired"
+#define SAML_R_NOT_YET_VALID "not_yet_valid"
+#define SAML_R_EXPIRED "expired"
+#define SAML_R_AUDIENCE_MISSING "audience_missing"
+#define SAML_R_AUDIENCE "audience_mismatch"
+#define SAML_R_CONDITION_UNKNOWN "condition_unknown"
+#define SAML_R_UNSOLICITED "unsolicited"
+#define SAML_R_IN_RESPONSE_TO "in_response_to_mismatch"
+#define SAML_R_REPLAY "replay"
+#define SAML_R_DIRECTORY_KEY "directory_key_missing"
+#define SAML_R_LASSO "lasso_error"
+#define SAML_R_INTERNAL "internal_error"
+
+/* What a valid response says. Every string is malloc()ed, owned by the
+ * struct and freed by saml_identity_free(). */
+struct saml_identity {
+	char *identity;	      /* the directory key's value */
+	char *name_id;
+	char *name_id_format; /* may be NULL */
+	char *idp;	      /* the IdP's entityID */
+	char *session_index;  /* may be NULL */
+	char *authn_instant;  /* may be NULL; xsd:dateTime text */
+	char *assertion_id;
+	char *in_response_to; /* NULL for an unsolicited response */
+	char *attributes_json; /* {"name": ["v", ...], ...} */
+	time_t replay_until;  /* keep the assertion id until this time */
+};
+void saml_identity_free(struct saml_identity *id);
+
+/*
+ * The Assertion Consumer Service: b64 is the SAMLResponse form value.
+ * Runs lasso's checks and all of roomgate's own (Destination, exactly
+ * one assertion, signature policy, issuers, bearer confirmation,
+ * Recipient, time windows with skew, Audience required, unknown
+ * conditions, InResponseTo present unless unsolicited is allowed,
+ * status). The request binding (InResponseTo of this browser) and the
+ * replay cache are the caller's, in the database.
+ *
+ * Returns 0 and fills *out (caller frees), or -1 with *reason set to a
+ * SAML_R_* code (static) and detail a message for logs. *out is then
+ * empty.
+ */
+int saml_sp_acs(struct saml_sp *sp, const char *b64, size_t b64len,
+		time_t now, struct saml_identity *out, const char **reason,
+		char *detail, size_t detaillen);
+
+/*
+ * Whether s is an acceptable post-login return path: a relative path on
+ * our own origin ("/..."), at most 2048 bytes, no "//" or "/\" start, no
+ * backslash, no control or non-ASCII byte. 1 if acceptable.
+ */
+int saml_return_path_ok(const char *s);
 
 #endif

@@ -30,6 +30,7 @@ static const char usage_main[] =
 	"  serve     run the HTTP service\n"
 	"  migrate   apply pending database migrations\n"
 	"  keygen    create a server key file (mode 0600, never overwritten)\n"
+	"  saml-keygen  create the SAML key pair and certificate\n"
 	"  version   print the version\n"
 	"  help      this text; `roomgate help config` lists every setting\n"
 	"\n"
@@ -61,6 +62,18 @@ static const char usage_keygen[] =
 	"to overwrite an existing file. Keep it out of the database and out of\n"
 	"backups that the database's readers can see.\n"
 	"  -o, --output FILE  where to write the keys\n";
+
+static const char usage_saml_keygen[] =
+	"usage: roomgate saml-keygen --key FILE --cert FILE [--name CN] "
+	"[--days N]\n"
+	"\n"
+	"Creates a SAML signing key pair: an RSA-2048 private key (mode 0600)\n"
+	"and a self-signed SHA-256 certificate for it, for [saml] key_file and\n"
+	"cert_file. Refuses to overwrite either file.\n"
+	"  --key FILE   where to write the private key (PEM)\n"
+	"  --cert FILE  where to write the certificate (PEM)\n"
+	"  --name CN    the certificate's common name (default: roomgate-sp)\n"
+	"  --days N     validity in days (default 3650)\n";
 
 static const char usage_version[] = "usage: roomgate version\n";
 
@@ -214,6 +227,88 @@ dir_config_checks(const struct gate_config *cfg, struct dir_config *dc)
 }
 
 static int
+cmd_saml_keygen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"key", required_argument, NULL, 'k'},
+		{"cert", required_argument, NULL, 'c'},
+		{"name", required_argument, NULL, 'n'},
+		{"days", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *key = NULL, *cert = NULL, *cn = "roomgate-sp";
+	char err[1024], *end;
+	long days = 3650;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'k':
+			key = optarg;
+			break;
+		case 'c':
+			cert = optarg;
+			break;
+		case 'n':
+			cn = optarg;
+			break;
+		case 'd':
+			days = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || days < 1 ||
+			    days > 36500) {
+				fprintf(stderr, "roomgate: --days must be 1 to "
+						"36500\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			fputs(usage_saml_keygen, stdout);
+			return 0;
+		default:
+			fputs(usage_saml_keygen, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (key == NULL || cert == NULL || optind != argc) {
+		fputs(usage_saml_keygen, stderr);
+		return EXIT_USAGE;
+	}
+	if (saml_keygen(key, cert, cn, (int)days, err, sizeof(err)) != 0) {
+		fprintf(stderr, "roomgate: saml-keygen: %s\n", err);
+		return 1;
+	}
+	printf("wrote SAML key %s (mode 0600) and certificate %s\n", key,
+	       cert);
+	return 0;
+}
+
+static int
+open_saml(const struct gate_config *cfg, struct saml_sp **out, char *err,
+	  size_t errlen)
+{
+	struct saml_sp_config sc;
+
+	*out = NULL;
+	if (cfg->saml_entity_id == NULL || *cfg->saml_entity_id == '\0')
+		return 0;
+	memset(&sc, 0, sizeof(sc));
+	sc.entity_id = cfg->saml_entity_id;
+	sc.base_url = cfg->public_url;
+	sc.key_file = cfg->saml_key_file;
+	sc.cert_file = cfg->saml_cert_file;
+	sc.idp_metadata_file = cfg->saml_idp_metadata_file;
+	sc.name_id_format = cfg->saml_name_id_format;
+	sc.directory_key = cfg->saml_directory_key;
+	sc.want_assertions_signed = cfg->saml_want_assertions_signed;
+	sc.clock_skew_s = cfg->saml_clock_skew_s;
+	sc.allow_unsolicited = cfg->saml_allow_unsolicited;
+	sc.authn_request_post = cfg->saml_authn_request_binding == 1;
+	sc.max_response_bytes = (size_t)cfg->saml_acs_max_body_bytes;
+	return saml_sp_open(&sc, out, err, errlen);
+}
+
+static int
 serve(struct gate_config *cfg, int migrate)
 {
 	struct gate_app app;
@@ -252,6 +347,8 @@ serve(struct gate_config *cfg, int migrate)
 	    (saml_up = (saml_init(err, sizeof(err)) == 0)) == 0)
 		goto fail;
 	app.keys = keys;
+	if (open_saml(cfg, &app.saml, err, sizeof(err)) != 0)
+		goto fail;
 
 	if (migrate || cfg->db_migrate_on_start) {
 		int applied = 0;
@@ -315,6 +412,7 @@ out:
 	gate_http_stop(http);
 	dir_pool_close(app.dir);
 	db_pool_close(app.db);
+	saml_sp_close(app.saml);
 	if (saml_up)
 		saml_shutdown();
 	gate_keys_free(keys);
@@ -417,6 +515,8 @@ gate_cli_main(int argc, char **argv, char **envp)
 		return cmd_migrate(cfgpath, argc, argv, envp);
 	if (strcmp(cmd, "keygen") == 0)
 		return cmd_keygen(argc, argv);
+	if (strcmp(cmd, "saml-keygen") == 0)
+		return cmd_saml_keygen(argc, argv);
 	if (strcmp(cmd, "version") == 0)
 		return cmd_version(argc, argv);
 	if (strcmp(cmd, "help") == 0) {

@@ -34,6 +34,7 @@ struct key {
 static const char *const log_levels[] = {"debug", "info", "warn", "error",
 					 NULL};
 static const char *const tls_modes[] = {"none", "starttls", "ldaps", NULL};
+static const char *const saml_bindings[] = {"redirect", "post", NULL};
 /* Index order is that of enum dir_active / enum dir_membership. */
 static const char *const dir_actives[] = {"openldap", "ad", "freeipa", "none",
 					  "filter", NULL};
@@ -136,6 +137,40 @@ static const struct key keys[] = {
 
 	{"keys", "file", K_STR, OFF(keys_file), 0, 0, NULL, NULL,
 	 "server key file made by `roomgate keygen` (required)"},
+
+	{"saml", "entity_id", K_STR, OFF(saml_entity_id), 0, 0, NULL, NULL,
+	 "our SP entityID; SAML sign-in is off while unset"},
+	{"saml", "key_file", K_STR, OFF(saml_key_file), 0, 0, NULL, NULL,
+	 "SP private key, PEM (`roomgate saml-keygen` makes one)"},
+	{"saml", "cert_file", K_STR, OFF(saml_cert_file), 0, 0, NULL, NULL,
+	 "SP certificate, PEM, published in /saml/metadata"},
+	{"saml", "idp_metadata_file", K_STR, OFF(saml_idp_metadata_file), 0, 0,
+	 NULL, NULL, "the IdP's SAML metadata file"},
+	{"saml", "name_id_format", K_STR, OFF(saml_name_id_format), 0, 0, NULL,
+	 NULL, "NameID format asked for (default: unspecified)"},
+	{"saml", "directory_key", K_STR, OFF(saml_directory_key), 0, 0, NULL,
+	 "nameid", "\"nameid\" or the attribute whose value the directory "
+	 "lookup uses (e.g. mail)"},
+	{"saml", "want_assertions_signed", K_BOOL,
+	 OFF(saml_want_assertions_signed), 0, 0, NULL, "true",
+	 "true: the Assertion itself must be signed; false: Response or "
+	 "Assertion"},
+	{"saml", "clock_skew", K_INT, OFF(saml_clock_skew_s), 0, 600, NULL,
+	 "60", "seconds of clock difference allowed in time checks"},
+	{"saml", "allow_unsolicited", K_BOOL, OFF(saml_allow_unsolicited), 0,
+	 0, NULL, "false", "accept IdP-initiated (unsolicited) responses"},
+	{"saml", "authn_request_binding", K_ENUM,
+	 OFF(saml_authn_request_binding), 0, 0, saml_bindings, "redirect",
+	 "how the AuthnRequest reaches the IdP"},
+	{"saml", "acs_max_body_bytes", K_INT, OFF(saml_acs_max_body_bytes),
+	 4096, 4194304, NULL, "524288", "largest POST to /saml/acs"},
+	{"saml", "request_ttl", K_INT, OFF(saml_request_ttl_s), 30, 3600, NULL,
+	 "600", "seconds a sign-in may take from /saml/login to the ACS"},
+
+	{"session", "idle_timeout", K_INT, OFF(session_idle_timeout_s), 60,
+	 604800, NULL, "1800", "seconds of inactivity that end a session"},
+	{"session", "absolute_timeout", K_INT, OFF(session_absolute_timeout_s),
+	 300, 2592000, NULL, "28800", "longest session lifetime in seconds"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

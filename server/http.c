@@ -100,6 +100,38 @@ gate_resp_error(struct gate_resp *out, const struct gate_rq *rq, int status,
 	gate_resp_json(out, status, o);
 }
 
+int
+gate_resp_header(struct gate_resp *out, const char *name, const char *value)
+{
+	char *v;
+
+	if (out->nheaders >= GATE_MAX_RESP_HEADERS ||
+	    (v = strdup(value)) == NULL)
+		return -1;
+	out->headers[out->nheaders].name = name;
+	out->headers[out->nheaders].value = v;
+	out->nheaders++;
+	return 0;
+}
+
+void
+gate_resp_html(struct gate_resp *out, int status, char *html)
+{
+	free(out->body);
+	out->status = status;
+	out->content_type = "text/html; charset=utf-8";
+	out->body = html;
+	out->len = html ? strlen(html) : 0;
+}
+
+static void
+resp_free_headers(struct gate_resp *resp)
+{
+	for (int i = 0; i < resp->nheaders; i++)
+		free(resp->headers[i].value);
+	resp->nheaders = 0;
+}
+
 static enum MHD_Result
 queue(struct MHD_Connection *c, struct req *r, struct gate_resp *resp)
 {
@@ -111,13 +143,16 @@ queue(struct MHD_Connection *c, struct req *r, struct gate_resp *resp)
 		resp->body = strdup("");
 		resp->len = 0;
 	}
-	if (resp->body == NULL)
+	if (resp->body == NULL) {
+		resp_free_headers(resp);
 		return MHD_NO;
+	}
 	mr = MHD_create_response_from_buffer(resp->len, resp->body,
 					     MHD_RESPMEM_MUST_FREE);
 	if (mr == NULL) {
 		free(resp->body);
 		resp->body = NULL;
+		resp_free_headers(resp);
 		return MHD_NO;
 	}
 	resp->body = NULL; /* owned by mr now */
@@ -130,7 +165,13 @@ queue(struct MHD_Connection *c, struct req *r, struct gate_resp *resp)
 	MHD_add_response_header(mr, "Referrer-Policy", "no-referrer");
 	MHD_add_response_header(mr, "X-Frame-Options", "DENY");
 	MHD_add_response_header(mr, "Content-Security-Policy",
-				"default-src 'none'; frame-ancestors 'none'");
+				resp->csp ? resp->csp
+					  : "default-src 'none'; "
+					    "frame-ancestors 'none'");
+	for (int i = 0; i < resp->nheaders; i++)
+		MHD_add_response_header(mr, resp->headers[i].name,
+					resp->headers[i].value);
+	resp_free_headers(resp);
 	if (resp->allow[0] != '\0')
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, resp->allow);
 	if (resp->retry_after > 0) {
@@ -214,6 +255,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 					"%s is not allowed on %s; allowed: %s",
 					method, url, resp.allow);
 		} else {
+			r->body.max = gate_route_body_limit(r->route, cfg);
 			cl = MHD_lookup_connection_value(
 				c, MHD_HEADER_KIND,
 				MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -224,13 +266,13 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 				errno = 0;
 				n = strtoull(cl, &end, 10);
 				if (errno != 0 || *end != '\0' ||
-				    n > (unsigned long long)cfg->max_body_bytes)
+				    n > (unsigned long long)r->body.max)
 					gate_resp_error(
 						&resp, &rq, 413,
 						"body_too_large", NULL,
 						"request body is larger than "
-						"the %d bytes allowed",
-						cfg->max_body_bytes);
+						"the %zu bytes allowed",
+						r->body.max);
 			}
 		}
 		if (resp.status != 0) {
@@ -255,9 +297,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (r->too_big) {
 		gate_resp_error(&resp, &rq, 413, "body_too_large", NULL,
-				"request body is larger than the %d bytes "
+				"request body is larger than the %zu bytes "
 				"allowed",
-				cfg->max_body_bytes);
+				r->body.max);
 		return queue(c, r, &resp);
 	}
 	rq.body = r->body.p ? r->body.p : "";

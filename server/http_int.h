@@ -12,6 +12,7 @@
 #include "server/server.h"
 
 #define GATE_MAX_PARAMS 4
+#define GATE_MAX_RESP_HEADERS 6
 
 struct MHD_Connection;
 
@@ -42,7 +43,32 @@ struct gate_resp {
 	size_t len;
 	char allow[64];	      /* Allow header for 405, or empty */
 	int retry_after;      /* seconds, 0: none */
+	/* Extra headers (Location, Set-Cookie...): names static, values
+	 * malloc()ed and owned by the response (gate_resp_header()). */
+	int nheaders;
+	struct {
+		const char *name;
+		char *value;
+	} headers[GATE_MAX_RESP_HEADERS];
+	const char *csp; /* static; replaces the default CSP when set */
 };
+
+/* Adds a header (value copied). -1 when full or out of memory. */
+int gate_resp_header(struct gate_resp *out, const char *name,
+		     const char *value);
+/* Sets an HTML body; takes ownership of html (malloc()ed). */
+void gate_resp_html(struct gate_resp *out, int status, char *html);
+
+/* Sets a JSON body; takes ownership of obj. */
+void gate_resp_json(struct gate_resp *out, int status, json_t *obj);
+/*
+ * Sets the stable error shape
+ *   {"error": {"code": CODE, "message": MESSAGE, "request_id": ID}}
+ * extra (may be NULL; ownership taken) is merged at the top level.
+ */
+void gate_resp_error(struct gate_resp *out, const struct gate_rq *rq,
+		     int status, const char *code, json_t *extra,
+		     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* Sets a JSON body; takes ownership of obj. */
 void gate_resp_json(struct gate_resp *out, int status, json_t *obj);
@@ -62,6 +88,9 @@ typedef void (*gate_handler)(struct gate_app *app, const struct gate_rq *rq,
 int gate_route_match(const char *method, const char *path, int *route,
 		     struct gate_rq *rq, char *allow, size_t allowlen);
 gate_handler gate_route_handler(int route);
+/* The body limit of a route: [server] max_body_bytes, or a route's own
+ * (the SAML ACS takes [saml] acs_max_body_bytes). */
+size_t gate_route_body_limit(int route, const struct gate_config *cfg);
 
 /* routes_health.c */
 void gate_h_healthz(struct gate_app *app, const struct gate_rq *rq,
@@ -70,5 +99,41 @@ void gate_h_readyz(struct gate_app *app, const struct gate_rq *rq,
 		   struct gate_resp *out);
 void gate_h_metrics(struct gate_app *app, const struct gate_rq *rq,
 		    struct gate_resp *out);
+
+/* routes_saml.c */
+void gate_h_saml_metadata(struct gate_app *app, const struct gate_rq *rq,
+			  struct gate_resp *out);
+void gate_h_saml_login(struct gate_app *app, const struct gate_rq *rq,
+		       struct gate_resp *out);
+void gate_h_saml_acs(struct gate_app *app, const struct gate_rq *rq,
+		     struct gate_resp *out);
+void gate_h_saml_logout(struct gate_app *app, const struct gate_rq *rq,
+			struct gate_resp *out);
+void gate_h_me(struct gate_app *app, const struct gate_rq *rq,
+	       struct gate_resp *out);
+
+/* session.c: cookies. */
+#define GATE_SESSION_COOKIE "rg_session"
+#define GATE_SAML_BINDING_COOKIE "rg_saml"
+/* 0 only for a plain-http public URL on loopback (the local stack). */
+int gate_cookie_secure(const struct gate_config *cfg);
+/* Adds Set-Cookie: HttpOnly, Secure (see above), SameSite=Lax, or None
+ * when cross_site_post (and Secure). max_age < 0: a browser-session
+ * cookie. value is wiped from the local copy. */
+int gate_cookie_add(struct gate_resp *out, const struct gate_config *cfg,
+		    const char *name, const char *value, const char *path,
+		    int max_age, int cross_site_post);
+/* SHA-256 of the 32 random bytes in cookie `name` (64 hex chars). 1 if
+ * present and well-formed, else 0. */
+int gate_cookie_hash(const struct gate_rq *rq, const char *name,
+		     unsigned char hash[32]);
+/* 32 random bytes as hex (the cookie) and their SHA-256 (the database). */
+int gate_random_token(char hex[65], unsigned char hash[32]);
+
+/* session.c: the signed-in person of a request, from the session cookie.
+ * 1 and *out (db_session_free()) when live, 0 when not signed in, < 0 on a
+ * database error (the caller answers 503: fail closed). */
+int gate_session_of(struct gate_app *app, const struct gate_rq *rq,
+		    struct db_session *out, char *err, size_t errlen);
 
 #endif

@@ -18,6 +18,11 @@ static const struct route routes[] = {
 	{"GET", "/healthz", gate_h_healthz},
 	{"GET", "/readyz", gate_h_readyz},
 	{"GET", "/metrics", gate_h_metrics},
+	{"GET", "/saml/metadata", gate_h_saml_metadata},
+	{"GET", "/saml/login", gate_h_saml_login},
+	{"POST", "/saml/acs", gate_h_saml_acs},
+	{"GET", "/saml/logout", gate_h_saml_logout},
+	{"GET", "/v1/me", gate_h_me},
 };
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
 
@@ -119,4 +124,13 @@ gate_route_name(int route)
 {
 	return (route >= 0 && route < NROUTES) ? routes[route].pattern
 					       : "unmatched";
+}
+
+size_t
+gate_route_body_limit(int route, const struct gate_config *cfg)
+{
+	if (route >= 0 && route < NROUTES &&
+	    routes[route].handler == gate_h_saml_acs)
+		return (size_t)cfg->saml_acs_max_body_bytes;
+	return (size_t)cfg->max_body_bytes;
 }

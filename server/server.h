@@ -16,6 +16,7 @@
 
 #include "db/db.h"
 #include "directory/directory.h"
+#include "saml/saml.h"
 
 #ifndef ROOMGATE_VERSION
 #define ROOMGATE_VERSION "0.1.0"
@@ -83,6 +84,24 @@ struct gate_config {
 
 	/* [keys] */
 	char *keys_file;
+
+	/* [saml] (SAML is off while entity_id is unset) */
+	char *saml_entity_id;
+	char *saml_key_file;
+	char *saml_cert_file;
+	char *saml_idp_metadata_file;
+	char *saml_name_id_format;
+	char *saml_directory_key; /* "nameid" or an attribute name */
+	int saml_want_assertions_signed; /* bool */
+	int saml_clock_skew_s;
+	int saml_allow_unsolicited; /* bool */
+	int saml_authn_request_binding; /* 0 redirect, 1 post */
+	int saml_acs_max_body_bytes;
+	int saml_request_ttl_s;
+
+	/* [session] */
+	int session_idle_timeout_s;
+	int session_absolute_timeout_s;
 };
 
 /*
@@ -171,6 +190,7 @@ struct gate_app {
 	struct db_pool *db;
 	struct dir_pool *dir;
 	const struct gate_keys *keys;
+	struct saml_sp *saml; /* NULL when [saml] is not configured */
 };
 
 enum gate_route_match { GATE_ROUTE_OK = 0, GATE_ROUTE_NOT_FOUND = 404,

@@ -1,0 +1,639 @@
+/*
+ * Integration: SAML sign-in against the test IdP (tests/idp) with a
+ * scripted browser (libcurl + cookie jar). Two roomgate nodes share the
+ * database and the public URL (node B stands for a second node behind the
+ * same load balancer). Every attack test asserts: the ACS refuses (403),
+ * the audit log has the expected reason for that request, the browser has
+ * no session, and no session row was created.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "tests/integration/saml_th.h"
+
+static struct {
+	int idp_port, a_port, b_port, p_port, ext_port;
+	char base[64], base_b[64], idp_base[64], base_ext[64];
+	struct th_server a, b, p;
+	pid_t idp, proxy;
+	PGconn *pg;
+} T;
+
+#define SP_ENTITY "https://roomgate.test/saml/metadata"
+#define IDP_ENTITY "https://idp.test/saml"
+#define SP_PROXIED_ENTITY "https://roomgate-proxied.test/saml/metadata"
+
+static const char *
+sp_ini(const char *public_url, const char *entity)
+{
+	static char ini[4096];
+	char key[512], crt[512], md[512];
+
+	sth_path(key, sizeof(key), "sp.key");
+	sth_path(crt, sizeof(crt), "sp.crt");
+	sth_path(md, sizeof(md), "idp-md.xml");
+	snprintf(ini, sizeof(ini),
+		 "[server]\npublic_url = %s\nthreads = 2\n"
+		 "[database]\nmigrate_on_start = true\n"
+		 "[saml]\nentity_id = %s\nkey_file = %s\n"
+		 "cert_file = %s\nidp_metadata_file = %s\n"
+		 "name_id_format = urn:oasis:names:tc:SAML:1.1:nameid-format:"
+		 "emailAddress\n",
+		 public_url, entity, key, crt, md);
+	return ini;
+}
+
+/* Writes the SP metadata served by base to RG_TEST_TMP/name. */
+static void
+save_sp_metadata(const char *base, const char *name)
+{
+	struct th_http *r = calloc(1, sizeof(*r));
+	char url[256];
+
+	assert_non_null(r);
+	snprintf(url, sizeof(url), "%s/saml/metadata", base);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, r), 200);
+	th_write_file(name, r->body);
+	free(r);
+}
+
+static int
+setup(void **state)
+{
+	char spmd[512], spmd_p[512], pkey[512], pcrt[512];
+	char base_p[64];
+	const char *sps[3];
+
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	sth_keypair("sp");
+	sth_keypair("idp");
+	sth_keypair("alt");
+	sth_keypair("localhost"); /* the TLS proxy's certificate */
+	T.idp_port = th_free_port();
+	T.a_port = th_free_port();
+	T.b_port = th_free_port();
+	T.p_port = th_free_port();
+	T.ext_port = th_free_port();
+	snprintf(T.idp_base, sizeof(T.idp_base), "http://127.0.0.1:%d",
+		 T.idp_port);
+	snprintf(T.base, sizeof(T.base), "http://127.0.0.1:%d", T.a_port);
+	snprintf(T.base_b, sizeof(T.base_b), "http://127.0.0.1:%d", T.b_port);
+	snprintf(T.base_ext, sizeof(T.base_ext), "https://localhost:%d",
+		 T.ext_port);
+	snprintf(base_p, sizeof(base_p), "http://127.0.0.1:%d", T.p_port);
+	sth_idp_metadata(IDP_ENTITY, T.idp_base, "idp-md.xml");
+
+	th_server_start(&T.a,
+			th_config("saml-a.ini", sp_ini(T.base, SP_ENTITY)),
+			T.a_port);
+	/* Node B: same public URL (as behind one load balancer). */
+	th_server_start(&T.b,
+			th_config("saml-b.ini", sp_ini(T.base, SP_ENTITY)),
+			T.b_port);
+	/* Node P: behind a TLS-terminating proxy on another port. */
+	th_server_start(&T.p,
+			th_config("saml-p.ini",
+				  sp_ini(T.base_ext, SP_PROXIED_ENTITY)),
+			T.p_port);
+	sth_path(pkey, sizeof(pkey), "localhost.key");
+	sth_path(pcrt, sizeof(pcrt), "localhost.crt");
+	T.proxy = sth_proxy_start(T.ext_port, T.p_port, pcrt, pkey);
+
+	save_sp_metadata(T.base, "sp-md.xml");
+	save_sp_metadata(base_p, "sp-md-proxied.xml");
+	sth_path(spmd, sizeof(spmd), "sp-md.xml");
+	sth_path(spmd_p, sizeof(spmd_p), "sp-md-proxied.xml");
+	sps[0] = spmd;
+	sps[1] = spmd_p;
+	sps[2] = NULL;
+	T.idp = sth_idp_start(IDP_ENTITY, T.idp_base, T.idp_port, sps);
+	T.pg = sth_pg();
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	sth_idp_stop(T.idp);
+	sth_proxy_stop(T.proxy);
+	th_server_stop(&T.a);
+	th_server_stop(&T.b);
+	th_server_stop(&T.p);
+	PQfinish(T.pg);
+	curl_global_cleanup();
+	return 0;
+}
+
+/* /saml/login on base → IdP form → signed response (with brk). Returns
+ * the base64 SAMLResponse; *acs gets the form's action. */
+static char *
+saml_response(struct sth_browser *b, const char *base, const char *ret,
+	      const char *user, const char *brk, char **acs)
+{
+	struct sth_resp r;
+	char url[8300], *q, *eq, *body, *b64;
+	size_t n;
+
+	snprintf(url, sizeof(url), "%s/saml/login?return=%s", base,
+		 ret ? ret : "/");
+	assert_int_equal(sth_do(b, url, NULL, 0, &r), 302);
+	assert_true(strncmp(r.location, T.idp_base, strlen(T.idp_base)) == 0);
+	snprintf(url, sizeof(url), "%s", r.location);
+	sth_resp_free(&r);
+	assert_int_equal(sth_do(b, url, NULL, 0, &r), 200);
+	q = sth_form_field(r.body, "q");
+	assert_non_null(q);
+	sth_resp_free(&r);
+	eq = sth_escape(b, q);
+	n = strlen(eq) + 256;
+	body = malloc(n);
+	assert_non_null(body);
+	snprintf(body, n, "q=%s&user=%s&password=%s&break=%s", eq, user,
+		 STH_PASSWORD, brk ? brk : "");
+	snprintf(url, sizeof(url), "%s/sso", T.idp_base);
+	sth_do(b, url, body, strlen(body), &r);
+	if (r.status != 200)
+		fail_msg("IdP answered %ld: %s", r.status, r.body);
+	b64 = sth_form_field(r.body, "SAMLResponse");
+	assert_non_null(b64);
+	if (acs != NULL)
+		*acs = sth_form_action(r.body);
+	sth_resp_free(&r);
+	free(body);
+	free(eq);
+	free(q);
+	return b64;
+}
+
+/* POSTs SAMLResponse=b64 to base's ACS. */
+static long
+acs_post(struct sth_browser *b, const char *base, const char *b64,
+	 struct sth_resp *r)
+{
+	char url[256], *e = sth_escape(b, b64), *body;
+	size_t n = strlen(e) + 32;
+	long st;
+
+	body = malloc(n);
+	assert_non_null(body);
+	snprintf(body, n, "SAMLResponse=%s", e);
+	snprintf(url, sizeof(url), "%s/saml/acs", base);
+	st = sth_do(b, url, body, strlen(body), r);
+	free(body);
+	free(e);
+	return st;
+}
+
+static long
+me(struct sth_browser *b, const char *base, json_t **out)
+{
+	struct sth_resp r;
+	char url[256];
+	long st;
+	json_error_t je;
+
+	snprintf(url, sizeof(url), "%s/v1/me", base);
+	st = sth_do(b, url, NULL, 0, &r);
+	if (out != NULL)
+		*out = json_loads(r.body, 0, &je);
+	sth_resp_free(&r);
+	return st;
+}
+
+static void
+assert_audit(const char *request_id, const char *want)
+{
+	char *got = sth_pg_value(T.pg,
+				 "SELECT reason FROM audit_log WHERE "
+				 "request_id = $1 AND event_type = 'sso' AND "
+				 "outcome = 'deny'",
+				 request_id);
+
+	if (got == NULL || strcmp(got, want) != 0)
+		fail_msg("audit reason for %s: want %s, got %s", request_id,
+			 want, got ? got : "(no record)");
+	free(got);
+}
+
+/* One attack: the response from the IdP with break mode brk must be
+ * refused with reason want, leaving no session. */
+static void
+attack(const char *brk, const char *want)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+	long before = sth_sessions(T.pg);
+	char *b64;
+
+	sth_browser_init(&b);
+	b64 = saml_response(&b, T.base, "/", "alice", brk, NULL);
+	acs_post(&b, T.base, b64, &r);
+	if (r.status != 403)
+		fail_msg("%s: ACS answered %ld, want 403: %.300s", brk,
+			 r.status, r.body);
+	assert_non_null(strstr(r.body, "Sign-in failed"));
+	assert_audit(r.request_id, want);
+	assert_int_equal(me(&b, T.base, NULL), 401);
+	assert_int_equal(sth_sessions(T.pg), before);
+	sth_resp_free(&r);
+	free(b64);
+	sth_browser_free(&b);
+}
+
+/* ---- the happy path --------------------------------------------------- */
+
+static void
+test_metadata_loads_in_idp(void **state)
+{
+	struct sth_resp r;
+	struct sth_browser b;
+	char url[256];
+
+	(void)state;
+	sth_browser_init(&b);
+	snprintf(url, sizeof(url), "%s/saml/metadata", T.base);
+	assert_int_equal(sth_do(&b, url, NULL, 0, &r), 200);
+	assert_non_null(strstr(r.body, "entityID=\"" SP_ENTITY "\""));
+	assert_non_null(strstr(r.body, T.base));
+	assert_non_null(strstr(r.body, "/saml/acs\""));
+	assert_non_null(strstr(r.body, "WantAssertionsSigned=\"true\""));
+	sth_resp_free(&r);
+	sth_browser_free(&b);
+	/* The IdP loaded it (lasso parses it as SP metadata) in setup; a
+	 * login below only works because of that. */
+}
+
+static void
+test_full_login(void **state)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+	json_t *o = NULL;
+	char *b64, *acs = NULL;
+
+	(void)state;
+	sth_browser_init(&b);
+	assert_int_equal(me(&b, T.base, NULL), 401);
+	b64 = saml_response(&b, T.base, "/meetings/42?x=1", "alice", NULL,
+			    &acs);
+	assert_non_null(acs);
+	assert_true(strncmp(acs, T.base, strlen(T.base)) == 0);
+	acs_post(&b, T.base, b64, &r);
+	if (r.status != 303)
+		fail_msg("ACS answered %ld: %.400s", r.status, r.body);
+	/* Back to where the person was going, on our own origin. */
+	assert_true(strncmp(r.location, T.base, strlen(T.base)) == 0);
+	assert_string_equal(r.location + strlen(T.base), "/meetings/42?x=1");
+	assert_non_null(strstr(r.set_cookie, "rg_session="));
+	assert_non_null(strstr(r.set_cookie, "HttpOnly"));
+	assert_non_null(strstr(r.set_cookie, "SameSite=Lax"));
+	sth_resp_free(&r);
+	assert_int_equal(me(&b, T.base, &o), 200);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "identity")),
+			    "alice@example.com");
+	assert_string_equal(json_string_value(json_object_get(o, "idp")),
+			    IDP_ENTITY);
+	assert_string_equal(
+		json_string_value(json_array_get(
+			json_object_get(json_object_get(o, "attributes"),
+					"uid"),
+			0)),
+		"alice");
+	json_decref(o);
+	/* The session is server-side: node B knows it too. */
+	assert_int_equal(me(&b, T.base_b, NULL), 200);
+	free(acs);
+	free(b64);
+	sth_browser_free(&b);
+}
+
+static void
+test_session_id_stored_hashed(void **state)
+{
+	char *n;
+
+	(void)state;
+	/* No row carries a 64-hex cookie value; id_hash is 32 raw bytes. */
+	n = sth_pg_value(T.pg,
+			 "SELECT count(*) FROM sessions WHERE "
+			 "octet_length(id_hash) <> 32",
+			 NULL);
+	assert_string_equal(n, "0");
+	free(n);
+}
+
+/* Behind a TLS-terminating proxy on another port: the configured public
+ * URL is what Destination, Recipient, links and cookies use. */
+static void
+test_login_behind_tls_proxy(void **state)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+	struct curl_slist *res = NULL;
+	char ca[512], pin[64], *b64, *acs = NULL;
+	json_t *o = NULL;
+
+	(void)state;
+	sth_browser_init(&b);
+	sth_path(ca, sizeof(ca), "localhost.crt");
+	snprintf(pin, sizeof(pin), "localhost:%d:127.0.0.1", T.ext_port);
+	res = curl_slist_append(NULL, pin);
+	curl_easy_setopt(b.h, CURLOPT_CAINFO, ca);
+	curl_easy_setopt(b.h, CURLOPT_RESOLVE, res);
+	b64 = saml_response(&b, T.base_ext, "/after", "bob", NULL, &acs);
+	assert_non_null(acs);
+	assert_string_equal(acs + strlen(T.base_ext), "/saml/acs");
+	assert_true(strncmp(acs, T.base_ext, strlen(T.base_ext)) == 0);
+	acs_post(&b, T.base_ext, b64, &r);
+	if (r.status != 303)
+		fail_msg("ACS via proxy answered %ld: %.300s", r.status, r.body);
+	assert_true(strncmp(r.location, T.base_ext, strlen(T.base_ext)) == 0);
+	/* https public URL: the session cookie is Secure. */
+	assert_non_null(strstr(r.set_cookie, "rg_session="));
+	assert_non_null(strstr(r.set_cookie, "Secure"));
+	sth_resp_free(&r);
+	assert_int_equal(me(&b, T.base_ext, &o), 200);
+	assert_string_equal(json_string_value(json_object_get(o, "identity")),
+			    "bob@example.com");
+	json_decref(o);
+	free(acs);
+	free(b64);
+	sth_browser_free(&b);
+	curl_slist_free_all(res);
+}
+
+/* ---- return path (open redirect) ------------------------------------- */
+
+static void
+test_return_path_rejected(void **state)
+{
+	static const char *const bad[] = {
+		"%2F%2Fevil.example",	  "%2F%2F%2Fevil.example",
+		"%5Cevil.example",	  "%2F%5Cevil.example",
+		"http%3Aevil.example",	  "javascript%3Aalert(1)",
+		"https%3A%2F%2Fevil.example", "%2Fa%09b",
+		"evil",
+	};
+	struct sth_browser b;
+	struct sth_resp r;
+	char url[512];
+
+	(void)state;
+	sth_browser_init(&b);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(url, sizeof(url), "%s/saml/login?return=%s", T.base,
+			 bad[i]);
+		sth_do(&b, url, NULL, 0, &r);
+		if (r.status != 400)
+			fail_msg("return=%s answered %ld", bad[i], r.status);
+		assert_audit(r.request_id, "return_path_rejected");
+		sth_resp_free(&r);
+	}
+	sth_browser_free(&b);
+}
+
+/* ---- attacks ------------------------------------------------------------ */
+
+#define ATTACK(name, brk, reason)                                             \
+	static void test_attack_##name(void **state)                          \
+	{                                                                     \
+		(void)state;                                                  \
+		attack(brk, reason);                                          \
+	}
+
+ATTACK(xsw1, "xsw1", "response_count")
+ATTACK(xsw2, "xsw2", "response_count")
+ATTACK(xsw3, "xsw3", "assertion_count")
+ATTACK(xsw4, "xsw4", "assertion_count")
+ATTACK(xsw5, "xsw5", "assertion_count")
+ATTACK(xsw6, "xsw6", "assertion_count")
+ATTACK(xsw7, "xsw7", "assertion_count")
+ATTACK(xsw8, "xsw8", "assertion_count")
+ATTACK(unsigned, "unsigned", "unsigned")
+ATTACK(unsigned_response_mixed, "unsigned_response_mixed", "assertion_count")
+ATTACK(wrong_key, "wrong_key", "signature_invalid")
+ATTACK(tampered, "tamper", "signature_invalid")
+ATTACK(issuer_mismatch, "issuer_mismatch", "issuer_mismatch")
+ATTACK(expired, "expired", "expired")
+ATTACK(not_yet_valid, "notyet", "not_yet_valid")
+ATTACK(confirmation_expired, "confirmation_expired", "confirmation_expired")
+ATTACK(audience_wrong, "audience_wrong", "audience_mismatch")
+ATTACK(audience_missing, "audience_missing", "audience_missing")
+ATTACK(recipient_wrong, "recipient_wrong", "recipient_mismatch")
+ATTACK(destination_wrong, "destination_wrong", "destination_mismatch")
+ATTACK(unsolicited, "unsolicited", "unsolicited")
+ATTACK(status_not_success, "status_fail", "status_not_success")
+ATTACK(two_assertions, "two_assertions", "assertion_count")
+ATTACK(no_nameid, "no_nameid", "no_name_id")
+ATTACK(non_bearer, "non_bearer", "confirmation_not_bearer")
+ATTACK(doctype, "doctype", "doctype")
+
+/* A comment inside the NameID must not cut the value: the signed value
+ * "alice@example.com.evil.example" stays whole (never "alice@..."). */
+static void
+test_attack_comment_in_nameid(void **state)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+	json_t *o = NULL;
+	char *b64;
+	long st;
+
+	(void)state;
+	sth_browser_init(&b);
+	b64 = saml_response(&b, T.base, "/", "alice", "comment_nameid", NULL);
+	acs_post(&b, T.base, b64, &r);
+	if (r.status == 303) {
+		assert_int_equal(me(&b, T.base, &o), 200);
+		assert_string_equal(
+			json_string_value(json_object_get(o, "identity")),
+			"alice@example.com.evil.example");
+		json_decref(o);
+	} else {
+		assert_int_equal(r.status, 403);
+		st = me(&b, T.base, NULL);
+		assert_int_equal(st, 401);
+	}
+	sth_resp_free(&r);
+	free(b64);
+	sth_browser_free(&b);
+}
+
+/* InResponseTo names a request made by another browser. */
+static void
+test_attack_other_browsers_request(void **state)
+{
+	struct sth_browser victim, attacker;
+	struct sth_resp r;
+	char *b64;
+
+	(void)state;
+	sth_browser_init(&victim);
+	sth_browser_init(&attacker);
+	b64 = saml_response(&victim, T.base, "/", "alice", NULL, NULL);
+	/* The attacker has a pending request of its own (its own cookie). */
+	{
+		char url[256];
+		struct sth_resp lr;
+
+		snprintf(url, sizeof(url), "%s/saml/login", T.base);
+		assert_int_equal(sth_do(&attacker, url, NULL, 0, &lr), 302);
+		sth_resp_free(&lr);
+	}
+	acs_post(&attacker, T.base, b64, &r);
+	assert_int_equal(r.status, 403);
+	assert_audit(r.request_id, "in_response_to_mismatch");
+	assert_int_equal(me(&attacker, T.base, NULL), 401);
+	sth_resp_free(&r);
+	free(b64);
+	sth_browser_free(&victim);
+	sth_browser_free(&attacker);
+}
+
+/* The same response posted twice, and posted to another node. */
+static void
+test_attack_replay(void **state)
+{
+	struct sth_browser b, other;
+	struct sth_resp r;
+	char *b64;
+
+	(void)state;
+	sth_browser_init(&b);
+	sth_browser_init(&other);
+	b64 = saml_response(&b, T.base, "/", "bob", NULL, NULL);
+	assert_int_equal(acs_post(&b, T.base, b64, &r), 303);
+	sth_resp_free(&r);
+	/* Same node, same browser. */
+	assert_int_equal(acs_post(&b, T.base, b64, &r), 403);
+	assert_audit(r.request_id, "replay");
+	sth_resp_free(&r);
+	/* Another node, another browser. */
+	assert_int_equal(acs_post(&other, T.base_b, b64, &r), 403);
+	assert_audit(r.request_id, "replay");
+	assert_int_equal(me(&other, T.base_b, NULL), 401);
+	sth_resp_free(&r);
+	free(b64);
+	sth_browser_free(&b);
+	sth_browser_free(&other);
+}
+
+static void
+test_attack_replay_after_logout(void **state)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+	char url[256], *b64;
+
+	(void)state;
+	sth_browser_init(&b);
+	b64 = saml_response(&b, T.base, "/", "alice", NULL, NULL);
+	assert_int_equal(acs_post(&b, T.base, b64, &r), 303);
+	sth_resp_free(&r);
+	assert_int_equal(me(&b, T.base, NULL), 200);
+	snprintf(url, sizeof(url), "%s/saml/logout", T.base);
+	assert_int_equal(sth_do(&b, url, NULL, 0, &r), 200);
+	sth_resp_free(&r);
+	assert_int_equal(me(&b, T.base, NULL), 401);
+	assert_int_equal(acs_post(&b, T.base, b64, &r), 403);
+	assert_audit(r.request_id, "replay");
+	assert_int_equal(me(&b, T.base, NULL), 401);
+	sth_resp_free(&r);
+	free(b64);
+	sth_browser_free(&b);
+}
+
+/* A 10 MB POST is refused before parsing (413), and a body within the
+ * limit that is not a response is refused with an audit record. */
+static void
+test_attack_huge_post(void **state)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+	size_t n = 10 * 1024 * 1024;
+	char *body = malloc(n + 1), url[256];
+	long before = sth_sessions(T.pg);
+
+	(void)state;
+	assert_non_null(body);
+	memcpy(body, "SAMLResponse=", 13);
+	memset(body + 13, 'A', n - 13);
+	body[n] = '\0';
+	sth_browser_init(&b);
+	snprintf(url, sizeof(url), "%s/saml/acs", T.base);
+	sth_do(&b, url, body, n, &r);
+	assert_int_equal(r.status, 413);
+	sth_resp_free(&r);
+	assert_int_equal(sth_sessions(T.pg), before);
+	free(body);
+	sth_browser_free(&b);
+}
+
+static void
+test_attack_garbage(void **state)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+
+	(void)state;
+	sth_browser_init(&b);
+	acs_post(&b, T.base, "PHg+PC94Pg==", &r); /* "<x></x>" */
+	assert_int_equal(r.status, 403);
+	assert_audit(r.request_id, "not_a_response");
+	sth_resp_free(&r);
+	sth_browser_free(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_metadata_loads_in_idp),
+		cmocka_unit_test(test_full_login),
+		cmocka_unit_test(test_session_id_stored_hashed),
+		cmocka_unit_test(test_login_behind_tls_proxy),
+		cmocka_unit_test(test_return_path_rejected),
+		cmocka_unit_test(test_attack_xsw1),
+		cmocka_unit_test(test_attack_xsw2),
+		cmocka_unit_test(test_attack_xsw3),
+		cmocka_unit_test(test_attack_xsw4),
+		cmocka_unit_test(test_attack_xsw5),
+		cmocka_unit_test(test_attack_xsw6),
+		cmocka_unit_test(test_attack_xsw7),
+		cmocka_unit_test(test_attack_xsw8),
+		cmocka_unit_test(test_attack_unsigned),
+		cmocka_unit_test(test_attack_unsigned_response_mixed),
+		cmocka_unit_test(test_attack_wrong_key),
+		cmocka_unit_test(test_attack_tampered),
+		cmocka_unit_test(test_attack_issuer_mismatch),
+		cmocka_unit_test(test_attack_comment_in_nameid),
+		cmocka_unit_test(test_attack_expired),
+		cmocka_unit_test(test_attack_not_yet_valid),
+		cmocka_unit_test(test_attack_confirmation_expired),
+		cmocka_unit_test(test_attack_audience_wrong),
+		cmocka_unit_test(test_attack_audience_missing),
+		cmocka_unit_test(test_attack_recipient_wrong),
+		cmocka_unit_test(test_attack_destination_wrong),
+		cmocka_unit_test(test_attack_replay),
+		cmocka_unit_test(test_attack_replay_after_logout),
+		cmocka_unit_test(test_attack_other_browsers_request),
+		cmocka_unit_test(test_attack_unsolicited),
+		cmocka_unit_test(test_attack_status_not_success),
+		cmocka_unit_test(test_attack_two_assertions),
+		cmocka_unit_test(test_attack_no_nameid),
+		cmocka_unit_test(test_attack_non_bearer),
+		cmocka_unit_test(test_attack_doctype),
+		cmocka_unit_test(test_attack_huge_post),
+		cmocka_unit_test(test_attack_garbage),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
