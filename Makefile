@@ -88,7 +88,7 @@ deps:
 
 # The local demo stack: PostgreSQL, slapd and roomgate on loopback.
 run: deps
-	@$(MAKE) --no-print-directory MODE=rel bin
+	@$(MAKE) --no-print-directory MODE=rel bin build/rel/idp
 	@deploy/dev/stack.sh start
 
 stop:

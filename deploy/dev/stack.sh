@@ -5,8 +5,10 @@
 #
 # Usage: deploy/dev/stack.sh start|stop|status
 # Ports (environment): ROOMGATE_DEV_HTTP_PORT (8080), ROOMGATE_DEV_PG_PORT
-# (55432), ROOMGATE_DEV_LDAP_PORT (3389), ROOMGATE_DEV_LDAPS_PORT (6636).
-# Binary: ROOMGATE_BIN (build/rel/roomgate). Data: ROOMGATE_DEV_DATA (.data).
+# (55432), ROOMGATE_DEV_LDAP_PORT (3389), ROOMGATE_DEV_LDAPS_PORT (6636),
+# ROOMGATE_DEV_IDP_PORT (8090, the demo SAML IdP from tests/idp).
+# Binaries: ROOMGATE_BIN (build/rel/roomgate), ROOMGATE_IDP_BIN (build/rel/idp).
+# Data: ROOMGATE_DEV_DATA (.data).
 set -euo pipefail
 
 PROG=stack
@@ -21,6 +23,16 @@ pg_port=${ROOMGATE_DEV_PG_PORT:-55432}
 ldap_port=${ROOMGATE_DEV_LDAP_PORT:-3389}
 ldaps_port=${ROOMGATE_DEV_LDAPS_PORT:-6636}
 bin=${ROOMGATE_BIN:-$root/build/rel/roomgate}
+idp_port=${ROOMGATE_DEV_IDP_PORT:-8090}
+idp_bin=${ROOMGATE_IDP_BIN:-$root/build/rel/idp}
+idp_pidfile=$data/idp.pid
+idp_logfile=$data/idp.log
+saml=$data/saml
+# roomgate refuses unknown ROOMGATE_* variables (typos in settings): the
+# stack's own knobs, read above, must not reach it.
+unset ROOMGATE_DEV_DATA ROOMGATE_DEV_HTTP_PORT ROOMGATE_DEV_PG_PORT \
+  ROOMGATE_DEV_LDAP_PORT ROOMGATE_DEV_LDAPS_PORT ROOMGATE_DEV_IDP_PORT \
+  ROOMGATE_BIN ROOMGATE_IDP_BIN
 pidfile=$data/roomgate.pid
 logfile=$data/roomgate.log
 ini=$data/roomgate.ini
@@ -33,6 +45,54 @@ rg_pid() {
   # only our process: same binary name, still alive
   [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'roomgate serve' || return 1
   printf '%s' "$pid"
+}
+
+idp_pid() {
+  local pid
+  [[ -r $idp_pidfile ]] || return 1
+  pid=$(cat "$idp_pidfile")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- '--entity-id' || return 1
+  printf '%s' "$pid"
+}
+
+# SAML: key pairs (made once, never committed), the demo users' password
+# file for the IdP's login form, and the IdP's metadata for roomgate.
+saml_prepare() {
+  local u users
+  mkdir -p "$saml"
+  chmod 0700 "$saml"
+  [[ -e $saml/sp.key ]] || "$bin" saml-keygen --key "$saml/sp.key" --cert "$saml/sp.crt" --name roomgate-dev >/dev/null
+  [[ -e $saml/idp.key ]] || "$bin" saml-keygen --key "$saml/idp.key" --cert "$saml/idp.crt" --name roomgate-dev-idp >/dev/null
+  # shellcheck disable=SC1091
+  . "$data/ldap/env"
+  users=$(mktemp "$saml/users.XXXXXX")
+  chmod 0600 "$users"
+  for u in alice bob carol dave mallory trent $(seq -f 'user%02g' 1 35); do
+    printf '%s:%s:%s@example.com\n' "$u" "$LDAP_DEMO_PASSWORD" "$u" >>"$users"
+  done
+  mv "$users" "$saml/users.txt"
+  "$idp_bin" --entity-id "http://127.0.0.1:$idp_port/metadata" \
+    --base-url "http://127.0.0.1:$idp_port" --key "$saml/idp.key" \
+    --cert "$saml/idp.crt" --metadata-out "$saml/idp-md.xml"
+}
+
+idp_start() {
+  curl -fsS -o "$saml/sp-md.xml" --noproxy '*' "http://127.0.0.1:$http_port/saml/metadata" ||
+    die "cannot read roomgate's SAML metadata"
+  setsid "$idp_bin" --entity-id "http://127.0.0.1:$idp_port/metadata" \
+    --base-url "http://127.0.0.1:$idp_port" --key "$saml/idp.key" \
+    --cert "$saml/idp.crt" --users "$saml/users.txt" --port "$idp_port" \
+    --sp-metadata "$saml/sp-md.xml" >>"$idp_logfile" 2>&1 </dev/null &
+  echo $! >"$idp_pidfile"
+  local i
+  for i in $(seq 1 50); do
+    curl -fsS -o /dev/null --noproxy '*' "http://127.0.0.1:$idp_port/metadata" 2>/dev/null && return 0
+    sleep 0.2
+    : "$i"
+  done
+  tail -n 20 "$idp_logfile" >&2 || true
+  die "the demo IdP did not start"
 }
 
 write_config() {
@@ -64,6 +124,13 @@ base_dn = $LDAP_BASE_DN
 
 [keys]
 file = $data/server.keys
+
+[saml]
+entity_id = http://127.0.0.1:$http_port/saml/metadata
+key_file = $saml/sp.key
+cert_file = $saml/sp.crt
+idp_metadata_file = $saml/idp-md.xml
+name_id_format = urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress
 EOF
   mv "$tmp" "$ini"
 }
@@ -95,9 +162,13 @@ cmd_start() {
     exit 0
   fi
   [[ -x $bin ]] || die "$bin is missing: build it first (make)"
+  [[ -x $idp_bin ]] || die "$idp_bin is missing: build it first (make run builds it)"
   mkdir -p "$data"
   chmod 0755 "$data"
   need_free_port "$http_port" "roomgate HTTP; set ROOMGATE_DEV_HTTP_PORT to use another"
+  if ! idp_pid >/dev/null; then
+    need_free_port "$idp_port" "the demo IdP; set ROOMGATE_DEV_IDP_PORT to use another"
+  fi
 
   "$here/pg.sh" start "$data/pg" "$pg_port"
   "$here/slapd.sh" start "$data/ldap" "$ldap_port" "$ldaps_port"
@@ -105,12 +176,16 @@ cmd_start() {
     "$bin" keygen -o "$data/server.keys" >/dev/null
     say "made server keys in $data/server.keys"
   fi
+  saml_prepare
   write_config
 
   # setsid: the service outlives this shell and a Ctrl-C in its terminal.
   setsid "$bin" serve -c "$ini" >>"$logfile" 2>&1 </dev/null &
   echo $! >"$pidfile"
   wait_ready || { cmd_stop >/dev/null 2>&1 || true; die "roomgate failed to start"; }
+  if ! idp_pid >/dev/null; then
+    idp_start
+  fi
 
   # shellcheck disable=SC1091
   . "$data/ldap/env"
@@ -123,6 +198,8 @@ roomgate is running on loopback:
   PostgreSQL   127.0.0.1:$pg_port   (credentials in $data/pg/env)
   slapd        $LDAP_URI  and  $LDAPS_URI   (base $LDAP_BASE_DN; credentials in $data/ldap/env)
   config       $ini
+  demo IdP     http://127.0.0.1:$idp_port/metadata   (pid $(cat "$idp_pidfile"), log: $idp_logfile)
+  sign in      http://127.0.0.1:$http_port/saml/login?return=/v1/me   (then see who you are)
 
 Demo directory users (password for all: $LDAP_DEMO_PASSWORD):
   alice    meeting-allowed, engineering, meeting-hosts
@@ -133,8 +210,8 @@ Demo directory users (password for all: $LDAP_DEMO_PASSWORD):
   trent    meeting-allowed, directory-admins
   user01 .. user35   meeting-allowed (user01-10 also engineering; user01-02 hosts; user03 compliance)
 
-Meetings, codes and SSO sign-in arrive with the next issues; until then the
-stack serves /healthz, /readyz and /metrics.
+Sign in at the demo IdP with any user above (mail: <user>@example.com is
+the identity). Admission decisions arrive with the next issues.
 
 Stop everything with: make stop
 EOF
@@ -158,6 +235,11 @@ cmd_stop() {
     say "roomgate is not running"
   fi
   rm -f "$pidfile"
+  if pid=$(idp_pid); then
+    kill -TERM "$pid"
+    say "stopped the demo IdP (pid $pid)"
+  fi
+  rm -f "$idp_pidfile"
   if [[ -d $data/ldap ]]; then "$here/slapd.sh" stop "$data/ldap"; fi
   if [[ -d $data/pg ]]; then "$here/pg.sh" stop "$data/pg"; fi
 }
@@ -168,6 +250,12 @@ cmd_status() {
     say "roomgate running (pid $pid) on http://127.0.0.1:$http_port/"
   else
     say "roomgate not running"
+    rc=1
+  fi
+  if pid=$(idp_pid); then
+    say "demo IdP running (pid $pid) on http://127.0.0.1:$idp_port/"
+  else
+    say "demo IdP not running"
     rc=1
   fi
   if [[ -d $data/pg ]]; then "$here/pg.sh" status "$data/pg" || rc=1; fi
