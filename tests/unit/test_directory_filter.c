@@ -57,6 +57,54 @@ test_expand_escapes_every_special(void **state)
 	          "(|(uid=b\\2A)(mail=b\\2A))");
 }
 
+/*
+ * Any bytes at all: the expanded filter keeps the template's structure
+ * (one item, balanced), and between "(uid=" and the closing ")" only
+ * escapes and harmless bytes appear.
+ */
+static void
+test_expand_random_bytes(void **state)
+{
+	unsigned char id[64];
+	char err[256], *out = NULL;
+	unsigned seed = 4711;
+	size_t i, len, k, n;
+	int round;
+
+	(void)state;
+	for (round = 0; round < 20000; round++) {
+		len = 1 + (size_t)(round % (int)sizeof(id));
+		for (i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			id[i] = (unsigned char)(seed >> 16);
+		}
+		assert_int_equal(dir_filter_expand("(uid={identity})",
+		                                   (const char *)id, len, &out,
+		                                   err, sizeof(err)),
+		                 0);
+		assert_int_equal(dir_filter_check("f", out, err, sizeof(err)),
+		                 0);
+		n = strlen(out);
+		assert_true(n >= 6 && memcmp(out, "(uid=", 5) == 0);
+		for (k = 5; k < n - 1; k++) {
+			unsigned char ch = (unsigned char)out[k];
+
+			if (ch == '\\') {
+				/* Always two hex digits after. */
+				assert_true(k + 2 < n - 1);
+				k += 2;
+				continue;
+			}
+			if (ch == '(' || ch == ')' || ch == '*' || ch < 0x20 ||
+			    ch >= 0x7f)
+				fail_msg("unescaped byte 0x%02x in '%s'", ch,
+				         out);
+		}
+		free(out);
+		out = NULL;
+	}
+}
+
 static void
 test_expand_refuses(void **state)
 {
@@ -416,6 +464,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_expand_escapes_every_special),
+	    cmocka_unit_test(test_expand_random_bytes),
 	    cmocka_unit_test(test_expand_refuses),
 	    cmocka_unit_test(test_active_presets),
 	    cmocka_unit_test(test_ad_chain_filter),
