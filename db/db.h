@@ -83,6 +83,149 @@ struct db_pool_stats {
 };
 void db_pool_get_stats(struct db_pool *pool, struct db_pool_stats *st);
 
+/* ---- meetings, access codes, API tokens (queries_meetings.c,
+ * queries_tokens.c) -------------------------------------------------------
+ *
+ * Codes reach the database only as a keyed hash and a sealed copy made by
+ * server/ with keys the database never sees. Times are Unix seconds (0:
+ * none). Strings passed in are borrowed; strings in returned structs are
+ * malloc()ed and freed by the struct's free function.
+ */
+enum {
+	DB_ECONFLICT = -20, /* a unique rule refused the write (err names it) */
+	DB_ENOTFOUND = -21  /* no such row (or not live) */
+};
+
+struct db_meeting {
+	char id[37];	  /* uuid, made by the caller on create */
+	char link_id[65]; /* URL-safe random, made by the caller */
+	char *title, *host_identity, *platform_room;
+	char **groups;	 /* allowed group DNs */
+	size_t ngroups;
+	char **invitees; /* directory identities */
+	size_t ninvitees;
+	int waiting_room;
+	long long starts_at, ends_at; /* 0: none */
+	int code_length;
+	long long rotation_interval_s; /* 0: on demand only */
+	long long grace_period_s;
+	/* read only */
+	long long created_at, updated_at, archived_at, code_rotates_at;
+	int code_version;
+};
+void db_meeting_free(struct db_meeting *m);
+
+/* A code as stored: never the code itself. */
+struct db_code {
+	unsigned char hash[32]; /* HMAC-SHA-256 */
+	unsigned char sealed[64];
+	size_t sealed_len;
+	char key_id[65];
+	char source[16]; /* "generated" or "custom" */
+	/* read only */
+	int version;
+	char state[16]; /* current, previous */
+	long long valid_from, grace_until;
+};
+
+/* Who did it and from where, for the audit record (borrowed strings; any
+ * may be NULL). */
+struct db_actor {
+	const char *identity, *request_id, *node, *source_addr;
+};
+
+/* Creates the meeting, its invitees and its first code in one
+ * transaction. DB_ECONFLICT when platform_room is taken by a live
+ * meeting ("platform_room"). */
+int db_meeting_create(struct db_pool *pool, const struct db_meeting *m,
+		      const struct db_code *code, const struct db_actor *by,
+		      char *err, size_t errlen);
+/* DB_ENOTFOUND when there is no such meeting (archived ones are found). */
+int db_meeting_get(struct db_pool *pool, const char *id,
+		   struct db_meeting *out, char *err, size_t errlen);
+/* Replaces the mutable fields (title, groups, invitees, waiting room,
+ * times, rotation interval, grace period, platform room). A changed
+ * rotation interval reschedules the next rotation from now. DB_ENOTFOUND
+ * for an unknown or archived meeting, DB_ECONFLICT as for create. */
+int db_meeting_update(struct db_pool *pool, const struct db_meeting *m,
+		      const struct db_actor *by, char *err, size_t errlen);
+/* Archives (idempotent for an archived meeting); its codes stop working. */
+int db_meeting_archive(struct db_pool *pool, const char *id,
+		       const struct db_actor *by, char *err, size_t errlen);
+/*
+ * Newest first. host: only that host's meetings (NULL: all). after: the
+ * last id of the previous page (NULL: first page). On success *out (n
+ * entries, free each with db_meeting_free() and the array with free()).
+ */
+int db_meeting_list(struct db_pool *pool, const char *host,
+		    int include_archived, const char *after, int limit,
+		    struct db_meeting **out, size_t *n, char *err,
+		    size_t errlen);
+
+/* The current code of a live meeting. DB_ENOTFOUND if none. */
+int db_code_current(struct db_pool *pool, const char *meeting_id,
+		    struct db_code *out, char *err, size_t errlen);
+/*
+ * The codes a typed code is checked against: the current one and, during
+ * its grace period, the previous one. *n is 0 for an archived or unknown
+ * meeting. out[0] is the current code.
+ */
+int db_code_live(struct db_pool *pool, const char *meeting_id,
+		 struct db_code out[2], size_t *n, char *err, size_t errlen);
+
+/*
+ * Rotates: the current code becomes "previous" until now + grace_s (or is
+ * retired at once when grace_s is 0), an older previous code is retired,
+ * code becomes current with the next version, and code_length (if > 0)
+ * becomes the meeting's. Records the rotation in audit_log (no code).
+ * reason: "rotate" or "scheduled". only_if_due: skip (DB_ENOTFOUND) unless
+ * the meeting's scheduled rotation is due -- two nodes never rotate twice.
+ * On success *version receives the new version.
+ */
+int db_code_rotate(struct db_pool *pool, const char *meeting_id,
+		   const struct db_code *code, int code_length,
+		   long long grace_s, const char *reason, int only_if_due,
+		   const struct db_actor *by, int *version, char *err,
+		   size_t errlen);
+
+/*
+ * Scheduled rotation: if this node gets the rotation advisory lock
+ * (pg_try_advisory_lock, so only one node works at a time), calls make()
+ * for each live meeting whose code_rotates_at has passed (at most limit)
+ * and rotates it with the meeting's own grace period; the lock is held
+ * until the batch ends. *rotated (may be NULL) counts rotations; 0 with
+ * *rotated = 0 when another node holds the lock.
+ */
+typedef int (*db_code_maker)(void *ctx, const char *meeting_id,
+			     int code_length, struct db_code *out);
+int db_rotation_run(struct db_pool *pool, int limit, db_code_maker make,
+		    void *ctx, const char *node, int *rotated, char *err,
+		    size_t errlen);
+
+/* ---- API tokens ---- */
+struct db_token {
+	char id[37];
+	char name[65];
+	char role[16];	    /* host, admin, compliance */
+	char identity[257]; /* who the token acts as */
+	long long created_at, revoked_at;
+};
+/* hash: SHA-256 of the token; the token itself is never stored.
+ * DB_ECONFLICT when a live token already has this name. */
+int db_token_create(struct db_pool *pool, const char *name, const char *role,
+		    const char *identity, const unsigned char hash[32],
+		    struct db_token *out, char *err, size_t errlen);
+/* 1 and *out for a live token with this hash, 0 for none (unknown or
+ * revoked), < 0 on a database error. */
+int db_token_lookup(struct db_pool *pool, const unsigned char hash[32],
+		    struct db_token *out, char *err, size_t errlen);
+/* Revokes by id or name. DB_ENOTFOUND if no live token matches. */
+int db_token_revoke(struct db_pool *pool, const char *id_or_name,
+		    char *err, size_t errlen);
+/* Every token, newest first (include_revoked: also revoked ones). */
+int db_token_list(struct db_pool *pool, int include_revoked,
+		  struct db_token **out, size_t *n, char *err, size_t errlen);
+
 /*
  * Migrations: the SQL files under db/migrations/ (NNNN_name.sql), embedded
  * in the binary at build time, applied in order, each in its own

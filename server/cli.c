@@ -16,6 +16,7 @@
 
 #include "saml/saml.h"
 #include "server/server.h"
+#include "server/meetings.h"
 
 #define EXIT_USAGE 2
 
@@ -30,6 +31,9 @@ static const char usage_main[] =
 	"  serve     run the HTTP service\n"
 	"  migrate   apply pending database migrations\n"
 	"  keygen    create a server key file (mode 0600, never overwritten)\n"
+	"  meeting   create, show, list, rotate or archive meetings\n"
+	"  token     create, list or revoke API tokens\n"
+	"  code      `code check`: explain whether codes pass the policy\n"
 	"  saml-keygen  create the SAML key pair and certificate\n"
 	"  version   print the version\n"
 	"  help      this text; `roomgate help config` lists every setting\n"
@@ -314,6 +318,7 @@ serve(struct gate_config *cfg, int migrate)
 	struct gate_app app;
 	struct gate_http *http = NULL;
 	struct gate_keys *keys = NULL;
+	struct gate_rotation *rotation = NULL;
 	struct db_config dbc;
 	struct dir_config dc;
 	char err[1024], host[256];
@@ -347,6 +352,8 @@ serve(struct gate_config *cfg, int migrate)
 	    (saml_up = (saml_init(err, sizeof(err)) == 0)) == 0)
 		goto fail;
 	app.keys = keys;
+	if (gate_codes_open(cfg, keys, &app.codes, err, sizeof(err)) != 0)
+		goto fail;
 	if (open_saml(cfg, &app.saml, err, sizeof(err)) != 0)
 		goto fail;
 
@@ -386,6 +393,8 @@ serve(struct gate_config *cfg, int migrate)
 
 	if (gate_http_start(&app, &http, err, sizeof(err)) != 0)
 		goto fail;
+	if (gate_rotation_start(&app, &rotation, err, sizeof(err)) != 0)
+		goto fail;
 	gate_log(GATE_LOG_INFO, NULL, "listening",
 		 "roomgate %s listening on http://%s:%d/ (public URL %s)",
 		 ROOMGATE_VERSION, cfg->listen, cfg->port, cfg->public_url);
@@ -410,11 +419,13 @@ fail:
 	fprintf(stderr, "roomgate: %s\n", err);
 out:
 	gate_http_stop(http);
+	gate_rotation_stop(rotation);
 	dir_pool_close(app.dir);
 	db_pool_close(app.db);
 	saml_sp_close(app.saml);
 	if (saml_up)
 		saml_shutdown();
+	gate_codes_close(app.codes);
 	gate_keys_free(keys);
 	return r;
 }
@@ -519,6 +530,12 @@ gate_cli_main(int argc, char **argv, char **envp)
 		return cmd_saml_keygen(argc, argv);
 	if (strcmp(cmd, "version") == 0)
 		return cmd_version(argc, argv);
+	if (strcmp(cmd, "code") == 0)
+		return gate_cli_code(cfgpath, argc, argv, envp);
+	if (strcmp(cmd, "token") == 0)
+		return gate_cli_token(cfgpath, argc, argv, envp);
+	if (strcmp(cmd, "meeting") == 0)
+		return gate_cli_meeting(cfgpath, argc, argv, envp);
 	if (strcmp(cmd, "help") == 0) {
 		if (argc > 1 && strcmp(argv[1], "config") == 0) {
 			gate_config_print_reference(stdout);

@@ -79,6 +79,21 @@ static const struct key keys[] = {
 	{"database", "migrate_on_start", K_BOOL, OFF(db_migrate_on_start), 0, 0,
 	 NULL, "false", "apply pending migrations when serve starts"},
 
+	{"codes", "length", K_INT, OFF(codes_length), 6, 12, NULL, "8",
+	 "digits of a generated access code for new meetings"},
+	{"codes", "min_length", K_INT, OFF(codes_min_length), 6, 12, NULL, "6",
+	 "fewest digits a custom (host-chosen) code may have"},
+	{"codes", "rules", K_STR, OFF(codes_rules), 0, 0, NULL, "all",
+	 "strength rules for codes: all, or a list of length, all_same, "
+	 "sequential, repeated, keypad, date, few_distinct, common"},
+	{"codes", "rotation_check_interval", K_INT, OFF(codes_rotation_check_s),
+	 0, 86400, NULL, "60",
+	 "seconds between looks for scheduled rotations (0: not on this node)"},
+	{"codes", "previous_key_files", K_STR, OFF(codes_previous_key_files), 0,
+	 0, NULL, NULL,
+	 "older key files, space separated: their code keys still check and "
+	 "unseal codes stored under their key id"},
+
 	{"ldap", "uri", K_STR, OFF(ldap_uri), 0, 0, NULL, NULL,
 	 "one or more ldap:// or ldaps:// URIs, space separated, tried in "
 	 "order (required)"},

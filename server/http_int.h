@@ -100,6 +100,22 @@ void gate_h_readyz(struct gate_app *app, const struct gate_rq *rq,
 void gate_h_metrics(struct gate_app *app, const struct gate_rq *rq,
 		    struct gate_resp *out);
 
+/* routes_meetings.c (/v1/meetings...) */
+void gate_h_meetings_create(struct gate_app *app, const struct gate_rq *rq,
+			    struct gate_resp *out);
+void gate_h_meetings_list(struct gate_app *app, const struct gate_rq *rq,
+			  struct gate_resp *out);
+void gate_h_meeting_get(struct gate_app *app, const struct gate_rq *rq,
+			struct gate_resp *out);
+void gate_h_meeting_update(struct gate_app *app, const struct gate_rq *rq,
+			   struct gate_resp *out);
+void gate_h_meeting_archive(struct gate_app *app, const struct gate_rq *rq,
+			    struct gate_resp *out);
+void gate_h_meeting_code(struct gate_app *app, const struct gate_rq *rq,
+			 struct gate_resp *out);
+void gate_h_meeting_rotate(struct gate_app *app, const struct gate_rq *rq,
+			   struct gate_resp *out);
+
 /* routes_saml.c */
 void gate_h_saml_metadata(struct gate_app *app, const struct gate_rq *rq,
 			  struct gate_resp *out);

@@ -55,6 +55,13 @@ struct gate_config {
 	int db_acquire_timeout_ms;
 	int db_migrate_on_start; /* bool */
 
+	/* [codes] (server/codes.h) */
+	int codes_length;	     /* generated codes, 6..12 */
+	int codes_min_length;	     /* custom codes */
+	char *codes_rules;	     /* gate_code_rules_parse() list */
+	int codes_rotation_check_s; /* 0: no scheduled rotation here */
+	char *codes_previous_key_files; /* space separated paths */
+
 	/* [ldap] */
 	char *ldap_uri;
 	char *ldap_bind_dn;
@@ -190,6 +197,7 @@ struct gate_app {
 	struct db_pool *db;
 	struct dir_pool *dir;
 	const struct gate_keys *keys;
+	struct gate_codes *codes; /* code policy and key ring (meetings.h) */
 	struct saml_sp *saml; /* NULL when [saml] is not configured */
 };
 

@@ -1,0 +1,135 @@
+/*
+ * Scheduled code rotation: a background thread in `serve` that, every
+ * [codes] rotation_check_interval seconds, rotates the codes of meetings
+ * whose rotation is due. db_rotation_run() takes a PostgreSQL advisory
+ * lock, so with several nodes only one works at a time, and each rotation
+ * re-checks that it is still due, so none happens twice.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "server/meetings.h"
+
+#define BATCH 100
+
+struct gate_rotation {
+	struct gate_app *app;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* CLOCK_MONOTONIC */
+	int stop;
+};
+
+static int
+make_code(void *ctx, const char *meeting_id, int code_length,
+	  struct db_code *out)
+{
+	const struct gate_codes *codes = ctx;
+	char code[GATE_CODE_BUF];
+	int r;
+
+	r = gate_meeting_new_code(codes, meeting_id, code_length, NULL, code,
+				  sizeof(code), out);
+	sodium_memzero(code, sizeof(code));
+	return r;
+}
+
+int
+gate_rotation_once(struct gate_app *app, int *rotated, char *err,
+		   size_t errlen)
+{
+	int n = 0, r, total = 0;
+
+	/* Batches until nothing is due (or an error). */
+	do {
+		r = db_rotation_run(app->db, BATCH, make_code, app->codes,
+				    app->cfg->node_name, &n, err, errlen);
+		total += n;
+	} while (r == 0 && n == BATCH);
+	if (rotated != NULL)
+		*rotated = total;
+	return r;
+}
+
+static void *
+run(void *arg)
+{
+	struct gate_rotation *rt = arg;
+	struct timespec until;
+	char err[512];
+	int n;
+
+	pthread_mutex_lock(&rt->mu);
+	while (!rt->stop) {
+		pthread_mutex_unlock(&rt->mu);
+		if (gate_rotation_once(rt->app, &n, err, sizeof(err)) != 0)
+			gate_log(GATE_LOG_WARN, NULL, "rotation_failed",
+				 "scheduled code rotation failed, will retry: "
+				 "%s",
+				 err);
+		else if (n > 0)
+			gate_log(GATE_LOG_INFO, NULL, "rotation",
+				 "rotated the codes of %d meeting(s)", n);
+		pthread_mutex_lock(&rt->mu);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += rt->app->codes->rotation_check_s;
+		while (!rt->stop &&
+		       pthread_cond_timedwait(&rt->cv, &rt->mu, &until) !=
+			       ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return NULL;
+}
+
+int
+gate_rotation_start(struct gate_app *app, struct gate_rotation **out,
+		    char *err, size_t errlen)
+{
+	struct gate_rotation *rt;
+	pthread_condattr_t ca;
+
+	*out = NULL;
+	if (app->codes->rotation_check_s <= 0)
+		return 0;
+	rt = calloc(1, sizeof(*rt));
+	if (rt == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rt->app = app;
+	pthread_mutex_init(&rt->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rt->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&rt->thread, NULL, run, rt) != 0) {
+		snprintf(err, errlen, "cannot start the rotation thread");
+		pthread_cond_destroy(&rt->cv);
+		pthread_mutex_destroy(&rt->mu);
+		free(rt);
+		return -1;
+	}
+	*out = rt;
+	return 0;
+}
+
+void
+gate_rotation_stop(struct gate_rotation *rt)
+{
+	if (rt == NULL)
+		return;
+	pthread_mutex_lock(&rt->mu);
+	rt->stop = 1;
+	pthread_cond_signal(&rt->cv);
+	pthread_mutex_unlock(&rt->mu);
+	pthread_join(rt->thread, NULL);
+	pthread_cond_destroy(&rt->cv);
+	pthread_mutex_destroy(&rt->mu);
+	free(rt);
+}
