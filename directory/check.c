@@ -31,11 +31,9 @@
  * The order of the verdicts: not_found / ambiguous, then inactive (no
  * membership round trips for a locked account), then member/not_member.
  */
-#include <errno.h>
 #include <ldap.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -391,22 +389,18 @@ eval_active_preset(const struct dir_cfg *c, LDAP *ld, LDAPMessage *e,
 		break;
 	case DIR_ACTIVE_FREEIPA:
 		vals = ldap_get_values_len(ld, e, "nsAccountLock");
-		*active = 1;
-		if (vals != NULL && vals[0] != NULL &&
-		    vals[0]->bv_len == 4 &&
-		    strncasecmp(vals[0]->bv_val, "TRUE", 4) == 0) {
-			*active = 0;
+		*active = vals == NULL || vals[0] == NULL ||
+		          !dir_ipa_locked(vals[0]->bv_val, vals[0]->bv_len);
+		if (!*active)
 			dir_errf(why, whylen,
 			         "disabled (nsAccountLock is TRUE)");
-		}
 		break;
 	case DIR_ACTIVE_AD: {
-		char num[24], *end = NULL;
-		long long uac;
+		long long uac = 0;
+		int disabled = 0;
 
 		vals = ldap_get_values_len(ld, e, "userAccountControl");
-		if (vals == NULL || vals[0] == NULL || vals[0]->bv_len == 0 ||
-		    vals[0]->bv_len >= sizeof(num)) {
+		if (vals == NULL || vals[0] == NULL) {
 			dir_errf(why, whylen,
 			         "has no userAccountControl value the service "
 			         "account can read, so the active check "
@@ -414,21 +408,16 @@ eval_active_preset(const struct dir_cfg *c, LDAP *ld, LDAPMessage *e,
 			r = DIR_EINVAL;
 			break;
 		}
-		memcpy(num, vals[0]->bv_val, vals[0]->bv_len);
-		num[vals[0]->bv_len] = '\0';
-		errno = 0;
-		uac = strtoll(num, &end, 10);
-		if (errno != 0 || end == num || *end != '\0' ||
-		    uac < -2147483648LL || uac > 4294967295LL) {
+		if (dir_uac_disabled(vals[0]->bv_val, vals[0]->bv_len, &uac,
+		                     &disabled) != 0) {
 			dir_errf(why, whylen,
 			         "has a userAccountControl value that is no "
 			         "32-bit number");
 			r = DIR_EINVAL;
 			break;
 		}
-		/* ACCOUNTDISABLE is bit 2, whatever else is set. */
-		*active = ((unsigned long long)uac & 2ULL) == 0;
-		if (!*active)
+		*active = !disabled;
+		if (disabled)
 			dir_errf(why, whylen,
 			         "disabled (userAccountControl %lld has "
 			         "ACCOUNTDISABLE)",

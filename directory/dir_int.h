@@ -189,6 +189,17 @@ void dir_diag_tls(const struct dir_cfg *c, const struct dir_uri *u,
  */
 /* The active filter of a preset, or NULL (NONE, FILTER). */
 const char *dir_active_preset_filter(enum dir_active a);
+/*
+ * The active presets' values, evaluated client-side on the attributes
+ * fetched with the lookup. dir_uac_disabled parses an AD
+ * userAccountControl value (len bytes, decimal, 32-bit, signed or not)
+ * into *uac and sets *disabled from bit 2 (ACCOUNTDISABLE); DIR_EINVAL
+ * for a value that is no such number. dir_ipa_locked: nsAccountLock is
+ * TRUE (case-insensitive).
+ */
+int dir_uac_disabled(const char *val, size_t len, long long *uac,
+                     int *disabled);
+int dir_ipa_locked(const char *val, size_t len);
 /* Replaces every DIR_IDENTITY_PLACEHOLDER in tmpl with value (len bytes,
  * RFC 4515-escaped with ldap_bv2escaped_filter_value). */
 int dir_filter_expand(const char *tmpl, const char *value, size_t len,

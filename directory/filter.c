@@ -10,9 +10,11 @@
  * the entry DN is the one the server returned.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <ldap.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "directory/dir_int.h"
 
@@ -118,6 +120,40 @@ dir_active_preset_filter(enum dir_active a)
 		break;
 	}
 	return NULL;
+}
+
+int
+dir_uac_disabled(const char *val, size_t len, long long *uac, int *disabled)
+{
+	char num[24], *end = NULL;
+	long long v;
+
+	*disabled = 1; /* unreadable counts as disabled for callers that
+			  ignore the error */
+	if (val == NULL || len == 0 || len >= sizeof(num) ||
+	    memchr(val, 0, len) != NULL ||
+	    (!isdigit((unsigned char)val[0]) && val[0] != '-'))
+		return DIR_EINVAL;
+	memcpy(num, val, len);
+	num[len] = '\0';
+	errno = 0;
+	v = strtoll(num, &end, 10);
+	/* AD sends a 32-bit value, some tools print it signed. */
+	if (errno != 0 || end == num || *end != '\0' ||
+	    v < -2147483648LL || v > 4294967295LL)
+		return DIR_EINVAL;
+	*uac = v;
+	/* ACCOUNTDISABLE is bit 2 (0x2), whatever else is set: 514 is only
+	 * NORMAL_ACCOUNT|ACCOUNTDISABLE; 66050 adds DONT_EXPIRE_PASSWORD. */
+	*disabled = ((unsigned long long)v & 2ULL) != 0;
+	return 0;
+}
+
+int
+dir_ipa_locked(const char *val, size_t len)
+{
+	/* nsAccountLock is a Boolean: only TRUE (any case) locks. */
+	return val != NULL && len == 4 && strncasecmp(val, "TRUE", 4) == 0;
 }
 
 int

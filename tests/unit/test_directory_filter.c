@@ -147,6 +147,66 @@ test_active_presets(void **state)
 	assert_null(dir_active_preset_filter(DIR_ACTIVE_FILTER));
 }
 
+/* userAccountControl: bit 2 decides, whatever else is set. */
+static void
+test_ad_user_account_control(void **state)
+{
+	static const struct {
+		const char *v;
+		int disabled;
+	} ok[] = {
+	    {"512", 0},	   /* NORMAL_ACCOUNT */
+	    {"514", 1},	   /* NORMAL_ACCOUNT | ACCOUNTDISABLE */
+	    {"66048", 0},  /* + DONT_EXPIRE_PASSWORD */
+	    {"66050", 1},  /* the same, disabled: "=514" would miss it */
+	    {"546", 1},	   /* + PASSWD_NOTREQD, disabled */
+	    {"544", 0},	   /* + PASSWD_NOTREQD */
+	    {"4096", 0},   /* WORKSTATION_TRUST_ACCOUNT */
+	    {"2", 1},
+	    {"16", 0},	   /* LOCKOUT alone is not ACCOUNTDISABLE */
+	    {"-2147483646", 1}, /* 0x80000002 printed signed */
+	    {"4294967295", 1},
+	};
+	static const char *const bad[] = {"", "abc", "512x", " 512", "1e3",
+	                                  "4294967296", "-2147483649",
+	                                  "99999999999999999999999"};
+	long long uac;
+	int disabled;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		if (dir_uac_disabled(ok[i].v, strlen(ok[i].v), &uac,
+		                     &disabled) != 0)
+			fail_msg("'%s' refused", ok[i].v);
+		if (disabled != ok[i].disabled)
+			fail_msg("'%s': disabled %d", ok[i].v, disabled);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (dir_uac_disabled(bad[i], strlen(bad[i]), &uac,
+		                     &disabled) != DIR_EINVAL)
+			fail_msg("'%s' accepted", bad[i]);
+		assert_int_equal(disabled, 1);
+	}
+	/* A NUL inside the value is no number either. */
+	assert_int_equal(dir_uac_disabled("51\0", 3, &uac, &disabled),
+	                 DIR_EINVAL);
+	assert_int_equal(dir_uac_disabled(NULL, 0, &uac, &disabled),
+	                 DIR_EINVAL);
+}
+
+static void
+test_freeipa_lock(void **state)
+{
+	(void)state;
+	assert_true(dir_ipa_locked("TRUE", 4));
+	assert_true(dir_ipa_locked("true", 4));
+	assert_false(dir_ipa_locked("FALSE", 5));
+	assert_false(dir_ipa_locked("TRUEX", 5));
+	assert_false(dir_ipa_locked("", 0));
+	assert_false(dir_ipa_locked(NULL, 0));
+}
+
 static void
 test_ad_chain_filter(void **state)
 {
@@ -467,6 +527,8 @@ main(void)
 	    cmocka_unit_test(test_expand_random_bytes),
 	    cmocka_unit_test(test_expand_refuses),
 	    cmocka_unit_test(test_active_presets),
+	    cmocka_unit_test(test_ad_user_account_control),
+	    cmocka_unit_test(test_freeipa_lock),
 	    cmocka_unit_test(test_ad_chain_filter),
 	    cmocka_unit_test(test_eq_any),
 	    cmocka_unit_test(test_filter_check),
