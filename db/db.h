@@ -297,6 +297,13 @@ void db_session_free(struct db_session *s);
 int db_session_revoke(struct db_pool *pool, const unsigned char id_hash[32],
 		      const char *reason, char *err, size_t errlen);
 
+/* Ends the live sessions of one subject of one IdP (an IdP-initiated
+ * logout); session_index NULL: all of them. *count: how many. */
+int db_session_revoke_subject(struct db_pool *pool, const char *idp,
+			      const char *name_id, const char *session_index,
+			      const char *reason, long *count, char *err,
+			      size_t errlen);
+
 /* One audit_log row for sign-in events (event_type 'sso'/'logout').
  * Every field may be NULL except event_type and outcome. */
 struct db_audit_sso {

@@ -248,3 +248,27 @@ db_audit_sso(struct db_pool *pool, const struct db_audit_sso *a, char *err,
 		   "left($7, 1024), $8, $9, $10::jsonb)",
 		   10, v10, NULL, NULL, PGRES_COMMAND_OK, NULL, err, errlen);
 }
+
+int
+db_session_revoke_subject(struct db_pool *pool, const char *idp,
+			  const char *name_id, const char *session_index,
+			  const char *reason, long *count, char *err,
+			  size_t errlen)
+{
+	const char *v[4] = {idp, name_id, session_index, reason};
+	PGresult *res;
+	int r;
+
+	*count = 0;
+	r = run(pool, "ending the sessions",
+		"UPDATE sessions SET revoked_at = now(), revoke_reason = $4 "
+		"WHERE idp_entity_id = $1 AND name_id = $2 "
+		"AND ($3::text IS NULL OR saml_session_index = $3) "
+		"AND revoked_at IS NULL",
+		4, v, NULL, NULL, PGRES_COMMAND_OK, &res, err, errlen);
+	if (r != 0)
+		return r;
+	*count = strtol(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return 0;
+}

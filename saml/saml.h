@@ -147,6 +147,38 @@ int saml_sp_acs(struct saml_sp *sp, const char *b64, size_t b64len,
 		time_t now, struct saml_identity *out, const char **reason,
 		char *detail, size_t detaillen);
 
+/* ---- Single Logout (slo.c), HTTP-Redirect binding ------------------- */
+
+/*
+ * SP-initiated: a signed LogoutRequest for this subject. *url (malloc()ed)
+ * is where to send the browser; NULL with 0 when the IdP has no SLO
+ * endpoint (then the logout is local only).
+ */
+int saml_sp_logout_request(struct saml_sp *sp, const char *name_id,
+			   const char *format, const char *session_index,
+			   char **url, char *err, size_t errlen);
+
+enum { SAML_SLO_REQUEST = 1, SAML_SLO_RESPONSE = 2 };
+/* Who an IdP LogoutRequest names; strings malloc()ed,
+ * saml_slo_request_free(). */
+struct saml_slo_request {
+	char *name_id;
+	char *session_index; /* NULL: every session of name_id */
+};
+void saml_slo_request_free(struct saml_slo_request *q);
+
+/*
+ * A message from the IdP at /saml/slo; query is the raw query string (the
+ * Redirect-binding signature covers its exact bytes). *kind says which it
+ * was. A LogoutRequest must be signed by the IdP; on success *req names
+ * the sessions to end and *response_url (malloc()ed) carries our signed
+ * LogoutResponse. A LogoutResponse only needs a valid signature if any.
+ * -1 with *reason (SAML_R_*) on failure.
+ */
+int saml_sp_slo(struct saml_sp *sp, const char *query, int *kind,
+		struct saml_slo_request *req, char **response_url,
+		const char **reason, char *detail, size_t detaillen);
+
 /*
  * Whether s is an acceptable post-login return path: a relative path on
  * our own origin ("/..."), at most 2048 bytes, no "//" or "/\" start, no

@@ -6,6 +6,7 @@
 #ifndef ROOMGATE_SAML_INT_H
 #define ROOMGATE_SAML_INT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -14,6 +15,7 @@
 #include <lasso/xml/saml-2.0/saml2_authn_statement.h>
 #include <lasso/xml/saml-2.0/samlp2_response.h>
 #include <libxml/tree.h>
+#include <openssl/evp.h>
 
 #include "saml/saml.h"
 
@@ -26,6 +28,27 @@ struct saml_policy {
 	int want_assertions_signed;
 	int clock_skew_s;
 	int allow_unsolicited;
+};
+
+/* The SP (sp.c, slo.c). lasso is not documented as thread-safe: every
+ * lasso call on server runs under mu. */
+#define SAML_MAX_IDP_KEYS 4
+struct saml_sp {
+	pthread_mutex_t mu;
+	LassoServer *server;
+	char *metadata;
+	char *entity_id;
+	char *acs_url;
+	char *idp_entity_id;
+	char *name_id_format;
+	char *directory_key;
+	struct saml_policy pol; /* strings point into this struct */
+	int authn_request_post;
+	size_t max_response_bytes;
+	/* The IdP's signing keys from its metadata, for Redirect-binding
+	 * signatures we verify ourselves (slo.c). */
+	EVP_PKEY *idp_keys[SAML_MAX_IDP_KEYS];
+	int nidp_keys;
 };
 
 /*

@@ -21,25 +21,12 @@
 #include <lasso/xml/saml-2.0/samlp2_response.h>
 #include <lasso/xml/saml-2.0/saml2_strings.h>
 #include <libxml/parser.h>
+#include <openssl/x509.h>
 #include <sodium.h>
 
 #include "saml/saml_int.h"
 
 #define SAML_MAX_FILE (1024 * 1024)
-
-struct saml_sp {
-	pthread_mutex_t mu;
-	LassoServer *server;
-	char *metadata;
-	char *entity_id;
-	char *acs_url;
-	char *idp_entity_id;
-	char *name_id_format;
-	char *directory_key;
-	struct saml_policy pol; /* strings point into this struct */
-	int authn_request_post;
-	size_t max_response_bytes;
-};
 
 static void
 errf(char *err, size_t errlen, const char *fmt, ...)
@@ -184,6 +171,78 @@ out:
 	return s;
 }
 
+static int
+is_md(const xmlNode *n, const char *name)
+{
+	return n->type == XML_ELEMENT_NODE && n->ns != NULL &&
+	       strcmp((const char *)n->ns->href,
+		      "urn:oasis:names:tc:SAML:2.0:metadata") == 0 &&
+	       strcmp((const char *)n->name, name) == 0;
+}
+
+/* The first X509Certificate below n, as an EVP_PKEY (caller frees). */
+static EVP_PKEY *
+cert_key(xmlNode *n)
+{
+	for (; n != NULL; n = n->next) {
+		EVP_PKEY *k;
+
+		if (n->type == XML_ELEMENT_NODE &&
+		    strcmp((const char *)n->name, "X509Certificate") == 0) {
+			xmlChar *t = xmlNodeGetContent(n);
+			guchar *der = NULL;
+			gsize len = 0;
+			const unsigned char *pp;
+			X509 *x;
+
+			if (t != NULL)
+				der = g_base64_decode((const char *)t, &len);
+			xmlFree(t);
+			pp = der;
+			x = der ? d2i_X509(NULL, &pp, (long)len) : NULL;
+			g_free(der);
+			k = x ? X509_get_pubkey(x) : NULL;
+			X509_free(x);
+			return k;
+		}
+		if ((k = cert_key(n->children)) != NULL)
+			return k;
+	}
+	return NULL;
+}
+
+/* The IdP's signing keys (KeyDescriptor use="signing" or no use). */
+static void
+load_idp_keys(struct saml_sp *sp, const char *md)
+{
+	xmlDoc *doc = xmlReadMemory(md, (int)strlen(md), "idp.xml", NULL,
+				    XML_PARSE_NONET | XML_PARSE_NOERROR |
+					    XML_PARSE_NOWARNING);
+	xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+
+	for (xmlNode *d = root ? root->children : NULL; d; d = d->next) {
+		if (!is_md(d, "IDPSSODescriptor"))
+			continue;
+		for (xmlNode *k = d->children; k; k = k->next) {
+			xmlChar *use;
+			int signing;
+
+			if (!is_md(k, "KeyDescriptor") ||
+			    sp->nidp_keys >= SAML_MAX_IDP_KEYS)
+				continue;
+			use = xmlGetProp(k, (const xmlChar *)"use");
+			signing = use == NULL ||
+				  strcmp((const char *)use, "signing") == 0;
+			xmlFree(use);
+			if (signing &&
+			    (sp->idp_keys[sp->nidp_keys] = cert_key(k->children)))
+				sp->nidp_keys++;
+		}
+	}
+	if (doc != NULL)
+		xmlFreeDoc(doc);
+}
+
 static void
 first_provider(gpointer key, gpointer value, gpointer user)
 {
@@ -282,6 +341,7 @@ saml_sp_open(const struct saml_sp_config *cfg, struct saml_sp **out,
 	}
 	g_hash_table_foreach(sp->server->providers, first_provider,
 			     &sp->idp_entity_id);
+	load_idp_keys(sp, idp);
 	if (sp->idp_entity_id == NULL)
 		goto oom;
 	sp->pol.sp_entity_id = sp->entity_id;
@@ -328,6 +388,8 @@ saml_sp_close(struct saml_sp *sp)
 	free(sp->idp_entity_id);
 	free(sp->name_id_format);
 	free(sp->directory_key);
+	for (int i = 0; i < sp->nidp_keys; i++)
+		EVP_PKEY_free(sp->idp_keys[i]);
 	pthread_mutex_destroy(&sp->mu);
 	free(sp);
 }

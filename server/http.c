@@ -36,6 +36,8 @@ struct req {
 	struct gate_buf body;
 	char method[16];
 	char remote[INET6_ADDRSTRLEN];
+	char *query;	   /* raw query string (SAML Redirect binding) */
+	int started;	   /* on_request has set this request up */
 };
 
 static double
@@ -228,13 +230,15 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	rq.path = url;
 	rq.method = strcmp(method, "HEAD") == 0 ? "GET" : method;
 
-	if (r == NULL) {
+	if (r == NULL || !r->started) {
 		const char *cl;
 
-		r = calloc(1, sizeof(*r));
+		if (r == NULL)
+			r = calloc(1, sizeof(*r));
 		if (r == NULL)
 			return MHD_NO;
 		*con_cls = r;
+		r->started = 1;
 		clock_gettime(CLOCK_MONOTONIC, &r->t0);
 		randombytes_buf(raw, sizeof(raw));
 		sodium_bin2hex(r->id, sizeof(r->id), raw, sizeof(raw));
@@ -288,6 +292,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	rq.id = r->id;
 	rq.remote = r->remote;
+	rq.query = r->query;
 	if (*upload_data_size > 0) {
 		if (!r->too_big &&
 		    gate_buf_add(&r->body, upload_data, *upload_data_size) != 0)
@@ -340,8 +345,31 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	gate_log_fields(GATE_LOG_INFO, r->id, "http_request", f, "%s %s %d",
 			r->method, gate_route_name(r->route), r->status);
 	gate_buf_free(&r->body);
+	free(r->query);
 	free(r);
 	*con_cls = NULL;
+}
+
+/*
+ * Keeps the raw query string: a Redirect-binding SAML signature covers
+ * its exact bytes, which decoding and re-encoding would not reproduce.
+ * The per-request state starts here (on_request finishes it).
+ */
+static void *
+uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct req *r;
+	const char *q;
+
+	(void)cls;
+	(void)c;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	q = uri != NULL ? strchr(uri, '?') : NULL;
+	if (q != NULL)
+		r->query = strdup(q + 1);
+	return r;
 }
 
 static void
@@ -442,6 +470,7 @@ gate_http_start(struct gate_app *app, struct gate_http **out, char *err,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		(size_t)cfg->max_header_bytes + 4096,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+		MHD_OPTION_URI_LOG_CALLBACK, uri_seen, h,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
 		MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
 	if (h->d == NULL) {

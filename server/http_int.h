@@ -30,6 +30,7 @@ struct gate_rq {
 	} params[GATE_MAX_PARAMS]; /* {name} segments of the route, in order */
 	int nparams;
 	struct MHD_Connection *conn; /* for headers, query, cookies */
+	const char *query; /* raw query string, undecoded; NULL if none */
 };
 
 /*
@@ -125,6 +126,8 @@ void gate_h_saml_acs(struct gate_app *app, const struct gate_rq *rq,
 		     struct gate_resp *out);
 void gate_h_saml_logout(struct gate_app *app, const struct gate_rq *rq,
 			struct gate_resp *out);
+void gate_h_saml_slo(struct gate_app *app, const struct gate_rq *rq,
+		     struct gate_resp *out);
 void gate_h_me(struct gate_app *app, const struct gate_rq *rq,
 	       struct gate_resp *out);
 

@@ -29,6 +29,7 @@ static const struct route routes[] = {
 	{"GET", "/saml/login", gate_h_saml_login},
 	{"POST", "/saml/acs", gate_h_saml_acs},
 	{"GET", "/saml/logout", gate_h_saml_logout},
+	{"GET", "/saml/slo", gate_h_saml_slo},
 	{"GET", "/v1/me", gate_h_me},
 };
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))

@@ -383,14 +383,29 @@ out:
 	free(loc);
 }
 
+static void
+signed_out_page(struct gate_resp *out)
+{
+	gate_resp_html(out, 200,
+		       strdup("<!DOCTYPE html>\n<html><head><meta "
+			      "charset=\"utf-8\"><title>Signed out</title>"
+			      "</head><body><h1>You are signed out</h1>"
+			      "</body></html>\n"));
+}
+
+/*
+ * Ends roomgate's session first (so a failing IdP never keeps it alive),
+ * then, when the IdP has an SLO endpoint, sends the browser there with a
+ * signed LogoutRequest.
+ */
 void
 gate_h_saml_logout(struct gate_app *app, const struct gate_rq *rq,
 		   struct gate_resp *out)
 {
 	struct db_session s;
 	unsigned char hash[32];
-	char err[512];
-	int r;
+	char err[512], *url = NULL;
+	int r = 0;
 
 	memset(&s, 0, sizeof(s));
 	if (gate_cookie_hash(rq, GATE_SESSION_COOKIE, hash)) {
@@ -415,14 +430,90 @@ gate_h_saml_logout(struct gate_app *app, const struct gate_rq *rq,
 				"out of memory");
 		goto out;
 	}
-	gate_resp_html(out, 200,
-		       strdup("<!DOCTYPE html>\n<html><head><meta "
-			      "charset=\"utf-8\"><title>Signed out</title>"
-			      "</head><body><h1>You are signed out</h1>"
-			      "</body></html>\n"));
+	if (r == 1 && app->saml != NULL &&
+	    strcmp(s.idp, saml_sp_idp_entity_id(app->saml)) == 0) {
+		if (saml_sp_logout_request(app->saml, s.name_id,
+					   s.name_id_format, s.session_index,
+					   &url, err, sizeof(err)) != 0)
+			gate_log(GATE_LOG_WARN, rq->id, "slo_failed",
+				 "local logout only: %s", err);
+		if (url != NULL) {
+			if (gate_resp_header(out, MHD_HTTP_HEADER_LOCATION,
+					     url) != 0) {
+				gate_resp_error(out, rq, 500, "internal", NULL,
+						"out of memory");
+				goto out;
+			}
+			gate_resp_html(out, 302, strdup(""));
+			goto out;
+		}
+	}
+	signed_out_page(out);
 out:
 	sodium_memzero(hash, sizeof(hash));
 	db_session_free(&s);
+	free(url);
+}
+
+/* The IdP's SLO messages: its LogoutRequest (IdP-initiated, signature
+ * required) or its LogoutResponse to ours. */
+void
+gate_h_saml_slo(struct gate_app *app, const struct gate_rq *rq,
+		struct gate_resp *out)
+{
+	struct saml_slo_request q;
+	const char *reason = SAML_R_INTERNAL;
+	char detail[512] = "", err[512], *url = NULL;
+	long n = 0;
+	int kind = 0;
+
+	memset(&q, 0, sizeof(q));
+	if (!saml_ready(app, rq, out))
+		return;
+	if (saml_sp_slo(app->saml, rq->query, &kind, &q, &url, &reason,
+			detail, sizeof(detail)) != 0) {
+		gate_log(GATE_LOG_WARN, rq->id, "slo_denied", "%s: %s", reason,
+			 detail);
+		if (audit(app, rq, "logout", "deny", reason, NULL,
+			  saml_sp_idp_entity_id(app->saml), detail) != 0) {
+			gate_resp_error(out, rq, 503, "audit_unavailable", NULL,
+					"the audit log cannot be written; try "
+					"again later");
+			goto out;
+		}
+		error_page(out, rq, 403, reason,
+			   "The identity provider's logout message was not "
+			   "accepted.");
+		goto out;
+	}
+	if (kind == SAML_SLO_RESPONSE) {
+		signed_out_page(out);
+		goto out;
+	}
+	if (db_session_revoke_subject(app->db, saml_sp_idp_entity_id(app->saml),
+				      q.name_id, q.session_index, "idp_logout",
+				      &n, err, sizeof(err)) != 0) {
+		gate_resp_error(out, rq, 503, "database_unavailable", NULL,
+				"cannot end the session now: %s", err);
+		goto out;
+	}
+	if (audit(app, rq, "logout", "info", "idp_logout", q.name_id,
+		  saml_sp_idp_entity_id(app->saml), NULL) != 0) {
+		gate_resp_error(out, rq, 503, "audit_unavailable", NULL,
+				"the audit log cannot be written; try again "
+				"later");
+		goto out;
+	}
+	gate_log(GATE_LOG_INFO, rq->id, "idp_logout",
+		 "IdP ended %ld session(s) of %s", n, q.name_id);
+	if (gate_resp_header(out, MHD_HTTP_HEADER_LOCATION, url) != 0) {
+		gate_resp_error(out, rq, 500, "internal", NULL, "out of memory");
+		goto out;
+	}
+	gate_resp_html(out, 302, strdup(""));
+out:
+	saml_slo_request_free(&q);
+	free(url);
 }
 
 void

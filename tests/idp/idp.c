@@ -41,6 +41,7 @@
 #include <lasso/xml/saml-2.0/saml2_subject.h>
 #include <lasso/xml/saml-2.0/saml2_subject_confirmation.h>
 #include <lasso/xml/saml-2.0/saml2_subject_confirmation_data.h>
+#include <lasso/xml/saml-2.0/samlp2_logout_request.h>
 #include <lasso/xml/saml-2.0/samlp2_response.h>
 #include <lasso/xml/saml-2.0/samlp2_status.h>
 #include <lasso/xml/saml-2.0/samlp2_status_code.h>
@@ -57,6 +58,7 @@
 
 struct user {
 	char name[64], password[128], mail[128];
+	char *session_dump; /* lasso session of the last login, for SLO */
 };
 
 static struct {
@@ -230,7 +232,7 @@ load_users(const char *path)
 	free(text);
 }
 
-static const struct user *
+static struct user *
 check_user(const char *name, const char *password)
 {
 	for (int i = 0; i < g.nusers; i++) {
@@ -558,7 +560,7 @@ pre_sign(LassoSamlp2Response *resp, LassoSaml2Assertion *as, const char *brk)
 
 /* The signed Response for user u, as base64, and the ACS URL. */
 static int
-respond(const char *query, const struct user *u, const char *brk,
+respond(const char *query, struct user *u, const char *brk,
 	char **b64_out, char **acs_out, char *err, size_t errlen)
 {
 	LassoServer *srv = g.server;
@@ -628,6 +630,10 @@ respond(const char *query, const struct user *u, const char *brk,
 		goto out;
 	}
 	*acs_out = strdup(p->msg_url);
+	if (p->session != NULL && srv == g.server) {
+		g_free(u->session_dump);
+		u->session_dump = lasso_session_dump(p->session);
+	}
 	xml = b64dec(p->msg_body);
 	if (xml == NULL)
 		goto out;
@@ -738,6 +744,9 @@ form_get(struct MHD_Connection *c, const char *body, const char *name,
 	return NULL;
 }
 
+static enum MHD_Result slo(struct MHD_Connection *c, const char *query);
+static enum MHD_Result logout_init(struct MHD_Connection *c);
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
 	   const char *method, const char *version, const char *upload,
@@ -790,7 +799,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		static char q[64 * 1024];
 		char user[128], pw[256], brk[64], err[512];
 		char *b64 = NULL, *acs = NULL;
-		const struct user *u;
+		struct user *u;
 
 		pthread_mutex_lock(&g.mu);
 		if (form_get(c, r->body->str, "q", q, sizeof(q)) == NULL ||
@@ -839,7 +848,128 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		free(acs);
 		return ret;
 	}
+	if (strcmp(method, "GET") == 0 && strcmp(url, "/slo") == 0) {
+		const char *q = strchr(r->raw_uri, '?');
+
+		pthread_mutex_lock(&g.mu);
+		ret = q ? slo(c, q + 1)
+			: send_text(c, 400, "text/plain", "no message\n");
+		pthread_mutex_unlock(&g.mu);
+		return ret;
+	}
+	if (strcmp(method, "GET") == 0 && strcmp(url, "/logout-init") == 0) {
+		pthread_mutex_lock(&g.mu);
+		ret = logout_init(c);
+		pthread_mutex_unlock(&g.mu);
+		return ret;
+	}
 	return send_text(c, 404, "text/plain", "not found\n");
+}
+
+static enum MHD_Result
+send_redirect(struct MHD_Connection *c, const char *url)
+{
+	struct MHD_Response *mr = MHD_create_response_from_buffer(
+		0, (void *)(uintptr_t)"", MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	MHD_add_response_header(mr, "Location", url);
+	ret = MHD_queue_response(c, 302, mr);
+	MHD_destroy_response(mr);
+	return ret;
+}
+
+static struct user *
+user_by(const char *name, const char *mail)
+{
+	for (int i = 0; i < g.nusers; i++)
+		if ((name && strcmp(g.users[i].name, name) == 0) ||
+		    (mail && strcmp(g.users[i].mail, mail) == 0))
+			return &g.users[i];
+	return NULL;
+}
+
+/* /slo: the SP's LogoutRequest (answered, signed) or its LogoutResponse. */
+static enum MHD_Result
+slo(struct MHD_Connection *c, const char *query)
+{
+	LassoLogout *lo;
+	LassoProfile *p;
+	LassoSamlp2LogoutRequest *lr;
+	struct user *u;
+	enum MHD_Result ret;
+	int rc;
+
+	if (strstr(query, "SAMLResponse=") != NULL)
+		return send_text(c, 200, "text/plain", "logged out at the SP\n");
+	if (load_sps(g.server, 0) != 0)
+		return send_text(c, 500, "text/plain", "no SP metadata\n");
+	lo = lasso_logout_new(g.server);
+	p = LASSO_PROFILE(lo);
+	rc = lasso_logout_process_request_msg(lo, (char *)query);
+	if (rc != 0) {
+		g_object_unref(lo);
+		return send_text(c, 400, "text/plain", lasso_strerror(rc));
+	}
+	lr = LASSO_SAMLP2_LOGOUT_REQUEST(p->request);
+	u = lr->NameID ? user_by(NULL, lr->NameID->content) : NULL;
+	if (u != NULL && u->session_dump != NULL)
+		lasso_profile_set_session_from_dump(p, u->session_dump);
+	(void)lasso_logout_validate_request(lo);
+	rc = lasso_logout_build_response_msg(lo);
+	ret = rc == 0 && p->msg_url
+		      ? send_redirect(c, p->msg_url)
+		      : send_text(c, 500, "text/plain", lasso_strerror(rc));
+	g_object_unref(lo);
+	return ret;
+}
+
+/* /logout-init?user=U[&break=unsigned|wrong_key]: IdP-initiated logout of
+ * U's last session at the SP. */
+static enum MHD_Result
+logout_init(struct MHD_Connection *c)
+{
+	const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+						       "user");
+	const char *brk = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+						      "break");
+	LassoServer *srv = g.server;
+	struct user *u = name ? user_by(name, NULL) : NULL;
+	LassoLogout *lo;
+	LassoProfile *p;
+	enum MHD_Result ret;
+	char *url;
+	int rc;
+
+	if (u == NULL || u->session_dump == NULL)
+		return send_text(c, 404, "text/plain", "no session\n");
+	if (brk != NULL && !g.allow_break)
+		return send_text(c, 403, "text/plain", "break modes are off\n");
+	if (brk != NULL && strcmp(brk, "wrong_key") == 0)
+		srv = g.alt_server;
+	if (load_sps(srv, 0) != 0)
+		return send_text(c, 500, "text/plain", "no SP metadata\n");
+	lo = lasso_logout_new(srv);
+	p = LASSO_PROFILE(lo);
+	lasso_profile_set_session_from_dump(p, u->session_dump);
+	rc = lasso_logout_init_request(lo, NULL, LASSO_HTTP_METHOD_REDIRECT);
+	if (rc == 0)
+		rc = lasso_logout_build_request_msg(lo);
+	if (rc != 0 || p->msg_url == NULL) {
+		g_object_unref(lo);
+		return send_text(c, 500, "text/plain", lasso_strerror(rc));
+	}
+	url = g_strdup(p->msg_url);
+	if (brk != NULL && strcmp(brk, "unsigned") == 0) {
+		char *sa = strstr(url, "&SigAlg=");
+
+		if (sa != NULL)
+			*sa = '\0';
+	}
+	ret = send_redirect(c, url);
+	g_free(url);
+	g_object_unref(lo);
+	return ret;
 }
 
 static void
@@ -954,6 +1084,8 @@ main(int argc, char **argv)
 	lasso_server_destroy(g.server);
 	lasso_server_destroy(g.alt_server);
 	lasso_server_destroy(g.twin_server);
+	for (int i = 0; i < g.nusers; i++)
+		g_free(g.users[i].session_dump);
 	free(g.metadata);
 	lasso_shutdown();
 	return 0;

@@ -159,6 +159,18 @@ sget(json_t *o, const char *path1, const char *path2)
 }
 
 static int
+verify_with(struct gate_app *a, const char *meeting_id, const char *code)
+{
+	char err[512];
+	int r = gate_code_verify(a, meeting_id, code, strlen(code), NULL, err,
+				 sizeof(err));
+
+	if (r < 0)
+		fail_msg("verify: %s", err);
+	return r;
+}
+
+static int
 verify(const char *meeting_id, const char *code)
 {
 	char err[512];
@@ -836,6 +848,89 @@ cli_meeting_commands(void **state)
 	assert_non_null(strstr(out, "you typed 7"));
 }
 
+/* After the key file is replaced, codes stored under the old key id still
+ * check and open when the old file is listed in previous_key_files; new
+ * codes go under the new key id. */
+static void
+old_key_ids_keep_working(void **state)
+{
+	struct gate_config c2;
+	struct gate_keys *k2 = NULL;
+	struct gate_codes *with_old = NULL, *without_old = NULL;
+	struct gate_app a2, a3;
+	struct db_code dc;
+	struct db_actor by = {"test", NULL, NULL, NULL};
+	char path[600], out[1024], old[16], fresh[GATE_CODE_BUF],
+		seen[GATE_CODE_BUF], err[512];
+	const char *argv[5];
+	const char *id;
+	json_t *m;
+	int version = 0;
+
+	(void)state;
+	m = create(tok_alice, "{\"title\": \"keys\", \"allowed_groups\": "
+			      "[\"cn=a,dc=x\"]}");
+	id = sget(m, "id", NULL);
+	snprintf(old, sizeof(old), "%s", sget(m, "code", "code"));
+
+	snprintf(path, sizeof(path), "%s/second.keys", th_env("RG_TEST_TMP"));
+	argv[0] = th_env("RG_TEST_BIN");
+	argv[1] = "keygen";
+	argv[2] = "-o";
+	argv[3] = path;
+	argv[4] = NULL;
+	if (access(path, F_OK) != 0 &&
+	    th_run_capture(argv, NULL, out, sizeof(out)) != 0)
+		fail_msg("keygen: %s", out);
+	assert_int_equal(gate_keys_load(path, &k2, err, sizeof(err)), 0);
+	assert_string_not_equal(k2->key_id, keys->key_id);
+
+	c2 = cfg; /* shallow: only read */
+	c2.codes_previous_key_files = cfg.keys_file;
+	assert_int_equal(gate_codes_open(&c2, k2, &with_old, err, sizeof(err)),
+			 0);
+	c2.codes_previous_key_files = NULL;
+	assert_int_equal(gate_codes_open(&c2, k2, &without_old, err,
+					 sizeof(err)),
+			 0);
+	a2 = app;
+	a2.codes = with_old;
+	a3 = app;
+	a3.codes = without_old;
+
+	assert_int_equal(verify_with(&a2, id, old), 1);
+	assert_int_equal(verify_with(&a3, id, old), 0);
+	assert_int_equal(db_code_current(app.db, id, &dc, err, sizeof(err)), 0);
+	assert_string_equal(dc.key_id, keys->key_id);
+	assert_int_equal(gate_codes_reveal(with_old, &dc, seen, sizeof(seen),
+					   err, sizeof(err)),
+			 0);
+	assert_string_equal(seen, old);
+	assert_int_not_equal(gate_codes_reveal(without_old, &dc, seen,
+					       sizeof(seen), err, sizeof(err)),
+			     0);
+	assert_non_null(strstr(err, "previous_key_files"));
+
+	/* Rotate under the new key, old code in grace: both keys in play. */
+	assert_int_equal(gate_meeting_new_code(with_old, id, 8, NULL, fresh,
+					       sizeof(fresh), &dc),
+			 0);
+	assert_string_equal(dc.key_id, k2->key_id);
+	assert_int_equal(db_code_rotate(app.db, id, &dc, 0, 600, "rotate", 0,
+					&by, &version, err, sizeof(err)),
+			 0);
+	assert_int_equal(version, 2);
+	assert_int_equal(verify_with(&a2, id, fresh), 1);
+	assert_int_equal(verify_with(&a2, id, old), 1);
+	assert_int_equal(verify(id, fresh), 0); /* old server: unknown key */
+	assert_int_equal(verify(id, old), 1);
+
+	gate_codes_close(with_old);
+	gate_codes_close(without_old);
+	gate_keys_free(k2);
+	json_decref(m);
+}
+
 int
 main(void)
 {
@@ -847,6 +942,7 @@ main(void)
 		cmocka_unit_test(rotation_with_and_without_grace),
 		cmocka_unit_test(scheduled_rotation_once_across_nodes),
 		cmocka_unit_test(list_is_paged_and_scoped),
+		cmocka_unit_test(old_key_ids_keep_working),
 		cmocka_unit_test(dump_holds_no_code),
 		cmocka_unit_test(cli_meeting_commands),
 		cmocka_unit_test(database_down_is_503),

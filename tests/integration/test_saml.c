@@ -208,6 +208,23 @@ me(struct sth_browser *b, const char *base, json_t **out)
 }
 
 static void
+assert_audit_event(const char *request_id, const char *event,
+		   const char *want)
+{
+	char sql[256], *got;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT reason FROM audit_log WHERE request_id = $1 AND "
+		 "event_type = '%s' AND outcome = 'deny'",
+		 event);
+	got = sth_pg_value(T.pg, sql, request_id);
+	if (got == NULL || strcmp(got, want) != 0)
+		fail_msg("audit reason for %s: want %s, got %s", request_id,
+			 want, got ? got : "(no record)");
+	free(got);
+}
+
+static void
 assert_audit(const char *request_id, const char *want)
 {
 	char *got = sth_pg_value(T.pg,
@@ -540,7 +557,7 @@ test_attack_replay_after_logout(void **state)
 	sth_resp_free(&r);
 	assert_int_equal(me(&b, T.base, NULL), 200);
 	snprintf(url, sizeof(url), "%s/saml/logout", T.base);
-	assert_int_equal(sth_do(&b, url, NULL, 0, &r), 200);
+	assert_int_equal(sth_do(&b, url, NULL, 0, &r), 302); /* on to SLO */
 	sth_resp_free(&r);
 	assert_int_equal(me(&b, T.base, NULL), 401);
 	assert_int_equal(acs_post(&b, T.base, b64, &r), 403);
@@ -592,6 +609,122 @@ test_attack_garbage(void **state)
 	sth_browser_free(&b);
 }
 
+/* ---- single logout ------------------------------------------------- */
+
+/* Signs in `user` in browser b on node A. */
+static void
+sign_in(struct sth_browser *b, const char *user)
+{
+	struct sth_resp r;
+	char *b64 = saml_response(b, T.base, "/", user, NULL, NULL);
+
+	assert_int_equal(acs_post(b, T.base, b64, &r), 303);
+	sth_resp_free(&r);
+	free(b64);
+	assert_int_equal(me(b, T.base, NULL), 200);
+}
+
+static void
+test_sp_initiated_slo(void **state)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+	char url[8300];
+
+	(void)state;
+	sth_browser_init(&b);
+	sign_in(&b, "alice");
+	snprintf(url, sizeof(url), "%s/saml/logout", T.base);
+	assert_int_equal(sth_do(&b, url, NULL, 0, &r), 302);
+	/* Our session ends before the browser goes to the IdP. */
+	assert_int_equal(me(&b, T.base, NULL), 401);
+	assert_true(strncmp(r.location, T.idp_base, strlen(T.idp_base)) == 0);
+	assert_non_null(strstr(r.location, "/slo?SAMLRequest="));
+	assert_non_null(strstr(r.location, "&Signature="));
+	snprintf(url, sizeof(url), "%s", r.location);
+	sth_resp_free(&r);
+	/* The IdP verifies our signed request and answers. */
+	assert_int_equal(sth_do(&b, url, NULL, 0, &r), 302);
+	assert_true(strncmp(r.location, T.base, strlen(T.base)) == 0);
+	assert_non_null(strstr(r.location, "/saml/slo?SAMLResponse="));
+	snprintf(url, sizeof(url), "%s", r.location);
+	sth_resp_free(&r);
+	assert_int_equal(sth_do(&b, url, NULL, 0, &r), 200);
+	assert_non_null(strstr(r.body, "signed out"));
+	sth_resp_free(&r);
+	sth_browser_free(&b);
+}
+
+/* The IdP ends the session: its signed LogoutRequest arrives through
+ * some browser (not necessarily the signed-in one). */
+static void
+idp_logout(const char *user, const char *brk, struct sth_resp *r)
+{
+	struct sth_browser other;
+	struct sth_resp ir;
+	char url[8300];
+
+	sth_browser_init(&other);
+	snprintf(url, sizeof(url), "%s/logout-init?user=%s%s%s", T.idp_base,
+		 user, brk ? "&break=" : "", brk ? brk : "");
+	assert_int_equal(sth_do(&other, url, NULL, 0, &ir), 302);
+	assert_true(strncmp(ir.location, T.base, strlen(T.base)) == 0);
+	snprintf(url, sizeof(url), "%s", ir.location);
+	sth_resp_free(&ir);
+	sth_do(&other, url, NULL, 0, r);
+	sth_browser_free(&other);
+}
+
+static void
+test_idp_initiated_slo(void **state)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+
+	(void)state;
+	sth_browser_init(&b);
+	sign_in(&b, "bob");
+	idp_logout("bob", NULL, &r);
+	assert_int_equal(r.status, 302);
+	assert_true(strncmp(r.location, T.idp_base, strlen(T.idp_base)) == 0);
+	assert_non_null(strstr(r.location, "SAMLResponse="));
+	sth_resp_free(&r);
+	assert_int_equal(me(&b, T.base, NULL), 401);
+	assert_int_equal(me(&b, T.base_b, NULL), 401);
+	sth_browser_free(&b);
+}
+
+static void
+slo_attack(const char *brk, const char *want)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+
+	sth_browser_init(&b);
+	sign_in(&b, "alice");
+	idp_logout("alice", brk, &r);
+	assert_int_equal(r.status, 403);
+	assert_audit_event(r.request_id, "logout", want);
+	sth_resp_free(&r);
+	/* Still signed in. */
+	assert_int_equal(me(&b, T.base, NULL), 200);
+	sth_browser_free(&b);
+}
+
+static void
+test_attack_unsigned_logout_request(void **state)
+{
+	(void)state;
+	slo_attack("unsigned", "unsigned");
+}
+
+static void
+test_attack_logout_request_wrong_key(void **state)
+{
+	(void)state;
+	slo_attack("wrong_key", "signature_invalid");
+}
+
 int
 main(void)
 {
@@ -633,6 +766,10 @@ main(void)
 		cmocka_unit_test(test_attack_doctype),
 		cmocka_unit_test(test_attack_huge_post),
 		cmocka_unit_test(test_attack_garbage),
+		cmocka_unit_test(test_sp_initiated_slo),
+		cmocka_unit_test(test_idp_initiated_slo),
+		cmocka_unit_test(test_attack_unsigned_logout_request),
+		cmocka_unit_test(test_attack_logout_request_wrong_key),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
