@@ -30,16 +30,15 @@ q(PGconn *pg, const char *sql, int n, const char *const *vals)
 static int
 qfail(PGconn *pg, PGresult *res, const char *what, char *err, size_t errlen)
 {
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
-				: NULL;
-	const char *cons = res ? PQresultErrorField(res,
-						    PG_DIAG_CONSTRAINT_NAME)
-			       : NULL;
+	const char *state =
+	    res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *cons =
+	    res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
 	int r;
 
 	if (state != NULL && strcmp(state, "23505") == 0) {
 		db_seterr(err, errlen, "%s: already taken (%s)", what,
-			  cons ? cons : "unique");
+		          cons ? cons : "unique");
 		r = DB_ECONFLICT;
 	} else {
 		r = db_result_err(pg, res, what, err, errlen);
@@ -52,12 +51,11 @@ static int
 cmd_ok(PGresult *res)
 {
 	return res != NULL && (PQresultStatus(res) == PGRES_COMMAND_OK ||
-			       PQresultStatus(res) == PGRES_TUPLES_OK);
+	                       PQresultStatus(res) == PGRES_TUPLES_OK);
 }
 
 static int
-simple(PGconn *pg, const char *sql, const char *what, char *err,
-       size_t errlen)
+simple(PGconn *pg, const char *sql, const char *what, char *err, size_t errlen)
 {
 	PGresult *res = PQexec(pg, sql);
 
@@ -156,20 +154,20 @@ getll(const PGresult *res, int row, int col)
 }
 
 static const char meeting_cols[] =
-	"m.id, m.link_id, m.title, m.host_identity, m.platform_room, "
-	"array_to_json(m.allowed_groups)::text, "
-	"(SELECT coalesce(json_agg(i.identity ORDER BY i.identity), "
-	"'[]'::json) FROM meeting_invitees i WHERE i.meeting_id = m.id)::text, "
-	"m.waiting_room, extract(epoch FROM m.starts_at)::bigint, "
-	"extract(epoch FROM m.ends_at)::bigint, m.code_length, "
-	"extract(epoch FROM m.rotation_interval)::bigint, "
-	"extract(epoch FROM m.grace_period)::bigint, "
-	"extract(epoch FROM m.created_at)::bigint, "
-	"extract(epoch FROM m.updated_at)::bigint, "
-	"extract(epoch FROM m.archived_at)::bigint, "
-	"extract(epoch FROM m.code_rotates_at)::bigint, "
-	"(SELECT c.version FROM meeting_codes c WHERE c.meeting_id = m.id "
-	"AND c.state = 'current') ";
+    "m.id, m.link_id, m.title, m.host_identity, m.platform_room, "
+    "array_to_json(m.allowed_groups)::text, "
+    "(SELECT coalesce(json_agg(i.identity ORDER BY i.identity), "
+    "'[]'::json) FROM meeting_invitees i WHERE i.meeting_id = m.id)::text, "
+    "m.waiting_room, extract(epoch FROM m.starts_at)::bigint, "
+    "extract(epoch FROM m.ends_at)::bigint, m.code_length, "
+    "extract(epoch FROM m.rotation_interval)::bigint, "
+    "extract(epoch FROM m.grace_period)::bigint, "
+    "extract(epoch FROM m.created_at)::bigint, "
+    "extract(epoch FROM m.updated_at)::bigint, "
+    "extract(epoch FROM m.archived_at)::bigint, "
+    "extract(epoch FROM m.code_rotates_at)::bigint, "
+    "(SELECT c.version FROM meeting_codes c WHERE c.meeting_id = m.id "
+    "AND c.state = 'current') ";
 
 static int
 meeting_from_row(const PGresult *res, int row, struct db_meeting *m)
@@ -183,9 +181,9 @@ meeting_from_row(const PGresult *res, int row, struct db_meeting *m)
 	if (m->title == NULL || m->host_identity == NULL ||
 	    m->platform_room == NULL ||
 	    strlist_parse(PQgetvalue(res, row, 5), &m->groups, &m->ngroups) !=
-		    0 ||
+	        0 ||
 	    strlist_parse(PQgetvalue(res, row, 6), &m->invitees,
-			  &m->ninvitees) != 0) {
+	                  &m->ninvitees) != 0) {
 		db_meeting_free(m);
 		return DB_ENOMEM;
 	}
@@ -219,10 +217,10 @@ audit(PGconn *pg, const char *event, const char *meeting_id,
 	v[5] = by ? by->source_addr : NULL;
 	v[6] = details_json;
 	res = q(pg,
-		"INSERT INTO audit_log (event_type, outcome, identity, "
-		"meeting_id, request_id, node, source_addr, details) VALUES "
-		"($1, 'info', $2, $3::uuid, $4, $5, $6::inet, $7::jsonb)",
-		7, v);
+	        "INSERT INTO audit_log (event_type, outcome, identity, "
+	        "meeting_id, request_id, node, source_addr, details) VALUES "
+	        "($1, 'info', $2, $3::uuid, $4, $5, $6::inet, $7::jsonb)",
+	        7, v);
 	if (!cmd_ok(res))
 		return qfail(pg, res, "recording the audit entry", err, errlen);
 	PQclear(res);
@@ -238,8 +236,8 @@ hex(const unsigned char *b, size_t n, char *out, size_t outlen)
 /* Inserts code as version `version` of meeting_id, state current. */
 static int
 insert_code(PGconn *pg, const char *meeting_id, const struct db_code *c,
-	    int version, const char *reason, const char *by, char *err,
-	    size_t errlen)
+            int version, const char *reason, const char *by, char *err,
+            size_t errlen)
 {
 	char hh[65], sh[2 * sizeof(c->sealed) + 1], ver[16];
 	const char *v[8];
@@ -261,11 +259,12 @@ insert_code(PGconn *pg, const char *meeting_id, const struct db_code *c,
 	v[5] = c->source[0] ? c->source : "generated";
 	v[6] = reason;
 	v[7] = by;
-	res = q(pg,
-		"INSERT INTO meeting_codes (meeting_id, code_hash, code_sealed, "
-		"key_id, version, source, reason, created_by) VALUES ($1::uuid, "
-		"decode($2, 'hex'), decode($3, 'hex'), $4, $5::int, $6, $7, $8)",
-		8, v);
+	res =
+	    q(pg,
+	      "INSERT INTO meeting_codes (meeting_id, code_hash, code_sealed, "
+	      "key_id, version, source, reason, created_by) VALUES ($1::uuid, "
+	      "decode($2, 'hex'), decode($3, 'hex'), $4, $5::int, $6, $7, $8)",
+	      8, v);
 	r = cmd_ok(res) ? 0 : qfail(pg, res, "storing the code", err, errlen);
 	if (r == 0)
 		PQclear(res);
@@ -276,7 +275,7 @@ insert_code(PGconn *pg, const char *meeting_id, const struct db_code *c,
 
 static int
 write_invitees(PGconn *pg, const struct db_meeting *m, const char *by,
-	       char *err, size_t errlen)
+               char *err, size_t errlen)
 {
 	const char *v[3];
 	char *inv = strlist_json(m->invitees, m->ninvitees);
@@ -290,18 +289,19 @@ write_invitees(PGconn *pg, const struct db_meeting *m, const char *by,
 	v[0] = m->id;
 	v[1] = inv;
 	v[2] = by;
-	res = q(pg,
-		"WITH want AS (SELECT DISTINCT x AS identity FROM "
-		"jsonb_array_elements_text($2::jsonb) x), "
-		"gone AS (DELETE FROM meeting_invitees i WHERE i.meeting_id = "
-		"$1::uuid AND i.identity NOT IN (SELECT identity FROM want)) "
-		"INSERT INTO meeting_invitees (meeting_id, identity, invited_by) "
-		"SELECT $1::uuid, identity, $3 FROM want "
-		"ON CONFLICT (meeting_id, identity) DO NOTHING",
-		3, v);
+	res =
+	    q(pg,
+	      "WITH want AS (SELECT DISTINCT x AS identity FROM "
+	      "jsonb_array_elements_text($2::jsonb) x), "
+	      "gone AS (DELETE FROM meeting_invitees i WHERE i.meeting_id = "
+	      "$1::uuid AND i.identity NOT IN (SELECT identity FROM want)) "
+	      "INSERT INTO meeting_invitees (meeting_id, identity, invited_by) "
+	      "SELECT $1::uuid, identity, $3 FROM want "
+	      "ON CONFLICT (meeting_id, identity) DO NOTHING",
+	      3, v);
 	free(inv);
 	r = cmd_ok(res) ? 0
-			: qfail(pg, res, "storing the invitees", err, errlen);
+	                : qfail(pg, res, "storing the invitees", err, errlen);
 	if (r == 0)
 		PQclear(res);
 	return r;
@@ -309,8 +309,8 @@ write_invitees(PGconn *pg, const struct db_meeting *m, const char *by,
 
 int
 db_meeting_create(struct db_pool *pool, const struct db_meeting *m,
-		  const struct db_code *code, const struct db_actor *by,
-		  char *err, size_t errlen)
+                  const struct db_code *code, const struct db_actor *by,
+                  char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
 	char sa[24], ea[24], cl[8], ri[24], gp[24];
@@ -348,31 +348,32 @@ db_meeting_create(struct db_pool *pool, const struct db_meeting *m,
 	v[9] = m->rotation_interval_s ? ri : NULL;
 	v[10] = gp;
 	v[11] = m->platform_room;
-	res = q(pg,
-		"INSERT INTO meetings (id, link_id, title, host_identity, "
-		"allowed_groups, waiting_room, starts_at, ends_at, code_length, "
-		"rotation_interval, grace_period, platform_room, "
-		"code_rotates_at, invitees_only) VALUES ($1::uuid, $2, $3, $4, "
-		"ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), "
-		"$6::boolean, to_timestamp($7::bigint), to_timestamp($8::bigint), "
-		"$9::smallint, make_interval(secs => $10::bigint), "
-		"make_interval(secs => $11::bigint), $12, "
-		"now() + make_interval(secs => $10::bigint), "
-		"jsonb_array_length($5::jsonb) = 0)",
-		12, v);
+	res = q(
+	    pg,
+	    "INSERT INTO meetings (id, link_id, title, host_identity, "
+	    "allowed_groups, waiting_room, starts_at, ends_at, code_length, "
+	    "rotation_interval, grace_period, platform_room, "
+	    "code_rotates_at, invitees_only) VALUES ($1::uuid, $2, $3, $4, "
+	    "ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), "
+	    "$6::boolean, to_timestamp($7::bigint), to_timestamp($8::bigint), "
+	    "$9::smallint, make_interval(secs => $10::bigint), "
+	    "make_interval(secs => $11::bigint), $12, "
+	    "now() + make_interval(secs => $10::bigint), "
+	    "jsonb_array_length($5::jsonb) = 0)",
+	    12, v);
 	if (!cmd_ok(res)) {
 		r = qfail(pg, res, "creating the meeting", err, errlen);
 		goto out;
 	}
 	PQclear(res);
 	if ((r = write_invitees(pg, m, by ? by->identity : NULL, err,
-				errlen)) != 0 ||
+	                        errlen)) != 0 ||
 	    (r = insert_code(pg, m->id, code, 1, "created",
-			     by ? by->identity : NULL, err, errlen)) != 0 ||
+	                     by ? by->identity : NULL, err, errlen)) != 0 ||
 	    (r = audit(pg, "meeting.create", m->id, by, NULL, err, errlen)) !=
-		    0 ||
+	        0 ||
 	    (r = simple(pg, "COMMIT", "creating the meeting", err, errlen)) !=
-		    0)
+	        0)
 		goto out;
 	r = 0;
 out:
@@ -383,7 +384,7 @@ out:
 
 int
 db_meeting_get(struct db_pool *pool, const char *id, struct db_meeting *out,
-	       char *err, size_t errlen)
+               char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
 	char sql[2048];
@@ -396,8 +397,9 @@ db_meeting_get(struct db_pool *pool, const char *id, struct db_meeting *out,
 	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
 		return r;
 	pg = db_conn_pg(c);
-	snprintf(sql, sizeof(sql), "SELECT %s FROM meetings m WHERE m.id = $1::uuid",
-		 meeting_cols);
+	snprintf(sql, sizeof(sql),
+	         "SELECT %s FROM meetings m WHERE m.id = $1::uuid",
+	         meeting_cols);
 	res = q(pg, sql, 1, v);
 	if (!cmd_ok(res)) {
 		r = qfail(pg, res, "reading the meeting", err, errlen);
@@ -419,7 +421,7 @@ out:
 
 int
 db_meeting_update(struct db_pool *pool, const struct db_meeting *m,
-		  const struct db_actor *by, char *err, size_t errlen)
+                  const struct db_actor *by, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
 	char sa[24], ea[24], ri[24], gp[24];
@@ -453,21 +455,22 @@ db_meeting_update(struct db_pool *pool, const struct db_meeting *m,
 	v[6] = m->rotation_interval_s ? ri : NULL;
 	v[7] = gp;
 	v[8] = m->platform_room;
-	res = q(pg,
-		"UPDATE meetings SET title = $2, allowed_groups = "
-		"ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), "
-		"invitees_only = jsonb_array_length($3::jsonb) = 0, "
-		"waiting_room = $4::boolean, starts_at = to_timestamp($5::bigint), "
-		"ends_at = to_timestamp($6::bigint), "
-		"code_rotates_at = CASE WHEN $7::bigint IS NULL THEN NULL "
-		"WHEN rotation_interval IS NOT DISTINCT FROM "
-		"make_interval(secs => $7::bigint) THEN code_rotates_at "
-		"ELSE now() + make_interval(secs => $7::bigint) END, "
-		"rotation_interval = make_interval(secs => $7::bigint), "
-		"grace_period = make_interval(secs => $8::bigint), "
-		"platform_room = $9 "
-		"WHERE id = $1::uuid AND archived_at IS NULL",
-		9, v);
+	res = q(
+	    pg,
+	    "UPDATE meetings SET title = $2, allowed_groups = "
+	    "ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), "
+	    "invitees_only = jsonb_array_length($3::jsonb) = 0, "
+	    "waiting_room = $4::boolean, starts_at = to_timestamp($5::bigint), "
+	    "ends_at = to_timestamp($6::bigint), "
+	    "code_rotates_at = CASE WHEN $7::bigint IS NULL THEN NULL "
+	    "WHEN rotation_interval IS NOT DISTINCT FROM "
+	    "make_interval(secs => $7::bigint) THEN code_rotates_at "
+	    "ELSE now() + make_interval(secs => $7::bigint) END, "
+	    "rotation_interval = make_interval(secs => $7::bigint), "
+	    "grace_period = make_interval(secs => $8::bigint), "
+	    "platform_room = $9 "
+	    "WHERE id = $1::uuid AND archived_at IS NULL",
+	    9, v);
 	if (!cmd_ok(res)) {
 		r = qfail(pg, res, "updating the meeting", err, errlen);
 		goto out;
@@ -480,11 +483,11 @@ db_meeting_update(struct db_pool *pool, const struct db_meeting *m,
 	}
 	PQclear(res);
 	if ((r = write_invitees(pg, m, by ? by->identity : NULL, err,
-				errlen)) != 0 ||
+	                        errlen)) != 0 ||
 	    (r = audit(pg, "meeting.update", m->id, by, NULL, err, errlen)) !=
-		    0 ||
+	        0 ||
 	    (r = simple(pg, "COMMIT", "updating the meeting", err, errlen)) !=
-		    0)
+	        0)
 		goto out;
 	r = 0;
 out:
@@ -495,7 +498,7 @@ out:
 
 int
 db_meeting_archive(struct db_pool *pool, const char *id,
-		   const struct db_actor *by, char *err, size_t errlen)
+                   const struct db_actor *by, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
 	const char *v[1] = {id};
@@ -509,10 +512,11 @@ db_meeting_archive(struct db_pool *pool, const char *id,
 	if ((r = simple(pg, "BEGIN", "archiving the meeting", err, errlen)) !=
 	    0)
 		goto out;
-	res = q(pg,
-		"UPDATE meetings SET archived_at = coalesce(archived_at, now()), "
-		"code_rotates_at = NULL WHERE id = $1::uuid",
-		1, v);
+	res =
+	    q(pg,
+	      "UPDATE meetings SET archived_at = coalesce(archived_at, now()), "
+	      "code_rotates_at = NULL WHERE id = $1::uuid",
+	      1, v);
 	if (!cmd_ok(res)) {
 		r = qfail(pg, res, "archiving the meeting", err, errlen);
 		goto out;
@@ -524,19 +528,20 @@ db_meeting_archive(struct db_pool *pool, const char *id,
 		goto out;
 	}
 	PQclear(res);
-	res = q(pg,
-		"UPDATE meeting_codes SET state = 'retired', retired_at = now() "
-		"WHERE meeting_id = $1::uuid AND state <> 'retired'",
-		1, v);
+	res =
+	    q(pg,
+	      "UPDATE meeting_codes SET state = 'retired', retired_at = now() "
+	      "WHERE meeting_id = $1::uuid AND state <> 'retired'",
+	      1, v);
 	if (!cmd_ok(res)) {
 		r = qfail(pg, res, "archiving the meeting", err, errlen);
 		goto out;
 	}
 	PQclear(res);
 	if ((r = audit(pg, "meeting.archive", id, by, NULL, err, errlen)) !=
-		    0 ||
+	        0 ||
 	    (r = simple(pg, "COMMIT", "archiving the meeting", err, errlen)) !=
-		    0)
+	        0)
 		goto out;
 	r = 0;
 out:
@@ -546,8 +551,8 @@ out:
 
 int
 db_meeting_list(struct db_pool *pool, const char *host, int include_archived,
-		const char *after, int limit, struct db_meeting **out,
-		size_t *n, char *err, size_t errlen)
+                const char *after, int limit, struct db_meeting **out,
+                size_t *n, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
 	struct db_meeting *arr = NULL;
@@ -568,13 +573,13 @@ db_meeting_list(struct db_pool *pool, const char *host, int include_archived,
 	v[2] = after;
 	v[3] = lim;
 	snprintf(sql, sizeof(sql),
-		 "SELECT %s FROM meetings m WHERE ($1::text IS NULL OR "
-		 "m.host_identity = $1) AND ($2::boolean OR m.archived_at IS "
-		 "NULL) AND ($3::uuid IS NULL OR (m.created_at, m.id) < "
-		 "(SELECT a.created_at, a.id FROM meetings a WHERE a.id = "
-		 "$3::uuid)) ORDER BY m.created_at DESC, m.id DESC LIMIT "
-		 "$4::int",
-		 meeting_cols);
+	         "SELECT %s FROM meetings m WHERE ($1::text IS NULL OR "
+	         "m.host_identity = $1) AND ($2::boolean OR m.archived_at IS "
+	         "NULL) AND ($3::uuid IS NULL OR (m.created_at, m.id) < "
+	         "(SELECT a.created_at, a.id FROM meetings a WHERE a.id = "
+	         "$3::uuid)) ORDER BY m.created_at DESC, m.id DESC LIMIT "
+	         "$4::int",
+	         meeting_cols);
 	res = q(pg, sql, 4, v);
 	if (!cmd_ok(res)) {
 		r = qfail(pg, res, "listing meetings", err, errlen);
@@ -614,33 +619,33 @@ code_from_row(const PGresult *res, int row, struct db_code *out)
 	const char *sh = PQgetvalue(res, row, 1);
 
 	memset(out, 0, sizeof(*out));
-	if (sodium_hex2bin(out->hash, sizeof(out->hash),
-			   PQgetvalue(res, row, 0), strlen(PQgetvalue(res, row, 0)),
-			   NULL, &len, NULL) != 0 ||
+	if (sodium_hex2bin(
+	        out->hash, sizeof(out->hash), PQgetvalue(res, row, 0),
+	        strlen(PQgetvalue(res, row, 0)), NULL, &len, NULL) != 0 ||
 	    len != sizeof(out->hash))
 		return -1;
 	if (sodium_hex2bin(out->sealed, sizeof(out->sealed), sh, strlen(sh),
-			   NULL, &out->sealed_len, NULL) != 0)
+	                   NULL, &out->sealed_len, NULL) != 0)
 		return -1;
 	snprintf(out->key_id, sizeof(out->key_id), "%s",
-		 PQgetvalue(res, row, 2));
+	         PQgetvalue(res, row, 2));
 	out->version = (int)getll(res, row, 3);
 	snprintf(out->state, sizeof(out->state), "%s", PQgetvalue(res, row, 4));
 	out->valid_from = getll(res, row, 5);
 	out->grace_until = getll(res, row, 6);
 	snprintf(out->source, sizeof(out->source), "%s",
-		 PQgetvalue(res, row, 7));
+	         PQgetvalue(res, row, 7));
 	return 0;
 }
 
 static const char code_cols[] =
-	"encode(c.code_hash, 'hex'), encode(c.code_sealed, 'hex'), c.key_id, "
-	"c.version, c.state, extract(epoch FROM c.valid_from)::bigint, "
-	"extract(epoch FROM c.grace_until)::bigint, c.source ";
+    "encode(c.code_hash, 'hex'), encode(c.code_sealed, 'hex'), c.key_id, "
+    "c.version, c.state, extract(epoch FROM c.valid_from)::bigint, "
+    "extract(epoch FROM c.grace_until)::bigint, c.source ";
 
 int
 db_code_current(struct db_pool *pool, const char *meeting_id,
-		struct db_code *out, char *err, size_t errlen)
+                struct db_code *out, char *err, size_t errlen)
 {
 	struct db_code two[2];
 	size_t n = 0;
@@ -650,7 +655,7 @@ db_code_current(struct db_pool *pool, const char *meeting_id,
 	r = db_code_live(pool, meeting_id, two, &n, err, errlen);
 	if (r == 0 && n == 0) {
 		db_seterr(err, errlen, "meeting %s has no current code",
-			  meeting_id);
+		          meeting_id);
 		r = DB_ENOTFOUND;
 	}
 	if (r == 0)
@@ -661,7 +666,7 @@ db_code_current(struct db_pool *pool, const char *meeting_id,
 
 int
 db_code_live(struct db_pool *pool, const char *meeting_id,
-	     struct db_code out[2], size_t *n, char *err, size_t errlen)
+             struct db_code out[2], size_t *n, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
 	char sql[1024];
@@ -676,12 +681,12 @@ db_code_live(struct db_pool *pool, const char *meeting_id,
 		return r;
 	pg = db_conn_pg(c);
 	snprintf(sql, sizeof(sql),
-		 "SELECT %s FROM meeting_codes c JOIN meetings m ON m.id = "
-		 "c.meeting_id WHERE c.meeting_id = $1::uuid AND "
-		 "m.archived_at IS NULL AND (c.state = 'current' OR "
-		 "(c.state = 'previous' AND c.grace_until > now())) "
-		 "ORDER BY c.version DESC LIMIT 2",
-		 code_cols);
+	         "SELECT %s FROM meeting_codes c JOIN meetings m ON m.id = "
+	         "c.meeting_id WHERE c.meeting_id = $1::uuid AND "
+	         "m.archived_at IS NULL AND (c.state = 'current' OR "
+	         "(c.state = 'previous' AND c.grace_until > now())) "
+	         "ORDER BY c.version DESC LIMIT 2",
+	         code_cols);
 	res = q(pg, sql, 1, v);
 	if (!cmd_ok(res)) {
 		r = qfail(pg, res, "reading the meeting's code", err, errlen);
@@ -714,9 +719,9 @@ out:
 /* The rotation itself, inside the caller's transaction on pg. */
 static int
 rotate_on(PGconn *pg, const char *meeting_id, const struct db_code *code,
-	  int code_length, long long grace_s, const char *reason,
-	  int only_if_due, const struct db_actor *by, int *version, char *err,
-	  size_t errlen)
+          int code_length, long long grace_s, const char *reason,
+          int only_if_due, const struct db_actor *by, int *version, char *err,
+          size_t errlen)
 {
 	const char *v[3];
 	char gs[24], cl[8], details[160];
@@ -725,60 +730,62 @@ rotate_on(PGconn *pg, const char *meeting_id, const struct db_code *code,
 
 	v[0] = meeting_id;
 	res = q(pg,
-		"SELECT (SELECT max(version) FROM meeting_codes WHERE "
-		"meeting_id = m.id), m.code_rotates_at <= now() "
-		"FROM meetings m WHERE m.id = $1::uuid AND m.archived_at IS "
-		"NULL FOR UPDATE",
-		1, v);
+	        "SELECT (SELECT max(version) FROM meeting_codes WHERE "
+	        "meeting_id = m.id), m.code_rotates_at <= now() "
+	        "FROM meetings m WHERE m.id = $1::uuid AND m.archived_at IS "
+	        "NULL FOR UPDATE",
+	        1, v);
 	if (!cmd_ok(res))
 		return qfail(pg, res, "rotating the code", err, errlen);
 	if (PQntuples(res) != 1 ||
 	    (only_if_due && strcmp(PQgetvalue(res, 0, 1), "t") != 0)) {
 		PQclear(res);
 		db_seterr(err, errlen, "no live meeting %s%s", meeting_id,
-			  only_if_due ? " due for rotation" : "");
+		          only_if_due ? " due for rotation" : "");
 		return DB_ENOTFOUND;
 	}
 	cur = (int)getll(res, 0, 0);
 	PQclear(res);
 	lltoa(grace_s, gs, sizeof(gs));
 	v[1] = gs;
-	res = q(pg,
-		"WITH old AS (UPDATE meeting_codes SET state = 'retired', "
-		"retired_at = now() WHERE meeting_id = $1::uuid AND state = "
-		"'previous' RETURNING 1) "
-		"UPDATE meeting_codes SET "
-		"state = CASE WHEN $2::bigint > 0 THEN 'previous' ELSE 'retired' END, "
-		"grace_until = CASE WHEN $2::bigint > 0 THEN now() + "
-		"make_interval(secs => $2::bigint) END, "
-		"retired_at = CASE WHEN $2::bigint > 0 THEN NULL ELSE now() END "
-		"WHERE meeting_id = $1::uuid AND state = 'current' "
-		"AND (SELECT count(*) FROM old) >= 0",
-		2, v);
+	res =
+	    q(pg,
+	      "WITH old AS (UPDATE meeting_codes SET state = 'retired', "
+	      "retired_at = now() WHERE meeting_id = $1::uuid AND state = "
+	      "'previous' RETURNING 1) "
+	      "UPDATE meeting_codes SET "
+	      "state = CASE WHEN $2::bigint > 0 THEN 'previous' ELSE 'retired' "
+	      "END, "
+	      "grace_until = CASE WHEN $2::bigint > 0 THEN now() + "
+	      "make_interval(secs => $2::bigint) END, "
+	      "retired_at = CASE WHEN $2::bigint > 0 THEN NULL ELSE now() END "
+	      "WHERE meeting_id = $1::uuid AND state = 'current' "
+	      "AND (SELECT count(*) FROM old) >= 0",
+	      2, v);
 	if (!cmd_ok(res))
 		return qfail(pg, res, "rotating the code", err, errlen);
 	PQclear(res);
 	if ((r = insert_code(pg, meeting_id, code, cur + 1, reason,
-			     by ? by->identity : NULL, err, errlen)) != 0)
+	                     by ? by->identity : NULL, err, errlen)) != 0)
 		return r;
 	snprintf(cl, sizeof(cl), "%d", code_length);
 	v[1] = code_length > 0 ? cl : NULL;
 	res = q(pg,
-		"UPDATE meetings SET code_length = coalesce($2::smallint, "
-		"code_length), code_rotates_at = CASE WHEN rotation_interval "
-		"IS NULL THEN NULL ELSE now() + rotation_interval END "
-		"WHERE id = $1::uuid",
-		2, v);
+	        "UPDATE meetings SET code_length = coalesce($2::smallint, "
+	        "code_length), code_rotates_at = CASE WHEN rotation_interval "
+	        "IS NULL THEN NULL ELSE now() + rotation_interval END "
+	        "WHERE id = $1::uuid",
+	        2, v);
 	if (!cmd_ok(res))
 		return qfail(pg, res, "rotating the code", err, errlen);
 	PQclear(res);
 	snprintf(details, sizeof(details),
-		 "{\"version\": %d, \"reason\": \"%s\", \"source\": \"%s\", "
-		 "\"grace_seconds\": %lld}",
-		 cur + 1, reason, code->source[0] ? code->source : "generated",
-		 grace_s);
+	         "{\"version\": %d, \"reason\": \"%s\", \"source\": \"%s\", "
+	         "\"grace_seconds\": %lld}",
+	         cur + 1, reason, code->source[0] ? code->source : "generated",
+	         grace_s);
 	if ((r = audit(pg, "code.rotate", meeting_id, by, details, err,
-		       errlen)) != 0)
+	               errlen)) != 0)
 		return r;
 	*version = cur + 1;
 	return 0;
@@ -786,9 +793,9 @@ rotate_on(PGconn *pg, const char *meeting_id, const struct db_code *code,
 
 int
 db_code_rotate(struct db_pool *pool, const char *meeting_id,
-	       const struct db_code *code, int code_length, long long grace_s,
-	       const char *reason, int only_if_due, const struct db_actor *by,
-	       int *version, char *err, size_t errlen)
+               const struct db_code *code, int code_length, long long grace_s,
+               const char *reason, int only_if_due, const struct db_actor *by,
+               int *version, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
 	PGconn *pg;
@@ -799,7 +806,7 @@ db_code_rotate(struct db_pool *pool, const char *meeting_id,
 	pg = db_conn_pg(c);
 	if ((r = simple(pg, "BEGIN", "rotating the code", err, errlen)) != 0 ||
 	    (r = rotate_on(pg, meeting_id, code, code_length, grace_s, reason,
-			   only_if_due, by, version, err, errlen)) != 0 ||
+	                   only_if_due, by, version, err, errlen)) != 0 ||
 	    (r = simple(pg, "COMMIT", "rotating the code", err, errlen)) != 0)
 		goto out;
 out:
@@ -808,9 +815,8 @@ out:
 }
 
 int
-db_rotation_run(struct db_pool *pool, int limit, db_code_maker make,
-		void *ctx, const char *node, int *rotated, char *err,
-		size_t errlen)
+db_rotation_run(struct db_pool *pool, int limit, db_code_maker make, void *ctx,
+                const char *node, int *rotated, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
 	struct db_actor by = {"roomgate-scheduler", NULL, node, NULL};
@@ -841,14 +847,15 @@ db_rotation_run(struct db_pool *pool, int limit, db_code_maker make,
 	}
 	snprintf(lim, sizeof(lim), "%d", limit);
 	v[0] = lim;
-	due = q(pg,
-		"SELECT id, code_length, extract(epoch FROM grace_period)::bigint "
-		"FROM meetings WHERE code_rotates_at <= now() AND archived_at "
-		"IS NULL ORDER BY code_rotates_at LIMIT $1::int",
-		1, v);
+	due = q(
+	    pg,
+	    "SELECT id, code_length, extract(epoch FROM grace_period)::bigint "
+	    "FROM meetings WHERE code_rotates_at <= now() AND archived_at "
+	    "IS NULL ORDER BY code_rotates_at LIMIT $1::int",
+	    1, v);
 	if (!cmd_ok(due)) {
 		r = qfail(pg, due, "finding meetings due for rotation", err,
-			  errlen);
+		          errlen);
 		due = NULL;
 		goto out;
 	}
@@ -857,22 +864,22 @@ db_rotation_run(struct db_pool *pool, int limit, db_code_maker make,
 
 		if (make(ctx, id, (int)getll(due, i, 1), &code) != 0) {
 			db_seterr(err, errlen, "no code could be made for %s",
-				  id);
+			          id);
 			r = DB_EINVAL;
 			goto out;
 		}
 		r = simple(pg, "BEGIN", "scheduled rotation", err, errlen);
 		if (r == 0)
 			r = rotate_on(pg, id, &code, 0, getll(due, i, 2),
-				      "scheduled", 1, &by, &version, err,
-				      errlen);
+			              "scheduled", 1, &by, &version, err,
+			              errlen);
 		if (r == 0)
 			r = simple(pg, "COMMIT", "scheduled rotation", err,
-				   errlen);
+			           errlen);
 		sodium_memzero(&code, sizeof(code));
 		if (r == DB_ENOTFOUND) {
 			(void)simple(pg, "ROLLBACK", "scheduled rotation", err,
-				     errlen);
+			             errlen);
 			continue; /* archived or rotated meanwhile */
 		}
 		if (r != 0)
@@ -887,7 +894,7 @@ out:
 		res = PQexec(pg, "ROLLBACK");
 		PQclear(res);
 		res = PQexec(pg, "SELECT pg_advisory_unlock(" ROTATION_LOCK_KEY
-				 ")");
+		                 ")");
 		PQclear(res);
 	}
 	db_release(pool, c);

@@ -11,18 +11,17 @@
 #include "db/db_int.h"
 
 static int
-tok_fail(PGconn *pg, PGresult *res, const char *what, char *err,
-	 size_t errlen)
+tok_fail(PGconn *pg, PGresult *res, const char *what, char *err, size_t errlen)
 {
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
-				: NULL;
+	const char *state =
+	    res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	int r;
 
 	if (state != NULL && strcmp(state, "23505") == 0) {
 		db_seterr(err, errlen,
-			  "%s: a live token already has this name; revoke it "
-			  "or pick another name",
-			  what);
+		          "%s: a live token already has this name; revoke it "
+		          "or pick another name",
+		          what);
 		r = DB_ECONFLICT;
 	} else {
 		r = db_result_err(pg, res, what, err, errlen);
@@ -32,8 +31,8 @@ tok_fail(PGconn *pg, PGresult *res, const char *what, char *err,
 }
 
 static const char tok_cols[] =
-	"id, name, role, identity, extract(epoch FROM created_at)::bigint, "
-	"coalesce(extract(epoch FROM revoked_at)::bigint, 0) ";
+    "id, name, role, identity, extract(epoch FROM created_at)::bigint, "
+    "coalesce(extract(epoch FROM revoked_at)::bigint, 0) ";
 
 static void
 tok_from_row(const PGresult *res, int row, struct db_token *t)
@@ -43,15 +42,15 @@ tok_from_row(const PGresult *res, int row, struct db_token *t)
 	snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(res, row, 1));
 	snprintf(t->role, sizeof(t->role), "%s", PQgetvalue(res, row, 2));
 	snprintf(t->identity, sizeof(t->identity), "%s",
-		 PQgetvalue(res, row, 3));
+	         PQgetvalue(res, row, 3));
 	t->created_at = strtoll(PQgetvalue(res, row, 4), NULL, 10);
 	t->revoked_at = strtoll(PQgetvalue(res, row, 5), NULL, 10);
 }
 
 int
 db_token_create(struct db_pool *pool, const char *name, const char *role,
-		const char *identity, const unsigned char hash[32],
-		struct db_token *out, char *err, size_t errlen)
+                const char *identity, const unsigned char hash[32],
+                struct db_token *out, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
 	char hh[65], sql[512];
@@ -69,9 +68,9 @@ db_token_create(struct db_pool *pool, const char *name, const char *role,
 	v[2] = identity;
 	v[3] = hh;
 	snprintf(sql, sizeof(sql),
-		 "INSERT INTO api_tokens (name, role, identity, token_hash) "
-		 "VALUES ($1, $2, $3, decode($4, 'hex')) RETURNING %s",
-		 tok_cols);
+	         "INSERT INTO api_tokens (name, role, identity, token_hash) "
+	         "VALUES ($1, $2, $3, decode($4, 'hex')) RETURNING %s",
+	         tok_cols);
 	res = PQexecParams(pg, sql, 4, NULL, v, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		r = tok_fail(pg, res, "creating the token", err, errlen);
@@ -88,7 +87,7 @@ out:
 
 int
 db_token_lookup(struct db_pool *pool, const unsigned char hash[32],
-		struct db_token *out, char *err, size_t errlen)
+                struct db_token *out, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
 	char hh[65], sql[512];
@@ -103,9 +102,9 @@ db_token_lookup(struct db_pool *pool, const unsigned char hash[32],
 	pg = db_conn_pg(c);
 	sodium_bin2hex(hh, sizeof(hh), hash, 32);
 	snprintf(sql, sizeof(sql),
-		 "SELECT %s FROM api_tokens WHERE token_hash = decode($1, "
-		 "'hex') AND revoked_at IS NULL",
-		 tok_cols);
+	         "SELECT %s FROM api_tokens WHERE token_hash = decode($1, "
+	         "'hex') AND revoked_at IS NULL",
+	         tok_cols);
 	res = PQexecParams(pg, sql, 1, NULL, v, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		r = tok_fail(pg, res, "checking the API token", err, errlen);
@@ -123,7 +122,7 @@ out:
 
 int
 db_token_revoke(struct db_pool *pool, const char *id_or_name, char *err,
-		size_t errlen)
+                size_t errlen)
 {
 	struct db_conn *c = NULL;
 	const char *v[1] = {id_or_name};
@@ -135,17 +134,17 @@ db_token_revoke(struct db_pool *pool, const char *id_or_name, char *err,
 		return r;
 	pg = db_conn_pg(c);
 	res = PQexecParams(pg,
-			   "UPDATE api_tokens SET revoked_at = now() WHERE "
-			   "revoked_at IS NULL AND (name = $1 OR id::text = "
-			   "lower($1))",
-			   1, NULL, v, NULL, NULL, 0);
+	                   "UPDATE api_tokens SET revoked_at = now() WHERE "
+	                   "revoked_at IS NULL AND (name = $1 OR id::text = "
+	                   "lower($1))",
+	                   1, NULL, v, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
 		r = tok_fail(pg, res, "revoking the token", err, errlen);
 		goto out;
 	}
 	if (strcmp(PQcmdTuples(res), "0") == 0) {
 		db_seterr(err, errlen, "no live token named or with id \"%s\"",
-			  id_or_name);
+		          id_or_name);
 		r = DB_ENOTFOUND;
 	}
 	PQclear(res);
@@ -155,8 +154,8 @@ out:
 }
 
 int
-db_token_list(struct db_pool *pool, int include_revoked,
-	      struct db_token **out, size_t *n, char *err, size_t errlen)
+db_token_list(struct db_pool *pool, int include_revoked, struct db_token **out,
+              size_t *n, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
 	char sql[512];
@@ -171,9 +170,9 @@ db_token_list(struct db_pool *pool, int include_revoked,
 		return r;
 	pg = db_conn_pg(c);
 	snprintf(sql, sizeof(sql),
-		 "SELECT %s FROM api_tokens WHERE $1::boolean OR revoked_at "
-		 "IS NULL ORDER BY created_at DESC, name",
-		 tok_cols);
+	         "SELECT %s FROM api_tokens WHERE $1::boolean OR revoked_at "
+	         "IS NULL ORDER BY created_at DESC, name",
+	         tok_cols);
 	res = PQexecParams(pg, sql, 1, NULL, v, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		r = tok_fail(pg, res, "listing tokens", err, errlen);

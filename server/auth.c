@@ -39,8 +39,9 @@ gate_token_new(char tok[GATE_TOKEN_LEN], unsigned char hash[32])
 	memcpy(tok, TOKEN_PREFIX, sizeof(TOKEN_PREFIX) - 1);
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2base64(tok + sizeof(TOKEN_PREFIX) - 1,
-			  GATE_TOKEN_LEN - (sizeof(TOKEN_PREFIX) - 1), raw,
-			  sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	                  GATE_TOKEN_LEN - (sizeof(TOKEN_PREFIX) - 1), raw,
+	                  sizeof(raw),
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	crypto_hash_sha256(hash, (const unsigned char *)tok, strlen(tok));
 	sodium_memzero(raw, sizeof(raw));
 }
@@ -65,7 +66,7 @@ gate_token_hash(const char *tok, size_t len, unsigned char hash[32])
 
 int
 gate_auth_request(struct gate_app *app, const struct gate_rq *rq,
-		  struct gate_principal *p, struct gate_resp *out)
+                  struct gate_principal *p, struct gate_resp *out)
 {
 	const char *h = NULL, *tok;
 	unsigned char hash[32];
@@ -76,12 +77,12 @@ gate_auth_request(struct gate_app *app, const struct gate_rq *rq,
 	memset(p, 0, sizeof(*p));
 	if (rq->conn != NULL)
 		h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-						MHD_HTTP_HEADER_AUTHORIZATION);
+		                                MHD_HTTP_HEADER_AUTHORIZATION);
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
 		gate_resp_error(out, rq, 401, "unauthenticated", NULL,
-				"send an API token as \"Authorization: Bearer "
-				"TOKEN\" (make one with `roomgate token "
-				"create`)");
+		                "send an API token as \"Authorization: Bearer "
+		                "TOKEN\" (make one with `roomgate token "
+		                "create`)");
 		goto out;
 	}
 	tok = h + 7;
@@ -89,21 +90,21 @@ gate_auth_request(struct gate_app *app, const struct gate_rq *rq,
 		tok++;
 	if (gate_token_hash(tok, strlen(tok), hash) != 0) {
 		gate_resp_error(out, rq, 401, "unauthenticated", NULL,
-				"the bearer token is not a roomgate API token");
+		                "the bearer token is not a roomgate API token");
 		goto out;
 	}
 	found = db_token_lookup(app->db, hash, &t, err, sizeof(err));
 	if (found < 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "auth_db_error", "%s", err);
 		gate_resp_error(out, rq, 503, "database_unavailable", NULL,
-				"cannot check the API token: the database is "
-				"unavailable; retry shortly");
+		                "cannot check the API token: the database is "
+		                "unavailable; retry shortly");
 		out->retry_after = 2;
 		goto out;
 	}
 	if (found == 0) {
 		gate_resp_error(out, rq, 401, "unauthenticated", NULL,
-				"the API token is unknown or revoked");
+		                "the API token is unknown or revoked");
 		goto out;
 	}
 	snprintf(p->identity, sizeof(p->identity), "%s", t.identity);
@@ -123,7 +124,7 @@ gate_may_manage(const struct gate_principal *p, const char *host)
 	if (p->roles & GATE_ROLE_ADMIN)
 		ok = 1;
 	else if ((p->roles & GATE_ROLE_HOST) && host != NULL &&
-		 strcmp(p->identity, host) == 0)
+	         strcmp(p->identity, host) == 0)
 		ok = 1;
 	return ok;
 }

@@ -34,24 +34,24 @@ enum gate_code_rule {
 	GATE_CR_ALL_SAME,     /* code_all_same */
 	GATE_CR_SEQUENTIAL,   /* code_sequential */
 	GATE_CR_REPEATED,     /* code_repeated */
-	GATE_CR_KEYPAD,	      /* code_keypad */
-	GATE_CR_DATE,	      /* code_date */
+	GATE_CR_KEYPAD,       /* code_keypad */
+	GATE_CR_DATE,         /* code_date */
 	GATE_CR_FEW_DISTINCT, /* code_few_distinct */
-	GATE_CR_COMMON,	      /* code_common */
+	GATE_CR_COMMON,       /* code_common */
 	GATE_CR_COUNT
 };
 #define GATE_CR_ALL ((1u << GATE_CR_COUNT) - 1u)
 
 struct gate_code_policy {
-	unsigned rules;	 /* bit (1u << enum gate_code_rule) per rule on */
-	int min_length;	 /* custom codes shorter than this fail code_length */
-	int max_length;	 /* longer ones too (<= GATE_CODE_MAX_LEN) */
+	unsigned rules; /* bit (1u << enum gate_code_rule) per rule on */
+	int min_length; /* custom codes shorter than this fail code_length */
+	int max_length; /* longer ones too (<= GATE_CODE_MAX_LEN) */
 };
 
 #define GATE_CODE_WHY 200
 struct gate_code_verdict {
 	unsigned failed; /* bit per failed rule */
-	int first;	 /* first failed rule, or -1 when the code passed */
+	int first;       /* first failed rule, or -1 when the code passed */
 	/* A sentence per failed rule that a person understands. It quotes
 	 * the code: show it to whoever chose the code, never log it. */
 	char why[GATE_CR_COUNT][GATE_CODE_WHY];
@@ -66,7 +66,7 @@ void gate_code_policy_default(struct gate_code_policy *p);
  * code_length is always on. -1 with a message naming the unknown rule.
  */
 int gate_code_rules_parse(const char *list, unsigned *mask, char *err,
-			  size_t errlen);
+                          size_t errlen);
 
 /* "code_sequential"... NULL for an unknown rule. */
 const char *gate_code_rule_name(int rule);
@@ -77,7 +77,7 @@ const char *gate_code_rule_name(int rule);
  * passes, 1 when it fails at least one rule (v says which and why).
  */
 int gate_code_check(const struct gate_code_policy *p, const char *code,
-		    size_t len, struct gate_code_verdict *v);
+                    size_t len, struct gate_code_verdict *v);
 
 /* ---- generator (codes_gen.c) -------------------------------------------- */
 
@@ -89,15 +89,15 @@ int gate_code_check(const struct gate_code_policy *p, const char *code,
  * NUL; outlen >= length + 1. -1 on bad arguments or if no passing code
  * came up in many draws (a policy that rejects nearly everything).
  */
-int gate_code_generate(const struct gate_code_policy *p, int length,
-		       char *out, size_t outlen);
+int gate_code_generate(const struct gate_code_policy *p, int length, char *out,
+                       size_t outlen);
 
 /* ---- typed codes (codes_normalize.c) ------------------------------------ */
 
 enum {
 	GATE_CODE_OK = 0,
 	GATE_CODE_EFORMAT = -1, /* not a code: err says what was wrong */
-	GATE_CODE_ELENGTH = -2	/* digits, but not the expected count */
+	GATE_CODE_ELENGTH = -2  /* digits, but not the expected count */
 };
 
 /*
@@ -111,8 +111,8 @@ enum {
  * failure. The messages never quote the digits typed.
  */
 int gate_code_normalize(const char *in, size_t inlen, int expected_len,
-			char *out, size_t outsize, size_t *outlen, char *err,
-			size_t errlen);
+                        char *out, size_t outsize, size_t *outlen, char *err,
+                        size_t errlen);
 
 /* ---- storage (codes_store.c) ------------------------------------------- */
 
@@ -126,16 +126,15 @@ int gate_code_normalize(const char *in, size_t inlen, int expected_len,
  * Verification of a typed code costs one call to this.
  */
 void gate_code_hash(const unsigned char key[32], const char *meeting_id,
-		    const char *code, size_t len,
-		    unsigned char out[GATE_CODE_HASH_LEN]);
+                    const char *code, size_t len,
+                    unsigned char out[GATE_CODE_HASH_LEN]);
 
 /* Seals code with key (code_seal) in a libsodium secretbox with a random
  * nonce: out = nonce || box. *outlen = 24 + 16 + len. */
-int gate_code_seal(const unsigned char key[32], const char *code,
-		   size_t len, unsigned char *out, size_t outsize,
-		   size_t *outlen);
+int gate_code_seal(const unsigned char key[32], const char *code, size_t len,
+                   unsigned char *out, size_t outsize, size_t *outlen);
 /* Opens it again into out (digits + NUL). -1 if forged or the wrong key. */
 int gate_code_unseal(const unsigned char key[32], const unsigned char *in,
-		     size_t inlen, char *out, size_t outsize);
+                     size_t inlen, char *out, size_t outsize);
 
 #endif

@@ -16,7 +16,7 @@
 
 int
 gate_code_generate(const struct gate_code_policy *p, int length, char *out,
-		   size_t outlen)
+                   size_t outlen)
 {
 	struct gate_code_policy gp;
 	struct gate_code_verdict v;

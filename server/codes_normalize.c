@@ -18,38 +18,37 @@
  * (category Nd: each run is contiguous, zero first). Sorted.
  */
 static const unsigned int nd_zero[] = {
-	0x0030,	 0x0660,  0x06F0,  0x07C0,  0x0966,  0x09E6,  0x0A66,
-	0x0AE6,	 0x0B66,  0x0BE6,  0x0C66,  0x0CE6,  0x0D66,  0x0DE6,
-	0x0E50,	 0x0ED0,  0x0F20,  0x1040,  0x1090,  0x17E0,  0x1810,
-	0x1946,	 0x19D0,  0x1A80,  0x1A90,  0x1B50,  0x1BB0,  0x1C40,
-	0x1C50,	 0xA620,  0xA8D0,  0xA900,  0xA9D0,  0xA9F0,  0xAA50,
-	0xABF0,	 0xFF10,  0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136,
-	0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650, 0x116C0, 0x11730,
-	0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x11F50, 0x16A60,
-	0x16AC0, 0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6,
-	0x1E140, 0x1E2F0, 0x1E4F0, 0x1E950, 0x1FBF0,
+    0x0030,  0x0660,  0x06F0,  0x07C0,  0x0966,  0x09E6,  0x0A66,  0x0AE6,
+    0x0B66,  0x0BE6,  0x0C66,  0x0CE6,  0x0D66,  0x0DE6,  0x0E50,  0x0ED0,
+    0x0F20,  0x1040,  0x1090,  0x17E0,  0x1810,  0x1946,  0x19D0,  0x1A80,
+    0x1A90,  0x1B50,  0x1BB0,  0x1C40,  0x1C50,  0xA620,  0xA8D0,  0xA900,
+    0xA9D0,  0xA9F0,  0xAA50,  0xABF0,  0xFF10,  0x104A0, 0x10D30, 0x11066,
+    0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650, 0x116C0,
+    0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x11F50, 0x16A60,
+    0x16AC0, 0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140,
+    0x1E2F0, 0x1E4F0, 0x1E950, 0x1FBF0,
 };
 
 /* Spaces, hyphens and dots a person may type or paste between digits. */
 static const unsigned int separators[] = {
-	0x0020, /* space */
-	0x002D, /* hyphen-minus */
-	0x002E, /* full stop */
-	0x00A0, /* no-break space */
-	0x00B7, /* middle dot */
-	0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007,
-	0x2008, 0x2009, 0x200A, /* the typographic spaces */
-	0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2015, /* hyphens, dashes */
-	0x2024, /* one dot leader */
-	0x202F, /* narrow no-break space */
-	0x205F, /* medium mathematical space */
-	0x2212, /* minus sign */
-	0x3000, /* ideographic space */
-	0x3002, /* ideographic full stop */
-	0xFE58, 0xFE63, /* small em dash, small hyphen-minus */
-	0xFF0D, /* full-width hyphen-minus */
-	0xFF0E, /* full-width full stop */
-	0xFF61, /* half-width ideographic full stop */
+    0x0020, /* space */
+    0x002D, /* hyphen-minus */
+    0x002E, /* full stop */
+    0x00A0, /* no-break space */
+    0x00B7, /* middle dot */
+    0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005,
+    0x2006, 0x2007, 0x2008, 0x2009, 0x200A,         /* the typographic spaces */
+    0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2015, /* hyphens, dashes */
+    0x2024,                                         /* one dot leader */
+    0x202F,                                         /* narrow no-break space */
+    0x205F,         /* medium mathematical space */
+    0x2212,         /* minus sign */
+    0x3000,         /* ideographic space */
+    0x3002,         /* ideographic full stop */
+    0xFE58, 0xFE63, /* small em dash, small hyphen-minus */
+    0xFF0D,         /* full-width hyphen-minus */
+    0xFF0E,         /* full-width full stop */
+    0xFF61,         /* half-width ideographic full stop */
 };
 
 static int
@@ -120,9 +119,8 @@ utf8_next(const unsigned char *s, size_t n, unsigned int *cp)
 }
 
 int
-gate_code_normalize(const char *in, size_t inlen, int expected_len,
-		    char *out, size_t outsize, size_t *outlen, char *err,
-		    size_t errlen)
+gate_code_normalize(const char *in, size_t inlen, int expected_len, char *out,
+                    size_t outsize, size_t *outlen, char *err, size_t errlen)
 {
 	const unsigned char *s = (const unsigned char *)in;
 	size_t i = 0, n = 0, pos = 0;
@@ -134,9 +132,9 @@ gate_code_normalize(const char *in, size_t inlen, int expected_len,
 	out[0] = '\0';
 	if (inlen > GATE_CODE_MAX_INPUT) {
 		snprintf(err, errlen,
-			 "the code field is too long (%zu bytes; at most %d): "
-			 "type only the code's digits",
-			 inlen, GATE_CODE_MAX_INPUT);
+		         "the code field is too long (%zu bytes; at most %d): "
+		         "type only the code's digits",
+		         inlen, GATE_CODE_MAX_INPUT);
 		goto out;
 	}
 	while (i < inlen) {
@@ -147,10 +145,10 @@ gate_code_normalize(const char *in, size_t inlen, int expected_len,
 		pos++;
 		if (len == 0) {
 			snprintf(err, errlen,
-				 "the code holds bytes that are not valid "
-				 "UTF-8 text at character %zu; type only the "
-				 "code's digits",
-				 pos);
+			         "the code holds bytes that are not valid "
+			         "UTF-8 text at character %zu; type only the "
+			         "code's digits",
+			         pos);
 			goto out;
 		}
 		i += len;
@@ -160,46 +158,47 @@ gate_code_normalize(const char *in, size_t inlen, int expected_len,
 		if (d < 0) {
 			if (cp > 0x20 && cp < 0x7F)
 				snprintf(err, errlen,
-					 "'%c' (character %zu) is not a digit; "
-					 "the code is digits only (spaces, "
-					 "hyphens and dots between them are "
-					 "fine)",
-					 (char)cp, pos);
+				         "'%c' (character %zu) is not a digit; "
+				         "the code is digits only (spaces, "
+				         "hyphens and dots between them are "
+				         "fine)",
+				         (char)cp, pos);
 			else
 				snprintf(err, errlen,
-					 "character %zu (U+%04X) is not a "
-					 "digit; the code is digits only "
-					 "(spaces, hyphens and dots between "
-					 "them are fine)",
-					 pos, cp);
+				         "character %zu (U+%04X) is not a "
+				         "digit; the code is digits only "
+				         "(spaces, hyphens and dots between "
+				         "them are fine)",
+				         pos, cp);
 			goto out;
 		}
 		if (n + 1 >= outsize || n >= GATE_CODE_MAX_LEN) {
 			snprintf(err, errlen,
-				 "too many digits: codes have at most %d%s",
-				 expected_len > 0 ? expected_len
-						  : GATE_CODE_MAX_LEN,
-				 expected_len > 0 ? " for this meeting" : "");
+			         "too many digits: codes have at most %d%s",
+			         expected_len > 0 ? expected_len
+			                          : GATE_CODE_MAX_LEN,
+			         expected_len > 0 ? " for this meeting" : "");
 			r = expected_len > 0 ? GATE_CODE_ELENGTH
-					     : GATE_CODE_EFORMAT;
+			                     : GATE_CODE_EFORMAT;
 			goto out;
 		}
 		out[n++] = (char)('0' + d);
 	}
 	out[n] = '\0';
 	if (n == 0) {
-		snprintf(err, errlen, "no digits were typed; enter the "
-				      "meeting's access code");
+		snprintf(err, errlen,
+		         "no digits were typed; enter the "
+		         "meeting's access code");
 		goto out;
 	}
 	if (expected_len > 0 && n != (size_t)expected_len) {
 		snprintf(err, errlen,
-			 "this meeting's code has %d digits; you typed %zu "
-			 "\xE2\x80\x94 %s",
-			 expected_len, n,
-			 n < (size_t)expected_len
-				 ? "check for a missing leading zero or digit"
-				 : "check for an extra digit");
+		         "this meeting's code has %d digits; you typed %zu "
+		         "\xE2\x80\x94 %s",
+		         expected_len, n,
+		         n < (size_t)expected_len
+		             ? "check for a missing leading zero or digit"
+		             : "check for an extra digit");
 		r = GATE_CODE_ELENGTH;
 		goto out;
 	}

@@ -10,9 +10,8 @@
 #include "server/codes.h"
 
 static const char *const rule_names[GATE_CR_COUNT] = {
-	"code_length",	 "code_all_same", "code_sequential",
-	"code_repeated", "code_keypad",	  "code_date",
-	"code_few_distinct", "code_common",
+    "code_length", "code_all_same", "code_sequential",   "code_repeated",
+    "code_keypad", "code_date",     "code_few_distinct", "code_common",
 };
 
 /* The shipped list of common PINs and numeric passwords (see the file for
@@ -38,7 +37,7 @@ gate_code_policy_default(struct gate_code_policy *p)
 
 int
 gate_code_rules_parse(const char *list, unsigned *mask, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	unsigned m = 1u << GATE_CR_LENGTH;
 	const char *p = list;
@@ -74,10 +73,10 @@ gate_code_rules_parse(const char *list, unsigned *mask, char *err,
 		}
 		if (!found) {
 			snprintf(err, errlen,
-				 "unknown code rule \"%.*s\"; rules are all, "
-				 "length, all_same, sequential, repeated, "
-				 "keypad, date, few_distinct, common",
-				 (int)(n > 40 ? 40 : n), s);
+			         "unknown code rule \"%.*s\"; rules are all, "
+			         "length, all_same, sequential, repeated, "
+			         "keypad, date, few_distinct, common",
+			         (int)(n > 40 ? 40 : n), s);
 			return -1;
 		}
 	}
@@ -186,9 +185,9 @@ keys_adjacent(int a, int b)
 
 /* Straight lines of three or more keys, read in either direction. */
 static const char *const key_lines[] = {
-	"123", "456", "789", "147", "258", "369", "159", "357",
-	"2580", /* phone: 0 below 8 */
-	"7410", "8520", /* numeric keypad: 0 below 1 and 2 */
+    "123",  "456",  "789", "147",  "258",
+    "369",  "159",  "357", "2580", /* phone: 0 below 8 */
+    "7410", "8520",                /* numeric keypad: 0 below 1 and 2 */
 };
 
 /* Does c[0..n) start with a line segment of length >= 3? Returns the
@@ -198,8 +197,7 @@ line_prefix(const char *c, size_t n)
 {
 	size_t best = 0;
 
-	for (size_t i = 0; i < sizeof(key_lines) / sizeof(key_lines[0]);
-	     i++) {
+	for (size_t i = 0; i < sizeof(key_lines) / sizeof(key_lines[0]); i++) {
 		const char *l = key_lines[i];
 		size_t ll = strlen(l);
 
@@ -278,7 +276,7 @@ static int
 date_valid(int y, int m, int d)
 {
 	static const int mdays[12] = {31, 29, 31, 30, 31, 30,
-				      31, 31, 30, 31, 30, 31};
+	                              31, 31, 30, 31, 30, 31};
 
 	if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
 		return 0;
@@ -297,22 +295,22 @@ year_ok(int y)
 }
 
 static const char *const month_names[12] = {"Jan", "Feb", "Mar", "Apr",
-					     "May", "Jun", "Jul", "Aug",
-					     "Sep", "Oct", "Nov", "Dec"};
+                                            "May", "Jun", "Jul", "Aug",
+                                            "Sep", "Oct", "Nov", "Dec"};
 
 /* Finds a reading of the code as a date; fills form and a human reading. */
 static int
 rule_date(const char *c, size_t n, char *form, size_t formlen, char *reading,
-	  size_t readlen)
+          size_t readlen)
 {
 	int y, m, d;
 
-#define DATE_HIT(F, Y, M, D)                                                  \
-	do {                                                                  \
-		snprintf(form, formlen, "%s", F);                             \
-		snprintf(reading, readlen, "%d %s %s%02d", D,                 \
-			 month_names[(M)-1], (Y) < 100 ? "'" : "", Y);        \
-		return 1;                                                     \
+#define DATE_HIT(F, Y, M, D)                                                   \
+	do {                                                                   \
+		snprintf(form, formlen, "%s", F);                              \
+		snprintf(reading, readlen, "%d %s %s%02d", D,                  \
+		         month_names[(M)-1], (Y) < 100 ? "'" : "", Y);         \
+		return 1;                                                      \
 	} while (0)
 
 	switch (n) {
@@ -325,26 +323,26 @@ rule_date(const char *c, size_t n, char *form, size_t formlen, char *reading,
 		return 0;
 	case 6:
 		if (date_valid(y = num(c + 4, 2), m = num(c + 2, 2),
-			       d = num(c, 2)))
+		               d = num(c, 2)))
 			DATE_HIT("DDMMYY", y, m, d);
 		if (date_valid(y = num(c + 4, 2), m = num(c, 2),
-			       d = num(c + 2, 2)))
+		               d = num(c + 2, 2)))
 			DATE_HIT("MMDDYY", y, m, d);
 		if (date_valid(y = num(c, 2), m = num(c + 2, 2),
-			       d = num(c + 4, 2)))
+		               d = num(c + 4, 2)))
 			DATE_HIT("YYMMDD", y, m, d);
 		if (year_ok(y = num(c + 2, 4)) && (m = num(c, 2)) >= 1 &&
 		    m <= 12) {
 			snprintf(form, formlen, "MMYYYY");
 			snprintf(reading, readlen, "%s %d", month_names[m - 1],
-				 y);
+			         y);
 			return 1;
 		}
 		if (year_ok(y = num(c, 4)) && (m = num(c + 4, 2)) >= 1 &&
 		    m <= 12) {
 			snprintf(form, formlen, "YYYYMM");
 			snprintf(reading, readlen, "%s %d", month_names[m - 1],
-				 y);
+			         y);
 			return 1;
 		}
 		return 0;
@@ -371,7 +369,7 @@ rule_date(const char *c, size_t n, char *form, size_t formlen, char *reading,
 		if (year_ok(num(c, 4)) && year_ok(num(c + 4, 4))) {
 			snprintf(form, formlen, "YYYYYYYY");
 			snprintf(reading, readlen, "the years %d and %d",
-				 num(c, 4), num(c + 4, 4));
+			         num(c, 4), num(c + 4, 4));
 			return 1;
 		}
 		return 0;
@@ -417,7 +415,7 @@ on_common_list(const char *c, size_t n)
 
 int
 gate_code_check(const struct gate_code_policy *p, const char *c, size_t n,
-		struct gate_code_verdict *v)
+                struct gate_code_verdict *v)
 {
 	char form[16], reading[64];
 	unsigned on = p->rules | (1u << GATE_CR_LENGTH);
@@ -433,10 +431,10 @@ gate_code_check(const struct gate_code_policy *p, const char *c, size_t n,
 			return -1;
 	ln = (int)n;
 
-#define FAIL(rule, ...)                                                       \
-	do {                                                                  \
-		v->failed |= 1u << (rule);                                    \
-		snprintf(v->why[rule], GATE_CODE_WHY, __VA_ARGS__);           \
+#define FAIL(rule, ...)                                                        \
+	do {                                                                   \
+		v->failed |= 1u << (rule);                                     \
+		snprintf(v->why[rule], GATE_CODE_WHY, __VA_ARGS__);            \
 	} while (0)
 
 	if (ln < p->min_length)

@@ -16,18 +16,18 @@ static const char hash_tag[] = "roomgate/code-hash/v1";
 
 void
 gate_code_hash(const unsigned char key[32], const char *meeting_id,
-	       const char *code, size_t len,
-	       unsigned char out[GATE_CODE_HASH_LEN])
+               const char *code, size_t len,
+               unsigned char out[GATE_CODE_HASH_LEN])
 {
 	crypto_auth_hmacsha256_state st;
 	const unsigned char zero = 0;
 
 	crypto_auth_hmacsha256_init(&st, key, 32);
 	crypto_auth_hmacsha256_update(&st, (const unsigned char *)hash_tag,
-				      sizeof(hash_tag));
+	                              sizeof(hash_tag));
 	/* NUL-separated so (meeting, code) splits one way only. */
 	crypto_auth_hmacsha256_update(&st, (const unsigned char *)meeting_id,
-				      strlen(meeting_id));
+	                              strlen(meeting_id));
 	crypto_auth_hmacsha256_update(&st, &zero, 1);
 	crypto_auth_hmacsha256_update(&st, (const unsigned char *)code, len);
 	crypto_auth_hmacsha256_final(&st, out);
@@ -36,17 +36,17 @@ gate_code_hash(const unsigned char key[32], const char *meeting_id,
 
 int
 gate_code_seal(const unsigned char key[32], const char *code, size_t len,
-	       unsigned char *out, size_t outsize, size_t *outlen)
+               unsigned char *out, size_t outsize, size_t *outlen)
 {
-	size_t need = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES +
-		      len;
+	size_t need =
+	    crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + len;
 
 	if (len == 0 || len > GATE_CODE_MAX_LEN || outsize < need)
 		return -1;
 	randombytes_buf(out, crypto_secretbox_NONCEBYTES);
 	if (crypto_secretbox_easy(out + crypto_secretbox_NONCEBYTES,
-				  (const unsigned char *)code, len, out,
-				  key) != 0)
+	                          (const unsigned char *)code, len, out,
+	                          key) != 0)
 		return -1;
 	*outlen = need;
 	return 0;
@@ -54,7 +54,7 @@ gate_code_seal(const unsigned char key[32], const char *code, size_t len,
 
 int
 gate_code_unseal(const unsigned char key[32], const unsigned char *in,
-		 size_t inlen, char *out, size_t outsize)
+                 size_t inlen, char *out, size_t outsize)
 {
 	size_t len;
 
@@ -64,8 +64,8 @@ gate_code_unseal(const unsigned char key[32], const unsigned char *in,
 	if (len > GATE_CODE_MAX_LEN || outsize < len + 1)
 		return -1;
 	if (crypto_secretbox_open_easy(
-		    (unsigned char *)out, in + crypto_secretbox_NONCEBYTES,
-		    inlen - crypto_secretbox_NONCEBYTES, in, key) != 0) {
+	        (unsigned char *)out, in + crypto_secretbox_NONCEBYTES,
+	        inlen - crypto_secretbox_NONCEBYTES, in, key) != 0) {
 		sodium_memzero(out, outsize);
 		return -1;
 	}

@@ -14,26 +14,26 @@
 
 int
 gate_codes_policy_from_config(const struct gate_config *cfg,
-			      struct gate_code_policy *p, char *err,
-			      size_t errlen)
+                              struct gate_code_policy *p, char *err,
+                              size_t errlen)
 {
 	char e[256];
 
 	gate_code_policy_default(p);
 	if (cfg->codes_rules != NULL &&
-	    gate_code_rules_parse(cfg->codes_rules, &p->rules, e,
-				  sizeof(e)) != 0) {
+	    gate_code_rules_parse(cfg->codes_rules, &p->rules, e, sizeof(e)) !=
+	        0) {
 		snprintf(err, errlen, "[codes] rules = \"%.100s\": %s",
-			 cfg->codes_rules, e);
+		         cfg->codes_rules, e);
 		return -1;
 	}
 	if (cfg->codes_min_length >= GATE_CODE_MIN_LEN)
 		p->min_length = cfg->codes_min_length;
 	if (cfg->codes_length != 0 && cfg->codes_length < p->min_length) {
 		snprintf(err, errlen,
-			 "[codes] length = %d is below [codes] min_length = "
-			 "%d; raise length or lower min_length",
-			 cfg->codes_length, p->min_length);
+		         "[codes] length = %d is below [codes] min_length = "
+		         "%d; raise length or lower min_length",
+		         cfg->codes_length, p->min_length);
 		return -1;
 	}
 	return 0;
@@ -41,7 +41,7 @@ gate_codes_policy_from_config(const struct gate_config *cfg,
 
 int
 gate_codes_open(const struct gate_config *cfg, const struct gate_keys *keys,
-		struct gate_codes **out, char *err, size_t errlen)
+                struct gate_codes **out, char *err, size_t errlen)
 {
 	struct gate_codes *c;
 	const char *p;
@@ -54,8 +54,8 @@ gate_codes_open(const struct gate_config *cfg, const struct gate_keys *keys,
 		return -1;
 	}
 	c->cur = keys;
-	c->default_length = cfg->codes_length ? cfg->codes_length
-					      : GATE_CODE_DEFAULT_LEN;
+	c->default_length =
+	    cfg->codes_length ? cfg->codes_length : GATE_CODE_DEFAULT_LEN;
 	c->rotation_check_s = cfg->codes_rotation_check_s;
 	if (gate_codes_policy_from_config(cfg, &c->policy, err, errlen) != 0)
 		goto out;
@@ -71,9 +71,9 @@ gate_codes_open(const struct gate_config *cfg, const struct gate_keys *keys,
 			break;
 		if (n >= sizeof(path) || c->nold == GATE_MAX_OLD_KEYS) {
 			snprintf(err, errlen,
-				 "[codes] previous_key_files: at most %d files "
-				 "of at most %zu bytes of path each",
-				 GATE_MAX_OLD_KEYS, sizeof(path) - 1);
+			         "[codes] previous_key_files: at most %d files "
+			         "of at most %zu bytes of path each",
+			         GATE_MAX_OLD_KEYS, sizeof(path) - 1);
 			goto out;
 		}
 		memcpy(path, p, n);
@@ -81,7 +81,7 @@ gate_codes_open(const struct gate_config *cfg, const struct gate_keys *keys,
 		p += n;
 		if (gate_keys_load(path, &c->old[c->nold], e, sizeof(e)) != 0) {
 			snprintf(err, errlen, "[codes] previous_key_files: %s",
-				 e);
+			         e);
 			goto out;
 		}
 		c->nold++;
@@ -117,13 +117,13 @@ keys_for(const struct gate_codes *c, const char *key_id)
 
 int
 gate_codes_store(const struct gate_codes *c, const char *meeting_id,
-		 const char *code, size_t len, const char *source,
-		 struct db_code *out)
+                 const char *code, size_t len, const char *source,
+                 struct db_code *out)
 {
 	memset(out, 0, sizeof(*out));
 	gate_code_hash(c->cur->code_hmac, meeting_id, code, len, out->hash);
 	if (gate_code_seal(c->cur->code_seal, code, len, out->sealed,
-			   sizeof(out->sealed), &out->sealed_len) != 0) {
+	                   sizeof(out->sealed), &out->sealed_len) != 0) {
 		sodium_memzero(out, sizeof(*out));
 		return -1;
 	}
@@ -134,24 +134,25 @@ gate_codes_store(const struct gate_codes *c, const char *meeting_id,
 
 int
 gate_codes_reveal(const struct gate_codes *c, const struct db_code *dc,
-		  char *out, size_t outsize, char *err, size_t errlen)
+                  char *out, size_t outsize, char *err, size_t errlen)
 {
 	const struct gate_keys *k = keys_for(c, dc->key_id);
 
 	if (k == NULL) {
-		snprintf(err, errlen,
-			 "the code was sealed with key id %s, which this server "
-			 "does not have; add that key file to [codes] "
-			 "previous_key_files, or rotate the code",
-			 dc->key_id);
+		snprintf(
+		    err, errlen,
+		    "the code was sealed with key id %s, which this server "
+		    "does not have; add that key file to [codes] "
+		    "previous_key_files, or rotate the code",
+		    dc->key_id);
 		return -1;
 	}
 	if (gate_code_unseal(k->code_seal, dc->sealed, dc->sealed_len, out,
-			     outsize) != 0) {
+	                     outsize) != 0) {
 		snprintf(err, errlen,
-			 "the stored code does not open with key id %s (wrong "
-			 "key file, or the row was altered); rotate the code",
-			 dc->key_id);
+		         "the stored code does not open with key id %s (wrong "
+		         "key file, or the row was altered); rotate the code",
+		         dc->key_id);
 		return -1;
 	}
 	return 0;
@@ -159,8 +160,8 @@ gate_codes_reveal(const struct gate_codes *c, const struct db_code *dc,
 
 int
 gate_code_verify(struct gate_app *app, const char *meeting_id,
-		 const char *digits, size_t len, int *version, char *err,
-		 size_t errlen)
+                 const char *digits, size_t len, int *version, char *err,
+                 size_t errlen)
 {
 	struct db_code live[2];
 	unsigned char mac[GATE_CODE_HASH_LEN];
@@ -174,14 +175,15 @@ gate_code_verify(struct gate_app *app, const char *meeting_id,
 	if (r != 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		const struct gate_keys *k = keys_for(app->codes, live[i].key_id);
+		const struct gate_keys *k =
+		    keys_for(app->codes, live[i].key_id);
 
 		if (k == NULL)
 			continue; /* unknown key id: cannot match */
 		/* Same key for both codes (the usual case): one HMAC. */
 		if (k != done) {
 			gate_code_hash(k->code_hmac, meeting_id, digits, len,
-				       mac);
+			               mac);
 			done = k;
 		}
 		if (sodium_memcmp(mac, live[i].hash, sizeof(mac)) == 0 && !ok) {

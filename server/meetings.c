@@ -22,9 +22,8 @@
 #define MAX_ROTATION_S (366LL * 86400)
 #define MAX_GRACE_S (7LL * 86400)
 
-static int
-fail(struct gate_field_err *fe, const char *field, const char *rule,
-     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(struct gate_field_err *fe, const char *field, const char *rule,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int
 fail(struct gate_field_err *fe, const char *field, const char *rule,
      const char *fmt, ...)
@@ -99,8 +98,8 @@ parse_time(const char *s, long long *out)
 	} else {
 		return -1;
 	}
-	if (*p != '\0' || y < 1970 || y > 9999 || mo < 1 || mo > 12 ||
-	    d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+	if (*p != '\0' || y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 ||
+	    d > 31 || h > 23 || mi > 59 || sec > 60)
 		return -1;
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = y - 1900;
@@ -140,19 +139,19 @@ utf8_chars(const char *s)
 /* A list of strings: groups (DNs) or invitees (identities). */
 static int
 string_list(json_t *v, const char *field, size_t max_items, size_t max_bytes,
-	    int dn, char ***out, size_t *nout, struct gate_field_err *fe)
+            int dn, char ***out, size_t *nout, struct gate_field_err *fe)
 {
 	size_t n, i;
 	char **list;
 
 	if (!json_is_array(v))
 		return fail(fe, field, "type", "%s must be an array of strings",
-			    field);
+		            field);
 	n = json_array_size(v);
 	if (n > max_items)
 		return fail(fe, field, "too_many",
-			    "%s has %zu entries; at most %zu are allowed",
-			    field, n, max_items);
+		            "%s has %zu entries; at most %zu are allowed",
+		            field, n, max_items);
 	list = calloc(n + 1, sizeof(*list));
 	if (list == NULL)
 		return fail(fe, field, "internal", "out of memory");
@@ -213,7 +212,7 @@ free_list(char **v, size_t n)
 
 static int
 time_field(json_t *v, const char *field, long long *out,
-	   struct gate_field_err *fe)
+           struct gate_field_err *fe)
 {
 	if (json_is_null(v)) {
 		*out = 0;
@@ -221,15 +220,15 @@ time_field(json_t *v, const char *field, long long *out,
 	}
 	if (!json_is_string(v) || parse_time(json_string_value(v), out) != 0)
 		return fail(fe, field, "format",
-			    "%s must be an RFC 3339 time such as "
-			    "2026-12-01T14:00:00Z, or null",
-			    field);
+		            "%s must be an RFC 3339 time such as "
+		            "2026-12-01T14:00:00Z, or null",
+		            field);
 	return 0;
 }
 
 static int
 int_field(json_t *v, const char *field, long long min, long long max,
-	  int nullable, long long *out, struct gate_field_err *fe)
+          int nullable, long long *out, struct gate_field_err *fe)
 {
 	if (nullable && json_is_null(v)) {
 		*out = 0;
@@ -237,19 +236,19 @@ int_field(json_t *v, const char *field, long long min, long long max,
 	}
 	if (!json_is_integer(v))
 		return fail(fe, field, "type", "%s must be a whole number%s",
-			    field, nullable ? " or null" : "");
+		            field, nullable ? " or null" : "");
 	if (json_integer_value(v) < min || json_integer_value(v) > max)
 		return fail(fe, field, "range",
-			    "%s must be from %lld to %lld%s", field, min, max,
-			    nullable ? " (or null)" : "");
+		            "%s must be from %lld to %lld%s", field, min, max,
+		            nullable ? " (or null)" : "");
 	*out = json_integer_value(v);
 	return 0;
 }
 
 int
 gate_custom_code_check(const struct gate_codes *codes, const char *typed,
-		       int code_length, char *out, size_t outsize,
-		       struct gate_field_err *fe)
+                       int code_length, char *out, size_t outsize,
+                       struct gate_field_err *fe)
 {
 	struct gate_code_verdict v;
 	struct gate_code_policy p = codes->policy;
@@ -257,8 +256,8 @@ gate_custom_code_check(const struct gate_codes *codes, const char *typed,
 	size_t n;
 	int r;
 
-	r = gate_code_normalize(typed, strlen(typed), code_length, out,
-				outsize, &n, err, sizeof(err));
+	r = gate_code_normalize(typed, strlen(typed), code_length, out, outsize,
+	                        &n, err, sizeof(err));
 	if (r == GATE_CODE_ELENGTH)
 		return fail(fe, "code", "code_length", "%s", err);
 	if (r != GATE_CODE_OK)
@@ -269,9 +268,9 @@ gate_custom_code_check(const struct gate_codes *codes, const char *typed,
 		for (int i = 0; i < GATE_CR_COUNT && list != NULL; i++)
 			if (v.failed & (1u << i))
 				json_array_append_new(
-					list, json_pack("{s:s, s:s}", "rule",
-							gate_code_rule_name(i),
-							"message", v.why[i]));
+				    list, json_pack("{s:s, s:s}", "rule",
+				                    gate_code_rule_name(i),
+				                    "message", v.why[i]));
 		fail(fe, "code", gate_code_rule_name(v.first), "%s",
 		     v.why[v.first]);
 		fe->extra = json_pack("{s:o*}", "violations", list);
@@ -298,16 +297,24 @@ room_ok(const char *s)
 }
 
 int
-gate_meeting_from_json(const struct gate_codes *codes, json_t *in,
-		       int create, const struct gate_principal *p,
-		       struct db_meeting *m, char *custom_code,
-		       size_t custom_size, struct gate_field_err *fe)
+gate_meeting_from_json(const struct gate_codes *codes, json_t *in, int create,
+                       const struct gate_principal *p, struct db_meeting *m,
+                       char *custom_code, size_t custom_size,
+                       struct gate_field_err *fe)
 {
-	static const char *const known[] = {
-		"title", "host_identity", "allowed_groups", "invitees",
-		"waiting_room", "starts_at", "ends_at", "code_length",
-		"rotation_interval_seconds", "grace_period_seconds",
-		"platform_room", "code", NULL};
+	static const char *const known[] = {"title",
+	                                    "host_identity",
+	                                    "allowed_groups",
+	                                    "invitees",
+	                                    "waiting_room",
+	                                    "starts_at",
+	                                    "ends_at",
+	                                    "code_length",
+	                                    "rotation_interval_seconds",
+	                                    "grace_period_seconds",
+	                                    "platform_room",
+	                                    "code",
+	                                    NULL};
 	const char *key;
 	json_t *v;
 	long long n;
@@ -317,7 +324,7 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in,
 		custom_code[0] = '\0';
 	if (!json_is_object(in))
 		return fail(fe, "body", "type",
-			    "the body must be a JSON object");
+		            "the body must be a JSON object");
 	json_object_foreach(in, key, v)
 	{
 		int ok = 0;
@@ -327,14 +334,14 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in,
 				ok = 1;
 		if (!ok)
 			return fail(fe, key, "unknown_field",
-				    "%.40s is not a meeting field (fields: "
-				    "title, host_identity, allowed_groups, "
-				    "invitees, waiting_room, starts_at, "
-				    "ends_at, code_length, "
-				    "rotation_interval_seconds, "
-				    "grace_period_seconds, platform_room, "
-				    "code)",
-				    key);
+			            "%.40s is not a meeting field (fields: "
+			            "title, host_identity, allowed_groups, "
+			            "invitees, waiting_room, starts_at, "
+			            "ends_at, code_length, "
+			            "rotation_interval_seconds, "
+			            "grace_period_seconds, platform_room, "
+			            "code)",
+			            key);
 	}
 	if (create) {
 		m->code_length = codes->default_length;
@@ -346,13 +353,13 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in,
 
 		if (s == NULL)
 			return fail(fe, "title", "type",
-				    "title must be a string");
+			            "title must be a string");
 		if (*s == '\0' || utf8_chars(s) > MAX_TITLE_CHARS ||
 		    has_control(s))
 			return fail(fe, "title", "length",
-				    "title must be 1 to %d characters without "
-				    "control characters",
-				    MAX_TITLE_CHARS);
+			            "title must be 1 to %d characters without "
+			            "control characters",
+			            MAX_TITLE_CHARS);
 		free(m->title);
 		if ((m->title = strdup(s)) == NULL)
 			return fail(fe, "title", "internal", "out of memory");
@@ -363,26 +370,26 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in,
 	v = json_object_get(in, "host_identity");
 	if (v != NULL && !create)
 		return fail(fe, "host_identity", "read_only",
-			    "a meeting's host cannot change; create the "
-			    "meeting under the new host");
+		            "a meeting's host cannot change; create the "
+		            "meeting under the new host");
 	if (create) {
 		const char *s = v ? json_string_value(v) : p->identity;
 
-		if (s == NULL || *s == '\0' ||
-		    strlen(s) > MAX_IDENTITY_BYTES || has_control(s))
+		if (s == NULL || *s == '\0' || strlen(s) > MAX_IDENTITY_BYTES ||
+		    has_control(s))
 			return fail(fe, "host_identity", "format",
-				    "host_identity must be 1 to %d bytes of "
-				    "text",
-				    MAX_IDENTITY_BYTES);
+			            "host_identity must be 1 to %d bytes of "
+			            "text",
+			            MAX_IDENTITY_BYTES);
 		if (strcmp(s, p->identity) != 0 &&
 		    !(p->roles & GATE_ROLE_ADMIN))
 			return fail(fe, "host_identity", "forbidden",
-				    "only an admin may create a meeting for "
-				    "another host");
+			            "only an admin may create a meeting for "
+			            "another host");
 		free(m->host_identity);
 		if ((m->host_identity = strdup(s)) == NULL)
 			return fail(fe, "host_identity", "internal",
-				    "out of memory");
+			            "out of memory");
 	}
 
 	if ((v = json_object_get(in, "allowed_groups")) != NULL) {
@@ -390,7 +397,7 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in,
 		size_t k;
 
 		if (string_list(v, "allowed_groups", MAX_GROUPS,
-				MAX_GROUP_BYTES, 1, &l, &k, fe) != 0)
+		                MAX_GROUP_BYTES, 1, &l, &k, fe) != 0)
 			return -1;
 		free_list(m->groups, m->ngroups);
 		m->groups = l;
@@ -400,8 +407,8 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in,
 		char **l;
 		size_t k;
 
-		if (string_list(v, "invitees", MAX_INVITEES,
-				MAX_IDENTITY_BYTES, 0, &l, &k, fe) != 0)
+		if (string_list(v, "invitees", MAX_INVITEES, MAX_IDENTITY_BYTES,
+		                0, &l, &k, fe) != 0)
 			return -1;
 		free_list(m->invitees, m->ninvitees);
 		m->invitees = l;
@@ -409,14 +416,14 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in,
 	}
 	if (m->ngroups == 0 && m->ninvitees == 0)
 		return fail(fe, "allowed_groups", "required",
-			    "name at least one allowed directory group "
-			    "(allowed_groups), or list the invitees "
-			    "explicitly (invitees)");
+		            "name at least one allowed directory group "
+		            "(allowed_groups), or list the invitees "
+		            "explicitly (invitees)");
 
 	if ((v = json_object_get(in, "waiting_room")) != NULL) {
 		if (!json_is_boolean(v))
 			return fail(fe, "waiting_room", "type",
-				    "waiting_room must be true or false");
+			            "waiting_room must be true or false");
 		m->waiting_room = json_is_true(v);
 	}
 	if ((v = json_object_get(in, "starts_at")) != NULL &&
@@ -427,28 +434,28 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in,
 		return -1;
 	if (m->starts_at != 0 && m->ends_at != 0 && m->ends_at <= m->starts_at)
 		return fail(fe, "ends_at", "after_start",
-			    "ends_at must be later than starts_at");
+		            "ends_at must be later than starts_at");
 
 	if ((v = json_object_get(in, "code_length")) != NULL) {
 		if (!create)
 			return fail(fe, "code_length", "use_rotate",
-				    "the code length changes with a new code: "
-				    "POST /v1/meetings/{id}/code:rotate with "
-				    "{\"code_length\": N}");
+			            "the code length changes with a new code: "
+			            "POST /v1/meetings/{id}/code:rotate with "
+			            "{\"code_length\": N}");
 		if (int_field(v, "code_length", GATE_CODE_MIN_LEN,
-			      GATE_CODE_MAX_LEN, 0, &n, fe) != 0)
+		              GATE_CODE_MAX_LEN, 0, &n, fe) != 0)
 			return -1;
 		m->code_length = (int)n;
 	}
 	if ((v = json_object_get(in, "rotation_interval_seconds")) != NULL) {
 		if (int_field(v, "rotation_interval_seconds", MIN_ROTATION_S,
-			      MAX_ROTATION_S, 1, &n, fe) != 0)
+		              MAX_ROTATION_S, 1, &n, fe) != 0)
 			return -1;
 		m->rotation_interval_s = n;
 	}
 	if ((v = json_object_get(in, "grace_period_seconds")) != NULL) {
 		if (int_field(v, "grace_period_seconds", 0, MAX_GRACE_S, 0, &n,
-			      fe) != 0)
+		              fe) != 0)
 			return -1;
 		m->grace_period_s = n;
 	}
@@ -457,13 +464,13 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in,
 
 		if (s == NULL || !room_ok(s))
 			return fail(fe, "platform_room", "format",
-				    "platform_room must be 1 to %d of the "
-				    "characters A-Z a-z 0-9 - _ .",
-				    MAX_ROOM_BYTES);
+			            "platform_room must be 1 to %d of the "
+			            "characters A-Z a-z 0-9 - _ .",
+			            MAX_ROOM_BYTES);
 		free(m->platform_room);
 		if ((m->platform_room = strdup(s)) == NULL)
 			return fail(fe, "platform_room", "internal",
-				    "out of memory");
+			            "out of memory");
 	} else if (create) {
 		char room[40];
 
@@ -474,22 +481,22 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in,
 				*c = (char)(*c - 'A' + 'a');
 		if ((m->platform_room = strdup(room)) == NULL)
 			return fail(fe, "platform_room", "internal",
-				    "out of memory");
+			            "out of memory");
 	}
 
 	if ((v = json_object_get(in, "code")) != NULL) {
 		if (!create)
 			return fail(fe, "code", "use_rotate",
-				    "a new code comes from POST "
-				    "/v1/meetings/{id}/code:rotate");
+			            "a new code comes from POST "
+			            "/v1/meetings/{id}/code:rotate");
 		if (!json_is_string(v))
 			return fail(fe, "code", "type",
-				    "code must be a string of digits (leading "
-				    "zeros count)");
+			            "code must be a string of digits (leading "
+			            "zeros count)");
 		if (custom_code == NULL ||
 		    gate_custom_code_check(codes, json_string_value(v),
-					   m->code_length, custom_code,
-					   custom_size, fe) != 0)
+		                           m->code_length, custom_code,
+		                           custom_size, fe) != 0)
 			return -1;
 	}
 	return 0;
@@ -523,43 +530,43 @@ gate_meeting_to_json(const struct gate_config *cfg, const struct db_meeting *m)
 
 	snprintf(link, sizeof(link), "%s/j/%s", cfg->public_url, m->link_id);
 	return json_pack(
-		"{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:o, s:o, s:i, s:o, "
-		"s:I, s:s, s:o, s:o, s:o, s:i, s:o}",
-		"id", m->id, "link_id", m->link_id, "link", link, "title",
-		m->title, "host_identity", m->host_identity, "allowed_groups",
-		str_array(m->groups, m->ngroups), "invitees",
-		str_array(m->invitees, m->ninvitees), "waiting_room",
-		m->waiting_room, "starts_at", time_or_null(m->starts_at),
-		"ends_at", time_or_null(m->ends_at), "code_length",
-		m->code_length, "rotation_interval_seconds",
-		m->rotation_interval_s ? json_integer(m->rotation_interval_s)
-				       : json_null(),
-		"grace_period_seconds", (json_int_t)m->grace_period_s,
-		"platform_room", m->platform_room, "created_at",
-		time_or_null(m->created_at), "updated_at",
-		time_or_null(m->updated_at), "archived_at",
-		time_or_null(m->archived_at), "code_version", m->code_version,
-		"code_rotates_at", time_or_null(m->code_rotates_at));
+	    "{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:o, s:o, s:i, s:o, "
+	    "s:I, s:s, s:o, s:o, s:o, s:i, s:o}",
+	    "id", m->id, "link_id", m->link_id, "link", link, "title", m->title,
+	    "host_identity", m->host_identity, "allowed_groups",
+	    str_array(m->groups, m->ngroups), "invitees",
+	    str_array(m->invitees, m->ninvitees), "waiting_room",
+	    m->waiting_room, "starts_at", time_or_null(m->starts_at), "ends_at",
+	    time_or_null(m->ends_at), "code_length", m->code_length,
+	    "rotation_interval_seconds",
+	    m->rotation_interval_s ? json_integer(m->rotation_interval_s)
+	                           : json_null(),
+	    "grace_period_seconds", (json_int_t)m->grace_period_s,
+	    "platform_room", m->platform_room, "created_at",
+	    time_or_null(m->created_at), "updated_at",
+	    time_or_null(m->updated_at), "archived_at",
+	    time_or_null(m->archived_at), "code_version", m->code_version,
+	    "code_rotates_at", time_or_null(m->code_rotates_at));
 }
 
 int
 gate_meeting_new_code(const struct gate_codes *codes, const char *meeting_id,
-		      int length, const char *custom, char *code,
-		      size_t codesize, struct db_code *dc)
+                      int length, const char *custom, char *code,
+                      size_t codesize, struct db_code *dc)
 {
 	int r = -1;
 
 	if (custom != NULL && custom[0] != '\0') {
 		if ((size_t)snprintf(code, codesize, "%s", custom) >= codesize)
 			goto out;
-	} else if (gate_code_generate(&codes->policy, length, code,
-				      codesize) != 0) {
+	} else if (gate_code_generate(&codes->policy, length, code, codesize) !=
+	           0) {
 		goto out;
 	}
 	if (gate_codes_store(codes, meeting_id, code, strlen(code),
-			     custom != NULL && custom[0] != '\0' ? "custom"
-								 : "generated",
-			     dc) != 0)
+	                     custom != NULL && custom[0] != '\0' ? "custom"
+	                                                         : "generated",
+	                     dc) != 0)
 		goto out;
 	r = 0;
 out:
@@ -577,11 +584,11 @@ gate_meeting_new_ids(struct db_meeting *m)
 	u[6] = (unsigned char)((u[6] & 0x0F) | 0x40); /* version 4 */
 	u[8] = (unsigned char)((u[8] & 0x3F) | 0x80); /* RFC 4122 variant */
 	snprintf(m->id, sizeof(m->id),
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-		 "%02x%02x%02x%02x%02x%02x",
-		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
-		 u[10], u[11], u[12], u[13], u[14], u[15]);
+	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+	         "%02x%02x%02x%02x%02x%02x",
+	         u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
+	         u[10], u[11], u[12], u[13], u[14], u[15]);
 	randombytes_buf(l, sizeof(l));
 	sodium_bin2base64(m->link_id, sizeof(m->link_id), l, sizeof(l),
-			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }

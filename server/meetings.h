@@ -39,21 +39,20 @@ struct gate_codes {
 
 /* Parses [codes] (rules list, lengths) into a policy. */
 int gate_codes_policy_from_config(const struct gate_config *cfg,
-				  struct gate_code_policy *p, char *err,
-				  size_t errlen);
-int gate_codes_open(const struct gate_config *cfg,
-		    const struct gate_keys *keys, struct gate_codes **out,
-		    char *err, size_t errlen);
+                                  struct gate_code_policy *p, char *err,
+                                  size_t errlen);
+int gate_codes_open(const struct gate_config *cfg, const struct gate_keys *keys,
+                    struct gate_codes **out, char *err, size_t errlen);
 void gate_codes_close(struct gate_codes *c);
 
 /* Hashes and seals code (len digits) for meeting_id with the current
  * keys. source: "generated" or "custom". out is wiped by the caller. */
 int gate_codes_store(const struct gate_codes *c, const char *meeting_id,
-		     const char *code, size_t len, const char *source,
-		     struct db_code *out);
+                     const char *code, size_t len, const char *source,
+                     struct db_code *out);
 /* Opens a stored code (any known key id) into out (digits + NUL). */
 int gate_codes_reveal(const struct gate_codes *c, const struct db_code *dc,
-		      char *out, size_t outsize, char *err, size_t errlen);
+                      char *out, size_t outsize, char *err, size_t errlen);
 
 /*
  * Checks typed digits against a meeting's live codes (current, and the
@@ -63,8 +62,8 @@ int gate_codes_reveal(const struct gate_codes *c, const struct db_code *dc,
  * < 0 on a database error (the caller denies: fail closed).
  */
 int gate_code_verify(struct gate_app *app, const char *meeting_id,
-		     const char *digits, size_t len, int *version, char *err,
-		     size_t errlen);
+                     const char *digits, size_t len, int *version, char *err,
+                     size_t errlen);
 
 /* ---- principals, tokens and roles (auth.c) ------------------------------ */
 
@@ -75,7 +74,7 @@ enum { GATE_ROLE_HOST = 1, GATE_ROLE_ADMIN = 2, GATE_ROLE_COMPLIANCE = 4 };
 struct gate_principal {
 	char identity[257];
 	unsigned roles; /* GATE_ROLE_* bits */
-	char via[80];	/* "token:NAME" */
+	char via[80];   /* "token:NAME" */
 };
 
 /* "host" -> GATE_ROLE_HOST...; 0 for an unknown name. */
@@ -90,7 +89,7 @@ unsigned gate_role_parse(const char *name);
 struct gate_rq;
 struct gate_resp;
 int gate_auth_request(struct gate_app *app, const struct gate_rq *rq,
-		      struct gate_principal *p, struct gate_resp *out);
+                      struct gate_principal *p, struct gate_resp *out);
 
 /* Makes a new token (printed once): "rgt_" + 43 base64url chars, and the
  * SHA-256 that is stored. tok is wiped by the caller. */
@@ -124,13 +123,13 @@ struct gate_field_err {
  * policy, or "" when absent.
  */
 int gate_meeting_from_json(const struct gate_codes *codes, json_t *in,
-			   int create, const struct gate_principal *p,
-			   struct db_meeting *m, char *custom_code,
-			   size_t custom_size, struct gate_field_err *fe);
+                           int create, const struct gate_principal *p,
+                           struct db_meeting *m, char *custom_code,
+                           size_t custom_size, struct gate_field_err *fe);
 
 /* The meeting as the API shows it (never with its code). */
 json_t *gate_meeting_to_json(const struct gate_config *cfg,
-			     const struct db_meeting *m);
+                             const struct db_meeting *m);
 
 /* RFC 3339 UTC text of a Unix time ("2026-11-28T02:00:00Z"). */
 void gate_time_fmt(long long t, char *out, size_t outlen);
@@ -141,17 +140,17 @@ void gate_time_fmt(long long t, char *out, size_t outlen);
  * failing policy rule or code_format / code_length, extra.violations).
  */
 int gate_custom_code_check(const struct gate_codes *codes, const char *typed,
-			   int code_length, char *out, size_t outsize,
-			   struct gate_field_err *fe);
+                           int code_length, char *out, size_t outsize,
+                           struct gate_field_err *fe);
 
 /*
  * Makes a code (custom if custom is non-empty, else generated at length)
  * and its stored form for meeting_id. code receives the digits (wipe it).
  */
 int gate_meeting_new_code(const struct gate_codes *codes,
-			  const char *meeting_id, int length,
-			  const char *custom, char *code, size_t codesize,
-			  struct db_code *dc);
+                          const char *meeting_id, int length,
+                          const char *custom, char *code, size_t codesize,
+                          struct db_code *dc);
 
 /* A fresh meeting id (UUID v4 text) and link id (43 base64url chars). */
 void gate_meeting_new_ids(struct db_meeting *m);
@@ -162,11 +161,11 @@ struct gate_rotation;
 /* Starts the background thread that runs db_rotation_run() every
  * [codes] rotation_check_interval seconds (none when 0). */
 int gate_rotation_start(struct gate_app *app, struct gate_rotation **out,
-			char *err, size_t errlen);
+                        char *err, size_t errlen);
 void gate_rotation_stop(struct gate_rotation *r);
 /* One pass, as the thread runs it (for the CLI and tests). */
 int gate_rotation_once(struct gate_app *app, int *rotated, char *err,
-		       size_t errlen);
+                       size_t errlen);
 
 /* ---- CLI (meetings_cli.c) ------------------------------------------------ */
 
@@ -174,7 +173,6 @@ int gate_rotation_once(struct gate_app *app, int *rotated, char *err,
  * is the command word. Exit status as gate_cli_main. */
 int gate_cli_code(const char *cfgpath, int argc, char **argv, char **envp);
 int gate_cli_token(const char *cfgpath, int argc, char **argv, char **envp);
-int gate_cli_meeting(const char *cfgpath, int argc, char **argv,
-		     char **envp);
+int gate_cli_meeting(const char *cfgpath, int argc, char **argv, char **envp);
 
 #endif

@@ -19,47 +19,47 @@
 #define EXIT_USAGE 2
 
 static const char usage_code[] =
-	"usage: roomgate code check [--length N] [CODE...]\n"
-	"\n"
-	"Explains whether each CODE passes the access-code strength policy\n"
-	"([codes] in the config when -c FILE or ROOMGATE_CONFIG is given, the\n"
-	"defaults otherwise) and why not. Without CODE, reads one code per\n"
-	"line from standard input (keeps codes out of the process list).\n"
-	"Spaces, hyphens and dots are ignored; other Unicode digits count.\n"
-	"  --length N   also require exactly N digits (a meeting's length)\n"
-	"Exit status: 0 every code passes, 1 one fails, 2 usage error.\n";
+    "usage: roomgate code check [--length N] [CODE...]\n"
+    "\n"
+    "Explains whether each CODE passes the access-code strength policy\n"
+    "([codes] in the config when -c FILE or ROOMGATE_CONFIG is given, the\n"
+    "defaults otherwise) and why not. Without CODE, reads one code per\n"
+    "line from standard input (keeps codes out of the process list).\n"
+    "Spaces, hyphens and dots are ignored; other Unicode digits count.\n"
+    "  --length N   also require exactly N digits (a meeting's length)\n"
+    "Exit status: 0 every code passes, 1 one fails, 2 usage error.\n";
 
 static const char usage_token[] =
-	"usage: roomgate [-c FILE] token create --role ROLE --name NAME "
-	"[--identity ID]\n"
-	"       roomgate [-c FILE] token list [--all]\n"
-	"       roomgate [-c FILE] token revoke NAME|ID\n"
-	"\n"
-	"API service tokens, sent as \"Authorization: Bearer TOKEN\". create\n"
-	"prints the token once; only its hash is stored. ROLE is host (sees\n"
-	"and changes its own meetings), admin (all meetings) or compliance\n"
-	"(reads all meetings, never codes). --identity: the host identity the\n"
-	"token acts as (default: token:NAME).\n";
+    "usage: roomgate [-c FILE] token create --role ROLE --name NAME "
+    "[--identity ID]\n"
+    "       roomgate [-c FILE] token list [--all]\n"
+    "       roomgate [-c FILE] token revoke NAME|ID\n"
+    "\n"
+    "API service tokens, sent as \"Authorization: Bearer TOKEN\". create\n"
+    "prints the token once; only its hash is stored. ROLE is host (sees\n"
+    "and changes its own meetings), admin (all meetings) or compliance\n"
+    "(reads all meetings, never codes). --identity: the host identity the\n"
+    "token acts as (default: token:NAME).\n";
 
 static const char usage_meeting[] =
-	"usage: roomgate [-c FILE] meeting create --title T (--group DN... | "
-	"--invitee ID...)\n"
-	"           [--host ID] [--length N] [--code CODE|-] [--rotate-every "
-	"DUR]\n"
-	"           [--grace DUR] [--room NAME] [--waiting-room] [--starts "
-	"TIME]\n"
-	"           [--ends TIME]\n"
-	"       roomgate [-c FILE] meeting show ID [--with-code]\n"
-	"       roomgate [-c FILE] meeting list [--host ID] [--all] [--limit "
-	"N]\n"
-	"       roomgate [-c FILE] meeting rotate ID [--code CODE|-] "
-	"[--length N] [--grace DUR]\n"
-	"       roomgate [-c FILE] meeting archive ID\n"
-	"\n"
-	"Meetings, as the /v1/meetings API does them (same checks), printed\n"
-	"as JSON. DUR: seconds, or a number with s, m, h or d (7d). TIME:\n"
-	"RFC 3339 (2026-12-01T14:00:00Z). --code -: read the code from\n"
-	"standard input. create and rotate print the new code once.\n";
+    "usage: roomgate [-c FILE] meeting create --title T (--group DN... | "
+    "--invitee ID...)\n"
+    "           [--host ID] [--length N] [--code CODE|-] [--rotate-every "
+    "DUR]\n"
+    "           [--grace DUR] [--room NAME] [--waiting-room] [--starts "
+    "TIME]\n"
+    "           [--ends TIME]\n"
+    "       roomgate [-c FILE] meeting show ID [--with-code]\n"
+    "       roomgate [-c FILE] meeting list [--host ID] [--all] [--limit "
+    "N]\n"
+    "       roomgate [-c FILE] meeting rotate ID [--code CODE|-] "
+    "[--length N] [--grace DUR]\n"
+    "       roomgate [-c FILE] meeting archive ID\n"
+    "\n"
+    "Meetings, as the /v1/meetings API does them (same checks), printed\n"
+    "as JSON. DUR: seconds, or a number with s, m, h or d (7d). TIME:\n"
+    "RFC 3339 (2026-12-01T14:00:00Z). --code -: read the code from\n"
+    "standard input. create and rotate print the new code once.\n";
 
 /* ---- shared set-up -------------------------------------------------- */
 
@@ -96,7 +96,7 @@ cli_open(struct cli *c, const char *cfgpath, char **envp, int need_db)
 		cfgpath = NULL;
 	if (need_db && cfgpath == NULL) {
 		fprintf(stderr, "roomgate: no config file: pass -c FILE or set "
-				"ROOMGATE_CONFIG\n");
+		                "ROOMGATE_CONFIG\n");
 		return -1;
 	}
 	if (gate_config_load(&c->cfg, cfgpath, envp, err, sizeof(err)) != 0) {
@@ -109,18 +109,17 @@ cli_open(struct cli *c, const char *cfgpath, char **envp, int need_db)
 		struct gate_code_policy p;
 
 		if (gate_codes_policy_from_config(&c->cfg, &p, err,
-						  sizeof(err)) != 0)
+		                                  sizeof(err)) != 0)
 			goto fail;
 		return 0;
 	}
 	if (c->cfg.db_url == NULL || c->cfg.keys_file == NULL) {
 		snprintf(err, sizeof(err),
-			 "[database] url and [keys] file are required");
+		         "[database] url and [keys] file are required");
 		goto fail;
 	}
 	if (gate_keys_load(c->cfg.keys_file, &c->keys, err, sizeof(err)) != 0 ||
-	    gate_codes_open(&c->cfg, c->keys, &c->codes, err, sizeof(err)) !=
-		    0)
+	    gate_codes_open(&c->cfg, c->keys, &c->codes, err, sizeof(err)) != 0)
 		goto fail;
 	c->app.keys = c->keys;
 	c->app.codes = c->codes;
@@ -215,7 +214,7 @@ check_one(const struct gate_code_policy *p, const char *typed, int length)
 	int r;
 
 	r = gate_code_normalize(typed, strlen(typed), length, code,
-				sizeof(code), &n, err, sizeof(err));
+	                        sizeof(code), &n, err, sizeof(err));
 	if (r != GATE_CODE_OK) {
 		printf("not a valid code: %s\n", err);
 		return 1;
@@ -240,9 +239,9 @@ int
 gate_cli_code(const char *cfgpath, int argc, char **argv, char **envp)
 {
 	static const struct option opts[] = {
-		{"length", required_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"length", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct gate_code_policy p;
 	struct cli c;
@@ -252,7 +251,7 @@ gate_cli_code(const char *cfgpath, int argc, char **argv, char **envp)
 
 	if (argc < 2 || strcmp(argv[1], "check") != 0) {
 		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
-				  strcmp(argv[1], "-h") == 0)) {
+		                  strcmp(argv[1], "-h") == 0)) {
 			fputs(usage_code, stdout);
 			return 0;
 		}
@@ -266,10 +265,10 @@ gate_cli_code(const char *cfgpath, int argc, char **argv, char **envp)
 		switch (ch) {
 		case 'l':
 			if (parse_int(optarg, GATE_CODE_MIN_LEN,
-				      GATE_CODE_MAX_LEN, &length) != 0) {
+			              GATE_CODE_MAX_LEN, &length) != 0) {
 				fprintf(stderr,
-					"roomgate: --length must be %d to %d\n",
-					GATE_CODE_MIN_LEN, GATE_CODE_MAX_LEN);
+				        "roomgate: --length must be %d to %d\n",
+				        GATE_CODE_MIN_LEN, GATE_CODE_MAX_LEN);
 				return EXIT_USAGE;
 			}
 			break;
@@ -319,12 +318,12 @@ int
 gate_cli_token(const char *cfgpath, int argc, char **argv, char **envp)
 {
 	static const struct option opts[] = {
-		{"role", required_argument, NULL, 'r'},
-		{"name", required_argument, NULL, 'n'},
-		{"identity", required_argument, NULL, 'i'},
-		{"all", no_argument, NULL, 'a'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"role", required_argument, NULL, 'r'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"identity", required_argument, NULL, 'i'},
+	    {"all", no_argument, NULL, 'a'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *name = NULL, *identity = NULL, *sub;
 	char tok[GATE_TOKEN_LEN], ident[300], err[1024];
@@ -336,7 +335,7 @@ gate_cli_token(const char *cfgpath, int argc, char **argv, char **envp)
 
 	if (argc < 2 || argv[1][0] == '-') {
 		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
-				  strcmp(argv[1], "-h") == 0)) {
+		                  strcmp(argv[1], "-h") == 0)) {
 			fputs(usage_token, stdout);
 			return 0;
 		}
@@ -376,7 +375,7 @@ gate_cli_token(const char *cfgpath, int argc, char **argv, char **envp)
 		}
 		if (gate_role_parse(role) == 0) {
 			fprintf(stderr, "roomgate: --role must be host, admin "
-					"or compliance\n");
+			                "or compliance\n");
 			return EXIT_USAGE;
 		}
 	} else if (strcmp(sub, "list") == 0) {
@@ -401,16 +400,16 @@ gate_cli_token(const char *cfgpath, int argc, char **argv, char **envp)
 			identity = ident;
 		}
 		gate_token_new(tok, hash);
-		if (db_token_create(c.app.db, name, role, identity, hash, &t, err,
-				    sizeof(err)) != 0) {
+		if (db_token_create(c.app.db, name, role, identity, hash, &t,
+		                    err, sizeof(err)) != 0) {
 			fprintf(stderr, "roomgate: token create: %s\n", err);
 			goto out;
 		}
 		printf("%s\n", tok);
 		fprintf(stderr,
-			"token \"%s\" (role %s, identity %s, id %s) created; "
-			"it is shown only now -- store it safely\n",
-			t.name, t.role, t.identity, t.id);
+		        "token \"%s\" (role %s, identity %s, id %s) created; "
+		        "it is shown only now -- store it safely\n",
+		        t.name, t.role, t.identity, t.id);
 	} else if (strcmp(sub, "list") == 0) {
 		if (db_token_list(c.app.db, all, &list, &n, err, sizeof(err)) !=
 		    0) {
@@ -455,7 +454,7 @@ print_code(struct cli *c, const char *id)
 
 	if (db_code_current(c->app.db, id, &dc, err, sizeof(err)) != 0 ||
 	    gate_codes_reveal(c->codes, &dc, code, sizeof(code), err,
-			      sizeof(err)) != 0) {
+	                      sizeof(err)) != 0) {
 		fprintf(stderr, "roomgate: reading the code: %s\n", err);
 		sodium_memzero(&dc, sizeof(dc));
 		return -1;
@@ -485,15 +484,15 @@ meeting_create(struct cli *c, struct meeting_opts *o)
 	struct db_meeting m;
 	struct db_code dc;
 	struct db_actor by = {"cli", NULL, NULL, NULL};
-	char custom[GATE_CODE_BUF], code[GATE_CODE_BUF], typed[200],
-		err[1024], id[37];
+	char custom[GATE_CODE_BUF], code[GATE_CODE_BUF], typed[200], err[1024],
+	    id[37];
 	json_t *in;
 	int r = 1;
 
 	memset(&m, 0, sizeof(m));
 	memset(&p, 0, sizeof(p));
 	snprintf(p.identity, sizeof(p.identity), "%s",
-		 o->host ? o->host : "cli");
+	         o->host ? o->host : "cli");
 	p.roles = GATE_ROLE_ADMIN;
 	snprintf(p.via, sizeof(p.via), "cli");
 	custom[0] = code[0] = typed[0] = '\0';
@@ -520,29 +519,30 @@ meeting_create(struct cli *c, struct meeting_opts *o)
 		json_object_set_new(in, "waiting_room", json_true());
 	if (o->have_rotate)
 		json_object_set_new(in, "rotation_interval_seconds",
-				    json_integer(o->rotate_every));
+		                    json_integer(o->rotate_every));
 	if (o->have_grace)
 		json_object_set_new(in, "grace_period_seconds",
-				    json_integer(o->grace));
+		                    json_integer(o->grace));
 	if (o->code != NULL) {
 		if (read_code_arg(o->code, typed, sizeof(typed)) != 0) {
-			fprintf(stderr, "roomgate: no code on standard input\n");
+			fprintf(stderr,
+			        "roomgate: no code on standard input\n");
 			goto out;
 		}
 		json_object_set_new(in, "code", json_string(typed));
 	}
 	gate_meeting_new_ids(&m);
 	if (gate_meeting_from_json(c->codes, in, 1, &p, &m, custom,
-				   sizeof(custom), &fe) != 0) {
+	                           sizeof(custom), &fe) != 0) {
 		fprintf(stderr, "roomgate: %s: %s (%s)\n", fe.field, fe.message,
-			fe.rule);
+		        fe.rule);
 		json_decref(fe.extra);
 		goto out;
 	}
 	if (gate_meeting_new_code(c->codes, m.id, m.code_length, custom, code,
-				  sizeof(code), &dc) != 0) {
+	                          sizeof(code), &dc) != 0) {
 		fprintf(stderr, "roomgate: no code could be made; check "
-				"[codes] rules\n");
+		                "[codes] rules\n");
 		goto out;
 	}
 	if (db_meeting_create(c->app.db, &m, &dc, &by, err, sizeof(err)) != 0) {
@@ -576,8 +576,7 @@ meeting_rotate(struct cli *c, const char *id, struct meeting_opts *o)
 	struct db_meeting m;
 	struct db_code dc;
 	struct db_actor by = {"cli", NULL, NULL, NULL};
-	char custom[GATE_CODE_BUF], code[GATE_CODE_BUF], typed[200],
-		err[1024];
+	char custom[GATE_CODE_BUF], code[GATE_CODE_BUF], typed[200], err[1024];
 	int r = 1, version = 0, len;
 
 	memset(&dc, 0, sizeof(dc));
@@ -589,22 +588,23 @@ meeting_rotate(struct cli *c, const char *id, struct meeting_opts *o)
 	len = o->length ? (int)o->length : m.code_length;
 	if (o->code != NULL) {
 		if (read_code_arg(o->code, typed, sizeof(typed)) != 0) {
-			fprintf(stderr, "roomgate: no code on standard input\n");
+			fprintf(stderr,
+			        "roomgate: no code on standard input\n");
 			goto out;
 		}
 		if (gate_custom_code_check(c->codes, typed, len, custom,
-					   sizeof(custom), &fe) != 0) {
+		                           sizeof(custom), &fe) != 0) {
 			fprintf(stderr, "roomgate: %s: %s (%s)\n", fe.field,
-				fe.message, fe.rule);
+			        fe.message, fe.rule);
 			json_decref(fe.extra);
 			goto out;
 		}
 	}
 	if (gate_meeting_new_code(c->codes, m.id, len, custom, code,
-				  sizeof(code), &dc) != 0 ||
+	                          sizeof(code), &dc) != 0 ||
 	    db_code_rotate(c->app.db, m.id, &dc, (int)o->length,
-			   o->have_grace ? o->grace : m.grace_period_s, "rotate",
-			   0, &by, &version, err, sizeof(err)) != 0) {
+	                   o->have_grace ? o->grace : m.grace_period_s,
+	                   "rotate", 0, &by, &version, err, sizeof(err)) != 0) {
 		fprintf(stderr, "roomgate: meeting rotate: %s\n", err);
 		goto out;
 	}
@@ -623,23 +623,23 @@ int
 gate_cli_meeting(const char *cfgpath, int argc, char **argv, char **envp)
 {
 	static const struct option opts[] = {
-		{"title", required_argument, NULL, 't'},
-		{"group", required_argument, NULL, 'g'},
-		{"invitee", required_argument, NULL, 'i'},
-		{"host", required_argument, NULL, 'H'},
-		{"length", required_argument, NULL, 'l'},
-		{"code", required_argument, NULL, 'C'},
-		{"rotate-every", required_argument, NULL, 'R'},
-		{"grace", required_argument, NULL, 'G'},
-		{"room", required_argument, NULL, 'r'},
-		{"waiting-room", no_argument, NULL, 'w'},
-		{"starts", required_argument, NULL, 's'},
-		{"ends", required_argument, NULL, 'e'},
-		{"all", no_argument, NULL, 'a'},
-		{"with-code", no_argument, NULL, 'W'},
-		{"limit", required_argument, NULL, 'L'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"title", required_argument, NULL, 't'},
+	    {"group", required_argument, NULL, 'g'},
+	    {"invitee", required_argument, NULL, 'i'},
+	    {"host", required_argument, NULL, 'H'},
+	    {"length", required_argument, NULL, 'l'},
+	    {"code", required_argument, NULL, 'C'},
+	    {"rotate-every", required_argument, NULL, 'R'},
+	    {"grace", required_argument, NULL, 'G'},
+	    {"room", required_argument, NULL, 'r'},
+	    {"waiting-room", no_argument, NULL, 'w'},
+	    {"starts", required_argument, NULL, 's'},
+	    {"ends", required_argument, NULL, 'e'},
+	    {"all", no_argument, NULL, 'a'},
+	    {"with-code", no_argument, NULL, 'W'},
+	    {"limit", required_argument, NULL, 'L'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct meeting_opts o;
 	struct db_meeting m, *list = NULL;
@@ -654,7 +654,7 @@ gate_cli_meeting(const char *cfgpath, int argc, char **argv, char **envp)
 	memset(&m, 0, sizeof(m));
 	if (argc < 2 || argv[1][0] == '-') {
 		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
-				  strcmp(argv[1], "-h") == 0)) {
+		                  strcmp(argv[1], "-h") == 0)) {
 			fputs(usage_meeting, stdout);
 			return 0;
 		}
@@ -684,9 +684,9 @@ gate_cli_meeting(const char *cfgpath, int argc, char **argv, char **envp)
 			break;
 		case 'l':
 			if (parse_int(optarg, GATE_CODE_MIN_LEN,
-				      GATE_CODE_MAX_LEN, &o.length) != 0) {
+			              GATE_CODE_MAX_LEN, &o.length) != 0) {
 				fprintf(stderr, "roomgate: --length must be "
-						"6 to 12\n");
+				                "6 to 12\n");
 				goto out;
 			}
 			break;
@@ -696,7 +696,7 @@ gate_cli_meeting(const char *cfgpath, int argc, char **argv, char **envp)
 		case 'R':
 			if (parse_duration(optarg, &o.rotate_every) != 0) {
 				fprintf(stderr, "roomgate: --rotate-every: a "
-						"duration such as 7d or 12h\n");
+				                "duration such as 7d or 12h\n");
 				goto out;
 			}
 			o.have_rotate = 1;
@@ -704,7 +704,7 @@ gate_cli_meeting(const char *cfgpath, int argc, char **argv, char **envp)
 		case 'G':
 			if (parse_duration(optarg, &o.grace) != 0) {
 				fprintf(stderr, "roomgate: --grace: a duration "
-						"such as 10m or 1h\n");
+				                "such as 10m or 1h\n");
 				goto out;
 			}
 			o.have_grace = 1;
@@ -729,7 +729,8 @@ gate_cli_meeting(const char *cfgpath, int argc, char **argv, char **envp)
 			break;
 		case 'L':
 			if (parse_int(optarg, 1, 1000, &o.limit) != 0) {
-				fprintf(stderr, "roomgate: --limit: 1 to 1000\n");
+				fprintf(stderr,
+				        "roomgate: --limit: 1 to 1000\n");
 				goto out;
 			}
 			break;
@@ -749,7 +750,7 @@ gate_cli_meeting(const char *cfgpath, int argc, char **argv, char **envp)
 			goto out;
 		}
 	} else if (strcmp(sub, "show") == 0 || strcmp(sub, "rotate") == 0 ||
-		   strcmp(sub, "archive") == 0) {
+	           strcmp(sub, "archive") == 0) {
 		if (nargs != 1) {
 			fputs(usage_meeting, stderr);
 			goto out;
@@ -788,15 +789,14 @@ gate_cli_meeting(const char *cfgpath, int argc, char **argv, char **envp)
 		}
 	} else {
 		if (db_meeting_list(c.app.db, o.host, o.all, NULL, (int)o.limit,
-				    &list, &n, err, sizeof(err)) != 0) {
+		                    &list, &n, err, sizeof(err)) != 0) {
 			fprintf(stderr, "roomgate: meeting list: %s\n", err);
 		} else {
 			json_t *a = json_array();
 
 			for (size_t i = 0; i < n; i++)
 				json_array_append_new(
-					a, gate_meeting_to_json(&c.cfg,
-								&list[i]));
+				    a, gate_meeting_to_json(&c.cfg, &list[i]));
 			print_json(a);
 			json_decref(a);
 			for (size_t i = 0; i < n; i++)

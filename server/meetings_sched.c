@@ -27,28 +27,27 @@ struct gate_rotation {
 
 static int
 make_code(void *ctx, const char *meeting_id, int code_length,
-	  struct db_code *out)
+          struct db_code *out)
 {
 	const struct gate_codes *codes = ctx;
 	char code[GATE_CODE_BUF];
 	int r;
 
 	r = gate_meeting_new_code(codes, meeting_id, code_length, NULL, code,
-				  sizeof(code), out);
+	                          sizeof(code), out);
 	sodium_memzero(code, sizeof(code));
 	return r;
 }
 
 int
-gate_rotation_once(struct gate_app *app, int *rotated, char *err,
-		   size_t errlen)
+gate_rotation_once(struct gate_app *app, int *rotated, char *err, size_t errlen)
 {
 	int n = 0, r, total = 0;
 
 	/* Batches until nothing is due (or an error). */
 	do {
 		r = db_rotation_run(app->db, BATCH, make_code, app->codes,
-				    app->cfg->node_name, &n, err, errlen);
+		                    app->cfg->node_name, &n, err, errlen);
 		total += n;
 	} while (r == 0 && n == BATCH);
 	if (rotated != NULL)
@@ -69,18 +68,17 @@ run(void *arg)
 		pthread_mutex_unlock(&rt->mu);
 		if (gate_rotation_once(rt->app, &n, err, sizeof(err)) != 0)
 			gate_log(GATE_LOG_WARN, NULL, "rotation_failed",
-				 "scheduled code rotation failed, will retry: "
-				 "%s",
-				 err);
+			         "scheduled code rotation failed, will retry: "
+			         "%s",
+			         err);
 		else if (n > 0)
 			gate_log(GATE_LOG_INFO, NULL, "rotation",
-				 "rotated the codes of %d meeting(s)", n);
+			         "rotated the codes of %d meeting(s)", n);
 		pthread_mutex_lock(&rt->mu);
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += rt->app->codes->rotation_check_s;
-		while (!rt->stop &&
-		       pthread_cond_timedwait(&rt->cv, &rt->mu, &until) !=
-			       ETIMEDOUT)
+		while (!rt->stop && pthread_cond_timedwait(&rt->cv, &rt->mu,
+		                                           &until) != ETIMEDOUT)
 			;
 	}
 	pthread_mutex_unlock(&rt->mu);
@@ -88,8 +86,8 @@ run(void *arg)
 }
 
 int
-gate_rotation_start(struct gate_app *app, struct gate_rotation **out,
-		    char *err, size_t errlen)
+gate_rotation_start(struct gate_app *app, struct gate_rotation **out, char *err,
+                    size_t errlen)
 {
 	struct gate_rotation *rt;
 	pthread_condattr_t ca;

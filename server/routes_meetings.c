@@ -21,11 +21,12 @@
 
 static void
 field_error(struct gate_resp *out, const struct gate_rq *rq,
-	    struct gate_field_err *fe)
+            struct gate_field_err *fe)
 {
-	json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s}", "code",
-			      "invalid_field", "message", fe->message, "field",
-			      fe->field, "rule", fe->rule, "request_id", rq->id);
+	json_t *e =
+	    json_pack("{s:s, s:s, s:s, s:s, s:s}", "code", "invalid_field",
+	              "message", fe->message, "field", fe->field, "rule",
+	              fe->rule, "request_id", rq->id);
 
 	if (e != NULL && fe->extra != NULL)
 		json_object_update(e, fe->extra);
@@ -36,30 +37,29 @@ field_error(struct gate_resp *out, const struct gate_rq *rq,
 
 static void
 db_error(struct gate_resp *out, const struct gate_rq *rq, int r,
-	 const char *err, const char *what)
+         const char *err, const char *what)
 {
 	if (r == DB_ENOTFOUND) {
 		gate_resp_error(out, rq, 404, "not_found", NULL,
-				"no such meeting (or it is archived)");
+		                "no such meeting (or it is archived)");
 		return;
 	}
 	if (r == DB_ECONFLICT) {
 		json_t *e = json_pack(
-			"{s:s, s:s, s:s, s:s, s:s}", "code", "conflict",
-			"message",
-			"platform_room is already used by another live "
-			"meeting; choose another room name",
-			"field", "platform_room", "rule", "taken",
-			"request_id", rq->id);
+		    "{s:s, s:s, s:s, s:s, s:s}", "code", "conflict", "message",
+		    "platform_room is already used by another live "
+		    "meeting; choose another room name",
+		    "field", "platform_room", "rule", "taken", "request_id",
+		    rq->id);
 
 		gate_resp_json(out, 409, json_pack("{s:o*}", "error", e));
 		return;
 	}
 	gate_log(GATE_LOG_ERROR, rq->id, "db_error", "%s: %s", what, err);
 	gate_resp_error(out, rq, 503, "database_unavailable", NULL,
-			"%s failed: the database is unavailable; nothing was "
-			"changed, retry shortly",
-			what);
+	                "%s failed: the database is unavailable; nothing was "
+	                "changed, retry shortly",
+	                what);
 	out->retry_after = 2;
 }
 
@@ -73,8 +73,8 @@ uuid_param(const struct gate_rq *rq, char id[37])
 		int dash = i == 8 || i == 13 || i == 18 || i == 23;
 
 		if (dash ? c != '-'
-			 : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-			     (c >= 'A' && c <= 'F')))
+		         : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+		             (c >= 'A' && c <= 'F')))
 			return -1;
 		id[i] = (c >= 'A' && c <= 'F') ? (char)(c - 'A' + 'a') : c;
 	}
@@ -110,8 +110,8 @@ body_json(const struct gate_rq *rq, int allow_empty, struct gate_resp *out)
 		snprintf(fe.field, sizeof(fe.field), "body");
 		snprintf(fe.rule, sizeof(fe.rule), "json");
 		snprintf(fe.message, sizeof(fe.message),
-			 "the body must be one JSON object%s%s",
-			 o == NULL ? ": " : "", o == NULL ? je.text : "");
+		         "the body must be one JSON object%s%s",
+		         o == NULL ? ": " : "", o == NULL ? je.text : "");
 		json_decref(o);
 		field_error(out, rq, &fe);
 		return NULL;
@@ -123,8 +123,8 @@ body_json(const struct gate_rq *rq, int allow_empty, struct gate_resp *out)
  * caller may go on; otherwise the answer is set. */
 static int
 load_meeting(struct gate_app *app, const struct gate_rq *rq,
-	     const struct gate_principal *p, int manage, struct db_meeting *m,
-	     struct gate_resp *out)
+             const struct gate_principal *p, int manage, struct db_meeting *m,
+             struct gate_resp *out)
 {
 	char id[37], err[512];
 	int r;
@@ -132,7 +132,7 @@ load_meeting(struct gate_app *app, const struct gate_rq *rq,
 	memset(m, 0, sizeof(*m));
 	if (uuid_param(rq, id) != 0) {
 		gate_resp_error(out, rq, 404, "not_found", NULL,
-				"no such meeting: meeting ids are UUIDs");
+		                "no such meeting: meeting ids are UUIDs");
 		return -1;
 	}
 	r = db_meeting_get(app->db, id, m, err, sizeof(err));
@@ -141,11 +141,11 @@ load_meeting(struct gate_app *app, const struct gate_rq *rq,
 		return -1;
 	}
 	if (manage ? !gate_may_manage(p, m->host_identity)
-		   : !gate_may_read(p, m->host_identity)) {
+	           : !gate_may_read(p, m->host_identity)) {
 		gate_resp_error(out, rq, 403, "forbidden", NULL,
-				"%s may not %s this meeting: it belongs to "
-				"another host",
-				p->via, manage ? "change" : "see");
+		                "%s may not %s this meeting: it belongs to "
+		                "another host",
+		                p->via, manage ? "change" : "see");
 		db_meeting_free(m);
 		return -1;
 	}
@@ -154,29 +154,29 @@ load_meeting(struct gate_app *app, const struct gate_rq *rq,
 
 static int
 need_role(const struct gate_rq *rq, const struct gate_principal *p,
-	  unsigned roles, const char *what, struct gate_resp *out)
+          unsigned roles, const char *what, struct gate_resp *out)
 {
 	if (p->roles & roles)
 		return 0;
 	gate_resp_error(out, rq, 403, "forbidden", NULL,
-			"%s may not %s (role needed: %s)", p->via, what,
-			(roles & GATE_ROLE_HOST) ? "host or admin" : "admin");
+	                "%s may not %s (role needed: %s)", p->via, what,
+	                (roles & GATE_ROLE_HOST) ? "host or admin" : "admin");
 	return -1;
 }
 
 /* {"meeting_id", "code", "version", "valid_from", "rotates_at"...} */
 static json_t *
 code_view(const struct db_meeting *m, const struct db_code *dc,
-	  const char *code, long long prev_until)
+          const char *code, long long prev_until)
 {
 	char vf[40];
 	json_t *o;
 
 	gate_time_fmt(dc->valid_from, vf, sizeof(vf));
 	o = json_pack("{s:s, s:s, s:i, s:i, s:s, s:s}", "meeting_id", m->id,
-		      "code", code, "version", dc->version, "length",
-		      (int)strlen(code), "valid_from", vf, "source",
-		      dc->source);
+	              "code", code, "version", dc->version, "length",
+	              (int)strlen(code), "valid_from", vf, "source",
+	              dc->source);
 	if (o == NULL)
 		return NULL;
 	if (m->code_rotates_at != 0) {
@@ -212,7 +212,7 @@ answer_with_code(struct gate_resp *out, int status, json_t *o)
 
 void
 gate_h_meetings_create(struct gate_app *app, const struct gate_rq *rq,
-		       struct gate_resp *out)
+                       struct gate_resp *out)
 {
 	struct gate_principal p;
 	struct gate_field_err fe;
@@ -229,26 +229,26 @@ gate_h_meetings_create(struct gate_app *app, const struct gate_rq *rq,
 	custom[0] = code[0] = '\0';
 	if (gate_auth_request(app, rq, &p, out) != 0 ||
 	    need_role(rq, &p, GATE_ROLE_HOST | GATE_ROLE_ADMIN,
-		      "create meetings", out) != 0 ||
+	              "create meetings", out) != 0 ||
 	    (in = body_json(rq, 0, out)) == NULL)
 		goto out;
 	gate_meeting_new_ids(&m);
 	if (gate_meeting_from_json(app->codes, in, 1, &p, &m, custom,
-				   sizeof(custom), &fe) != 0) {
+	                           sizeof(custom), &fe) != 0) {
 		if (strcmp(fe.rule, "forbidden") == 0) {
 			json_decref(fe.extra);
 			gate_resp_error(out, rq, 403, "forbidden", NULL, "%s",
-					fe.message);
+			                fe.message);
 		} else {
 			field_error(out, rq, &fe);
 		}
 		goto out;
 	}
-	if (gate_meeting_new_code(app->codes, m.id, m.code_length, custom,
-				  code, sizeof(code), &dc) != 0) {
+	if (gate_meeting_new_code(app->codes, m.id, m.code_length, custom, code,
+	                          sizeof(code), &dc) != 0) {
 		gate_resp_error(out, rq, 500, "internal", NULL,
-				"no access code could be made; check [codes] "
-				"rules");
+		                "no access code could be made; check [codes] "
+		                "rules");
 		goto out;
 	}
 	actor(app, rq, &p, &by);
@@ -276,7 +276,7 @@ out:
 
 void
 gate_h_meeting_get(struct gate_app *app, const struct gate_rq *rq,
-		   struct gate_resp *out)
+                   struct gate_resp *out)
 {
 	struct gate_principal p;
 	struct db_meeting m;
@@ -290,7 +290,7 @@ gate_h_meeting_get(struct gate_app *app, const struct gate_rq *rq,
 
 void
 gate_h_meeting_update(struct gate_app *app, const struct gate_rq *rq,
-		      struct gate_resp *out)
+                      struct gate_resp *out)
 {
 	struct gate_principal p;
 	struct gate_field_err fe;
@@ -307,7 +307,7 @@ gate_h_meeting_update(struct gate_app *app, const struct gate_rq *rq,
 		return;
 	if (m.archived_at != 0) {
 		gate_resp_error(out, rq, 409, "archived", NULL,
-				"the meeting is archived and cannot change");
+		                "the meeting is archived and cannot change");
 		goto out;
 	}
 	if ((in = body_json(rq, 0, out)) == NULL)
@@ -334,7 +334,7 @@ out:
 
 void
 gate_h_meeting_archive(struct gate_app *app, const struct gate_rq *rq,
-		       struct gate_resp *out)
+                       struct gate_resp *out)
 {
 	struct gate_principal p;
 	struct db_meeting m, got;
@@ -360,7 +360,7 @@ gate_h_meeting_archive(struct gate_app *app, const struct gate_rq *rq,
 
 void
 gate_h_meetings_list(struct gate_app *app, const struct gate_rq *rq,
-		     struct gate_resp *out)
+                     struct gate_resp *out)
 {
 	struct gate_principal p;
 	struct gate_field_err fe;
@@ -376,11 +376,11 @@ gate_h_meetings_list(struct gate_app *app, const struct gate_rq *rq,
 	if (gate_auth_request(app, rq, &p, out) != 0)
 		return;
 	lim = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND,
-					  "limit");
+	                                  "limit");
 	after = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND,
-					    "after");
+	                                    "after");
 	arch = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND,
-					   "include_archived");
+	                                   "include_archived");
 	if (lim != NULL) {
 		char *end;
 
@@ -390,8 +390,8 @@ gate_h_meetings_list(struct gate_app *app, const struct gate_rq *rq,
 			snprintf(fe.field, sizeof(fe.field), "limit");
 			snprintf(fe.rule, sizeof(fe.rule), "range");
 			snprintf(fe.message, sizeof(fe.message),
-				 "limit must be a whole number from 1 to %d",
-				 LIST_MAX);
+			         "limit must be a whole number from 1 to %d",
+			         LIST_MAX);
 			field_error(out, rq, &fe);
 			return;
 		}
@@ -406,8 +406,8 @@ gate_h_meetings_list(struct gate_app *app, const struct gate_rq *rq,
 			snprintf(fe.field, sizeof(fe.field), "after");
 			snprintf(fe.rule, sizeof(fe.rule), "format");
 			snprintf(fe.message, sizeof(fe.message),
-				 "after must be the \"next\" value of the "
-				 "previous page (a meeting id)");
+			         "after must be the \"next\" value of the "
+			         "previous page (a meeting id)");
 			field_error(out, rq, &fe);
 			return;
 		}
@@ -417,21 +417,21 @@ gate_h_meetings_list(struct gate_app *app, const struct gate_rq *rq,
 			archived = 1;
 		} else if (strcmp(arch, "false") != 0) {
 			snprintf(fe.field, sizeof(fe.field),
-				 "include_archived");
+			         "include_archived");
 			snprintf(fe.rule, sizeof(fe.rule), "type");
 			snprintf(fe.message, sizeof(fe.message),
-				 "include_archived must be true or false");
+			         "include_archived must be true or false");
 			field_error(out, rq, &fe);
 			return;
 		}
 	}
 	/* Admin and compliance see all; a host sees its own. */
 	r = db_meeting_list(app->db,
-			    (p.roles & (GATE_ROLE_ADMIN | GATE_ROLE_COMPLIANCE))
-				    ? NULL
-				    : p.identity,
-			    archived, after ? after_id : NULL, (int)limit, &list,
-			    &n, err, sizeof(err));
+	                    (p.roles & (GATE_ROLE_ADMIN | GATE_ROLE_COMPLIANCE))
+	                        ? NULL
+	                        : p.identity,
+	                    archived, after ? after_id : NULL, (int)limit,
+	                    &list, &n, err, sizeof(err));
 	if (r != 0) {
 		db_error(out, rq, r, err, "listing meetings");
 		return;
@@ -439,11 +439,11 @@ gate_h_meetings_list(struct gate_app *app, const struct gate_rq *rq,
 	arr = json_array();
 	for (size_t i = 0; i < n; i++) {
 		json_array_append_new(arr,
-				      gate_meeting_to_json(app->cfg, &list[i]));
+		                      gate_meeting_to_json(app->cfg, &list[i]));
 	}
 	gate_resp_json(out, 200,
-		       json_pack("{s:o, s:s?}", "meetings", arr, "next",
-				 n == (size_t)limit ? list[n - 1].id : NULL));
+	               json_pack("{s:o, s:s?}", "meetings", arr, "next",
+	                         n == (size_t)limit ? list[n - 1].id : NULL));
 	for (size_t i = 0; i < n; i++)
 		db_meeting_free(&list[i]);
 	free(list);
@@ -452,8 +452,8 @@ gate_h_meetings_list(struct gate_app *app, const struct gate_rq *rq,
 /* The current code, plus when a previous one stops working. */
 static int
 current_code(struct gate_app *app, const struct db_meeting *m,
-	     struct db_code *dc, long long *prev_until, char *code,
-	     size_t codesize, char *err, size_t errlen)
+             struct db_code *dc, long long *prev_until, char *code,
+             size_t codesize, char *err, size_t errlen)
 {
 	struct db_code live[2];
 	size_t n = 0;
@@ -470,7 +470,7 @@ current_code(struct gate_app *app, const struct db_meeting *m,
 		if (n == 2)
 			*prev_until = live[1].grace_until;
 		if (gate_codes_reveal(app->codes, dc, code, codesize, err,
-				      errlen) != 0)
+		                      errlen) != 0)
 			r = 1;
 	}
 	sodium_memzero(live, sizeof(live));
@@ -479,7 +479,7 @@ current_code(struct gate_app *app, const struct db_meeting *m,
 
 void
 gate_h_meeting_code(struct gate_app *app, const struct gate_rq *rq,
-		    struct gate_resp *out)
+                    struct gate_resp *out)
 {
 	struct gate_principal p;
 	struct db_meeting m;
@@ -493,10 +493,10 @@ gate_h_meeting_code(struct gate_app *app, const struct gate_rq *rq,
 	    load_meeting(app, rq, &p, 1, &m, out) != 0)
 		return;
 	r = current_code(app, &m, &dc, &prev, code, sizeof(code), err,
-			 sizeof(err));
+	                 sizeof(err));
 	if (r == 1)
 		gate_resp_error(out, rq, 500, "code_unreadable", NULL, "%s",
-				err);
+		                err);
 	else if (r != 0)
 		db_error(out, rq, r, err, "reading the code");
 	else
@@ -508,7 +508,7 @@ gate_h_meeting_code(struct gate_app *app, const struct gate_rq *rq,
 
 void
 gate_h_meeting_rotate(struct gate_app *app, const struct gate_rq *rq,
-		      struct gate_resp *out)
+                      struct gate_resp *out)
 {
 	struct gate_principal p;
 	struct gate_field_err fe;
@@ -530,8 +530,8 @@ gate_h_meeting_rotate(struct gate_app *app, const struct gate_rq *rq,
 		return;
 	if (m.archived_at != 0) {
 		gate_resp_error(out, rq, 409, "archived", NULL,
-				"the meeting is archived; its code cannot "
-				"rotate");
+		                "the meeting is archived; its code cannot "
+		                "rotate");
 		goto out;
 	}
 	if ((in = body_json(rq, 1, out)) == NULL)
@@ -539,14 +539,15 @@ gate_h_meeting_rotate(struct gate_app *app, const struct gate_rq *rq,
 	grace = m.grace_period_s;
 	json_object_foreach(in, key, v)
 	{
-		if (strcmp(key, "code") != 0 && strcmp(key, "code_length") != 0 &&
+		if (strcmp(key, "code") != 0 &&
+		    strcmp(key, "code_length") != 0 &&
 		    strcmp(key, "grace_period_seconds") != 0) {
 			snprintf(fe.field, sizeof(fe.field), "%.40s", key);
 			snprintf(fe.rule, sizeof(fe.rule), "unknown_field");
 			snprintf(fe.message, sizeof(fe.message),
-				 "%.40s is not a rotation field (fields: code, "
-				 "code_length, grace_period_seconds)",
-				 key);
+			         "%.40s is not a rotation field (fields: code, "
+			         "code_length, grace_period_seconds)",
+			         key);
 			field_error(out, rq, &fe);
 			goto out;
 		}
@@ -558,9 +559,9 @@ gate_h_meeting_rotate(struct gate_app *app, const struct gate_rq *rq,
 			snprintf(fe.field, sizeof(fe.field), "code_length");
 			snprintf(fe.rule, sizeof(fe.rule), "range");
 			snprintf(fe.message, sizeof(fe.message),
-				 "code_length must be a whole number from %d "
-				 "to %d",
-				 GATE_CODE_MIN_LEN, GATE_CODE_MAX_LEN);
+			         "code_length must be a whole number from %d "
+			         "to %d",
+			         GATE_CODE_MIN_LEN, GATE_CODE_MAX_LEN);
 			field_error(out, rq, &fe);
 			goto out;
 		}
@@ -570,11 +571,11 @@ gate_h_meeting_rotate(struct gate_app *app, const struct gate_rq *rq,
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > 7 * 86400) {
 			snprintf(fe.field, sizeof(fe.field),
-				 "grace_period_seconds");
+			         "grace_period_seconds");
 			snprintf(fe.rule, sizeof(fe.rule), "range");
 			snprintf(fe.message, sizeof(fe.message),
-				 "grace_period_seconds must be a whole number "
-				 "from 0 to 604800");
+			         "grace_period_seconds must be a whole number "
+			         "from 0 to 604800");
 			field_error(out, rq, &fe);
 			goto out;
 		}
@@ -585,37 +586,37 @@ gate_h_meeting_rotate(struct gate_app *app, const struct gate_rq *rq,
 			snprintf(fe.field, sizeof(fe.field), "code");
 			snprintf(fe.rule, sizeof(fe.rule), "type");
 			snprintf(fe.message, sizeof(fe.message),
-				 "code must be a string of digits");
+			         "code must be a string of digits");
 			field_error(out, rq, &fe);
 			goto out;
 		}
 		if (gate_custom_code_check(app->codes, json_string_value(v),
-					   length ? (int)length : m.code_length,
-					   custom, sizeof(custom), &fe) != 0) {
+		                           length ? (int)length : m.code_length,
+		                           custom, sizeof(custom), &fe) != 0) {
 			field_error(out, rq, &fe);
 			goto out;
 		}
 	}
 	if (gate_meeting_new_code(app->codes, m.id,
-				  length ? (int)length : m.code_length, custom,
-				  code, sizeof(code), &dc) != 0) {
+	                          length ? (int)length : m.code_length, custom,
+	                          code, sizeof(code), &dc) != 0) {
 		gate_resp_error(out, rq, 500, "internal", NULL,
-				"no access code could be made; check [codes] "
-				"rules");
+		                "no access code could be made; check [codes] "
+		                "rules");
 		goto out;
 	}
 	actor(app, rq, &p, &by);
 	r = db_code_rotate(app->db, m.id, &dc, (int)length, grace, "rotate", 0,
-			   &by, &version, err, sizeof(err));
+	                   &by, &version, err, sizeof(err));
 	if (r == 0)
 		r = db_meeting_get(app->db, m.id, &got, err, sizeof(err));
 	sodium_memzero(&dc, sizeof(dc));
 	if (r == 0)
-		r = current_code(app, &got, &dc, &prev, code, sizeof(code),
-				 err, sizeof(err));
+		r = current_code(app, &got, &dc, &prev, code, sizeof(code), err,
+		                 sizeof(err));
 	if (r == 1) {
 		gate_resp_error(out, rq, 500, "code_unreadable", NULL, "%s",
-				err);
+		                err);
 		goto out;
 	}
 	if (r != 0) {

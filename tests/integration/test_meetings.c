@@ -45,7 +45,7 @@ sleep_ms(long ms)
 
 static void
 make_token(const char *role, const char *name, const char *identity,
-	   char out[64])
+           char out[64])
 {
 	char buf[4096];
 	const char *argv[14];
@@ -134,7 +134,7 @@ expect(const struct th_http *r, long status)
 {
 	if (r->status != status)
 		fail_msg("expected HTTP %ld, got %ld: %.600s", status,
-			 r->status, r->body);
+		         r->status, r->body);
 }
 
 /* Creates a meeting as token; returns its JSON (caller decrefs). */
@@ -163,7 +163,7 @@ verify_with(struct gate_app *a, const char *meeting_id, const char *code)
 {
 	char err[512];
 	int r = gate_code_verify(a, meeting_id, code, strlen(code), NULL, err,
-				 sizeof(err));
+	                         sizeof(err));
 
 	if (r < 0)
 		fail_msg("verify: %s", err);
@@ -175,7 +175,7 @@ verify(const char *meeting_id, const char *code)
 {
 	char err[512];
 	int r = gate_code_verify(&app, meeting_id, code, strlen(code), NULL,
-				 err, sizeof(err));
+	                         err, sizeof(err));
 
 	if (r < 0)
 		fail_msg("verify: %s", err);
@@ -195,7 +195,7 @@ sql(const char *q, const char *p1)
 }
 
 static const char group_body[] =
-	"\"allowed_groups\": [\"cn=staff,ou=groups,dc=example,dc=com\"]";
+    "\"allowed_groups\": [\"cn=staff,ou=groups,dc=example,dc=com\"]";
 
 /* ---- fixture ---------------------------------------------------------- */
 
@@ -207,9 +207,9 @@ setup(void **state)
 	char *env[] = {NULL};
 
 	(void)state;
-	cfg_path = th_config("meetings.ini",
-			     "[database]\nmigrate_on_start = true\n"
-			     "[codes]\nrotation_check_interval = 1\n");
+	cfg_path =
+	    th_config("meetings.ini", "[database]\nmigrate_on_start = true\n"
+	                              "[codes]\nrotation_check_interval = 1\n");
 	th_server_start(&srv, cfg_path, th_free_port());
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", srv.port);
 
@@ -218,14 +218,12 @@ setup(void **state)
 	make_token("admin", "ops", NULL, tok_admin);
 	make_token("compliance", "audit-team", NULL, tok_comp);
 
-	assert_int_equal(gate_config_load(&cfg, cfg_path, env, err,
-					  sizeof(err)),
-			 0);
+	assert_int_equal(
+	    gate_config_load(&cfg, cfg_path, env, err, sizeof(err)), 0);
 	assert_int_equal(gate_keys_load(cfg.keys_file, &keys, err, sizeof(err)),
-			 0);
-	assert_int_equal(gate_codes_open(&cfg, keys, &app.codes, err,
-					 sizeof(err)),
-			 0);
+	                 0);
+	assert_int_equal(
+	    gate_codes_open(&cfg, keys, &app.codes, err, sizeof(err)), 0);
 	app.cfg = &cfg;
 	app.keys = keys;
 	memset(&dbc, 0, sizeof(dbc));
@@ -271,25 +269,26 @@ tokens_are_required_and_revocable(void **state)
 	expect(api("GET", "/v1/meetings", "not-a-token", NULL), 401);
 	/* Well-formed but unknown. */
 	expect(api("GET", "/v1/meetings",
-		   "rgt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL),
+	           "rgt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL),
 	       401);
 
 	make_token("host", "short-lived", NULL, tmp);
 	expect(api("GET", "/v1/meetings", tmp, NULL), 200);
 	assert_int_equal(cli(out, sizeof(out), "token", "revoke", "short-lived",
-			     NULL),
-			 0);
+	                     (const char *)NULL),
+	                 0);
 	expect(api("GET", "/v1/meetings", tmp, NULL), 401);
 	/* Listed as revoked; the token itself is never shown again. */
-	assert_int_equal(cli(out, sizeof(out), "token", "list", "--all", NULL),
-			 0);
+	assert_int_equal(
+	    cli(out, sizeof(out), "token", "list", "--all", (const char *)NULL),
+	    0);
 	assert_non_null(strstr(out, "short-lived"));
 	assert_non_null(strstr(out, "revoked"));
 	assert_null(strstr(out, tmp));
 	/* Revoking it again finds no live token. */
 	assert_int_not_equal(cli(out, sizeof(out), "token", "revoke",
-				 "short-lived", NULL),
-			     0);
+	                         "short-lived", (const char *)NULL),
+	                     0);
 }
 
 static void
@@ -301,29 +300,31 @@ create_read_update_archive(void **state)
 
 	(void)state;
 	snprintf(body, sizeof(body),
-		 "{\"title\": \"Quarterly review\", %s, \"invitees\": "
-		 "[\"carol@example.com\"], \"waiting_room\": true, "
-		 "\"starts_at\": \"2027-01-05T14:00:00Z\", \"ends_at\": "
-		 "\"2027-01-05T15:00:00+01:00\", \"grace_period_seconds\": 60}",
-		 group_body);
-	expect(api("POST", "/v1/meetings", tok_alice, body), 400); /* ends<start */
+	         "{\"title\": \"Quarterly review\", %s, \"invitees\": "
+	         "[\"carol@example.com\"], \"waiting_room\": true, "
+	         "\"starts_at\": \"2027-01-05T14:00:00Z\", \"ends_at\": "
+	         "\"2027-01-05T15:00:00+01:00\", \"grace_period_seconds\": 60}",
+	         group_body);
+	expect(api("POST", "/v1/meetings", tok_alice, body),
+	       400); /* ends<start */
 	snprintf(body, sizeof(body),
-		 "{\"title\": \"Quarterly review\", %s, \"invitees\": "
-		 "[\"carol@example.com\"], \"waiting_room\": true, "
-		 "\"starts_at\": \"2027-01-05T14:00:00Z\", \"ends_at\": "
-		 "\"2027-01-05T16:00:00+01:00\", \"grace_period_seconds\": 60}",
-		 group_body);
+	         "{\"title\": \"Quarterly review\", %s, \"invitees\": "
+	         "[\"carol@example.com\"], \"waiting_room\": true, "
+	         "\"starts_at\": \"2027-01-05T14:00:00Z\", \"ends_at\": "
+	         "\"2027-01-05T16:00:00+01:00\", \"grace_period_seconds\": 60}",
+	         group_body);
 	m = create(tok_alice, body);
 	id = sget(m, "id", NULL);
 	code = sget(m, "code", "code");
 	assert_int_equal(strlen(code), 8);
-	assert_string_equal(sget(m, "host_identity", NULL), "alice@example.com");
+	assert_string_equal(sget(m, "host_identity", NULL),
+	                    "alice@example.com");
 	assert_string_equal(sget(m, "ends_at", NULL), "2027-01-05T15:00:00Z");
 	assert_int_equal(strlen(sget(m, "link_id", NULL)), 43);
 	assert_null(strstr(sget(m, "link_id", NULL), code));
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(m, "code"), "version")),
-			 1);
+	                     json_object_get(m, "code"), "version")),
+	                 1);
 	assert_int_equal(verify(id, code), 1);
 	assert_int_equal(verify(id, "00000000"), 0);
 
@@ -346,20 +347,20 @@ create_read_update_archive(void **state)
 	expect(api("POST", path, tok_bob, NULL), 403);
 	expect(api("POST", "/v1/meetings", tok_comp, body), 403);
 	expect(api("GET", "/v1/meetings/00000000-0000-4000-8000-000000000000",
-		   tok_admin, NULL),
+	           tok_admin, NULL),
 	       404);
 	expect(api("GET", "/v1/meetings/not-a-uuid", tok_admin, NULL), 404);
 
 	/* update: only the fields sent change */
 	snprintf(path, sizeof(path), "/v1/meetings/%s", id);
 	o = json_of(api("PATCH", path, tok_alice,
-			"{\"title\": \"Quarterly review (moved)\", "
-			"\"waiting_room\": false, \"invitees\": []}"));
+	                "{\"title\": \"Quarterly review (moved)\", "
+	                "\"waiting_room\": false, \"invitees\": []}"));
 	assert_string_equal(sget(o, "title", NULL), "Quarterly review (moved)");
 	assert_true(json_is_false(json_object_get(o, "waiting_room")));
 	assert_int_equal(json_array_size(json_object_get(o, "invitees")), 0);
 	assert_int_equal(json_array_size(json_object_get(o, "allowed_groups")),
-			 1);
+	                 1);
 	json_decref(o);
 	/* admin may change any meeting */
 	expect(api("PATCH", path, tok_admin, "{\"grace_period_seconds\": 0}"),
@@ -367,8 +368,8 @@ create_read_update_archive(void **state)
 
 	/* the CLI shows the same meeting and code */
 	assert_int_equal(cli(out, sizeof(out), "meeting", "show", id,
-			     "--with-code", NULL),
-			 0);
+	                     "--with-code", (const char *)NULL),
+	                 0);
 	assert_non_null(strstr(out, "Quarterly review (moved)"));
 	assert_non_null(strstr(out, code));
 
@@ -389,68 +390,68 @@ bad_input_names_field_and_rule(void **state)
 	static const struct {
 		const char *body, *field, *rule;
 	} cases[] = {
-		{"[1]", "body", "json"},
-		{"{\"title\": ", "body", "json"},
-		{"{\"allowed_groups\": [\"cn=a,dc=x\"]}", "title", "required"},
-		{"{\"title\": \"\", \"allowed_groups\": [\"cn=a,dc=x\"]}", "title",
-		 "length"},
-		{"{\"title\": 7, \"allowed_groups\": [\"cn=a,dc=x\"]}", "title",
-		 "type"},
-		{"{\"title\": \"t\"}", "allowed_groups", "required"},
-		{"{\"title\": \"t\", \"allowed_groups\": []}", "allowed_groups",
-		 "required"},
-		{"{\"title\": \"t\", \"allowed_groups\": \"cn=a\"}",
-		 "allowed_groups", "type"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"staff\"]}",
-		 "allowed_groups", "dn"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\", "
-		 "\"cn=a,dc=x\"]}",
-		 "allowed_groups", "duplicate"},
-		{"{\"title\": \"t\", \"invitees\": [\"\"]}", "invitees", "format"},
-		{"{\"title\": \"t\", \"invitees\": [3]}", "invitees", "type"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"waiting_room\": \"yes\"}",
-		 "waiting_room", "type"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"starts_at\": \"tomorrow\"}",
-		 "starts_at", "format"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"ends_at\": \"2027-02-30T10:00:00Z\"}",
-		 "ends_at", "format"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"starts_at\": \"2027-01-01T10:00:00Z\", \"ends_at\": "
-		 "\"2027-01-01T09:00:00Z\"}",
-		 "ends_at", "after_start"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"code_length\": 5}",
-		 "code_length", "range"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"code_length\": \"8\"}",
-		 "code_length", "type"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"rotation_interval_seconds\": 10}",
-		 "rotation_interval_seconds", "range"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"grace_period_seconds\": -1}",
-		 "grace_period_seconds", "range"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"platform_room\": \"a room\"}",
-		 "platform_room", "format"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"colour\": \"blue\"}",
-		 "colour", "unknown_field"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"code\": \"12345678\"}",
-		 "code", "code_sequential"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"code\": \"25121999\"}",
-		 "code", "code_date"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"code\": \"7046192\"}",
-		 "code", "code_length"},
-		{"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		 "\"code\": \"7046x928\"}",
-		 "code", "code_format"},
+	    {"[1]", "body", "json"},
+	    {"{\"title\": ", "body", "json"},
+	    {"{\"allowed_groups\": [\"cn=a,dc=x\"]}", "title", "required"},
+	    {"{\"title\": \"\", \"allowed_groups\": [\"cn=a,dc=x\"]}", "title",
+	     "length"},
+	    {"{\"title\": 7, \"allowed_groups\": [\"cn=a,dc=x\"]}", "title",
+	     "type"},
+	    {"{\"title\": \"t\"}", "allowed_groups", "required"},
+	    {"{\"title\": \"t\", \"allowed_groups\": []}", "allowed_groups",
+	     "required"},
+	    {"{\"title\": \"t\", \"allowed_groups\": \"cn=a\"}",
+	     "allowed_groups", "type"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"staff\"]}",
+	     "allowed_groups", "dn"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\", "
+	     "\"cn=a,dc=x\"]}",
+	     "allowed_groups", "duplicate"},
+	    {"{\"title\": \"t\", \"invitees\": [\"\"]}", "invitees", "format"},
+	    {"{\"title\": \"t\", \"invitees\": [3]}", "invitees", "type"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"waiting_room\": \"yes\"}",
+	     "waiting_room", "type"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"starts_at\": \"tomorrow\"}",
+	     "starts_at", "format"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"ends_at\": \"2027-02-30T10:00:00Z\"}",
+	     "ends_at", "format"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"starts_at\": \"2027-01-01T10:00:00Z\", \"ends_at\": "
+	     "\"2027-01-01T09:00:00Z\"}",
+	     "ends_at", "after_start"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"code_length\": 5}",
+	     "code_length", "range"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"code_length\": \"8\"}",
+	     "code_length", "type"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"rotation_interval_seconds\": 10}",
+	     "rotation_interval_seconds", "range"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"grace_period_seconds\": -1}",
+	     "grace_period_seconds", "range"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"platform_room\": \"a room\"}",
+	     "platform_room", "format"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"colour\": \"blue\"}",
+	     "colour", "unknown_field"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"code\": \"12345678\"}",
+	     "code", "code_sequential"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"code\": \"25121999\"}",
+	     "code", "code_date"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"code\": \"7046192\"}",
+	     "code", "code_length"},
+	    {"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	     "\"code\": \"7046x928\"}",
+	     "code", "code_format"},
 	};
 	struct th_http *r;
 	json_t *o, *e;
@@ -460,32 +461,33 @@ bad_input_names_field_and_rule(void **state)
 		r = api("POST", "/v1/meetings", tok_alice, cases[i].body);
 		if (r->status != 400)
 			fail_msg("case %zu (%s): status %ld: %s", i,
-				 cases[i].body, r->status, r->body);
+			         cases[i].body, r->status, r->body);
 		o = json_of(r);
 		e = json_object_get(o, "error");
 		assert_string_equal(sget(e, "code", NULL), "invalid_field");
 		if (strcmp(sget(e, "field", NULL), cases[i].field) != 0 ||
 		    strcmp(sget(e, "rule", NULL), cases[i].rule) != 0)
 			fail_msg("case %zu: got %s/%s, want %s/%s: %s", i,
-				 sget(e, "field", NULL), sget(e, "rule", NULL),
-				 cases[i].field, cases[i].rule,
-				 sget(e, "message", NULL));
+			         sget(e, "field", NULL), sget(e, "rule", NULL),
+			         cases[i].field, cases[i].rule,
+			         sget(e, "message", NULL));
 		assert_true(strlen(sget(e, "message", NULL)) > 10);
 		json_decref(o);
 	}
 	/* The policy message is the one a person reads. */
-	o = json_of(api("POST", "/v1/meetings", tok_alice,
-			"{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-			"\"code\": \"12345678\"}"));
-	assert_non_null(strstr(sget(o, "error", "message"),
-			       "run of consecutive digits"));
+	o = json_of(
+	    api("POST", "/v1/meetings", tok_alice,
+	        "{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	        "\"code\": \"12345678\"}"));
+	assert_non_null(
+	    strstr(sget(o, "error", "message"), "run of consecutive digits"));
 	assert_true(json_array_size(json_object_get(json_object_get(o, "error"),
-						    "violations")) >= 1);
+	                                            "violations")) >= 1);
 	json_decref(o);
 	/* A host may not create meetings for someone else. */
 	expect(api("POST", "/v1/meetings", tok_alice,
-		   "{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		   "\"host_identity\": \"bob@example.com\"}"),
+	           "{\"title\": \"t\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	           "\"host_identity\": \"bob@example.com\"}"),
 	       403);
 	/* PATCH rules */
 	o = create(tok_alice, "{\"title\": \"p\", \"invitees\": [\"d@x\"]}");
@@ -493,16 +495,17 @@ bad_input_names_field_and_rule(void **state)
 		char path[128];
 
 		snprintf(path, sizeof(path), "/v1/meetings/%s",
-			 sget(o, "id", NULL));
+		         sget(o, "id", NULL));
 		expect(api("PATCH", path, tok_alice, "{\"code_length\": 9}"),
 		       400);
-		expect(api("PATCH", path, tok_alice, "{\"code\": \"70461928\"}"),
-		       400);
+		expect(
+		    api("PATCH", path, tok_alice, "{\"code\": \"70461928\"}"),
+		    400);
 		expect(api("PATCH", path, tok_alice, "{\"invitees\": []}"),
 		       400);
-		expect(api("PATCH", path, tok_alice,
-			   "{\"host_identity\": \"x\"}"),
-		       400);
+		expect(
+		    api("PATCH", path, tok_alice, "{\"host_identity\": \"x\"}"),
+		    400);
 	}
 	json_decref(o);
 }
@@ -515,29 +518,31 @@ custom_codes_and_platform_rooms(void **state)
 
 	(void)state;
 	/* Separators and full-width digits normalize; leading zero kept. */
-	m = create(tok_alice,
-		   "{\"title\": \"custom\", \"allowed_groups\": "
-		   "[\"cn=a,dc=x\"], \"code_length\": 10, \"platform_room\": "
-		   "\"room-custom-1\", \"code\": \"0491-736 2.8\xEF\xBC\x95\"}");
+	m = create(
+	    tok_alice,
+	    "{\"title\": \"custom\", \"allowed_groups\": "
+	    "[\"cn=a,dc=x\"], \"code_length\": 10, \"platform_room\": "
+	    "\"room-custom-1\", \"code\": \"0491-736 2.8\xEF\xBC\x95\"}");
 	assert_string_equal(sget(m, "code", "code"), "0491736285");
 	assert_string_equal(sget(m, "code", "source"), "custom");
 	assert_int_equal(verify(sget(m, "id", NULL), "0491736285"), 1);
 	/* Same live room twice: 409 naming the field. */
-	o = json_of(api("POST", "/v1/meetings", tok_bob,
-			"{\"title\": \"dup\", \"allowed_groups\": "
-			"[\"cn=a,dc=x\"], \"platform_room\": \"room-custom-1\"}"));
+	o = json_of(
+	    api("POST", "/v1/meetings", tok_bob,
+	        "{\"title\": \"dup\", \"allowed_groups\": "
+	        "[\"cn=a,dc=x\"], \"platform_room\": \"room-custom-1\"}"));
 	assert_string_equal(sget(o, "error", "field"), "platform_room");
 	json_decref(o);
 	expect(api("POST", "/v1/meetings", tok_bob,
-		   "{\"title\": \"dup\", \"allowed_groups\": [\"cn=a,dc=x\"], "
-		   "\"platform_room\": \"room-custom-1\"}"),
+	           "{\"title\": \"dup\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	           "\"platform_room\": \"room-custom-1\"}"),
 	       409);
 	/* Archiving frees the room. */
 	snprintf(path, sizeof(path), "/v1/meetings/%s", sget(m, "id", NULL));
 	expect(api("DELETE", path, tok_alice, NULL), 200);
 	o = create(tok_bob, "{\"title\": \"dup\", \"allowed_groups\": "
-			    "[\"cn=a,dc=x\"], \"platform_room\": "
-			    "\"room-custom-1\"}");
+	                    "[\"cn=a,dc=x\"], \"platform_room\": "
+	                    "\"room-custom-1\"}");
 	json_decref(o);
 	json_decref(m);
 }
@@ -551,7 +556,7 @@ rotation_with_and_without_grace(void **state)
 
 	(void)state;
 	m = create(tok_alice, "{\"title\": \"rotating\", \"allowed_groups\": "
-			      "[\"cn=a,dc=x\"], \"grace_period_seconds\": 2}");
+	                      "[\"cn=a,dc=x\"], \"grace_period_seconds\": 2}");
 	id = sget(m, "id", NULL);
 	snprintf(old, sizeof(old), "%s", sget(m, "code", "code"));
 	snprintf(path, sizeof(path), "/v1/meetings/%s/code:rotate", id);
@@ -561,8 +566,8 @@ rotation_with_and_without_grace(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "version")), 2);
 	snprintf(mid, sizeof(mid), "%s", sget(o, "code", NULL));
 	assert_string_not_equal(mid, old);
-	assert_non_null(json_string_value(
-		json_object_get(o, "previous_valid_until")));
+	assert_non_null(
+	    json_string_value(json_object_get(o, "previous_valid_until")));
 	json_decref(o);
 	assert_int_equal(verify(id, mid), 1);
 	assert_int_equal(verify(id, old), 1); /* in grace */
@@ -572,8 +577,8 @@ rotation_with_and_without_grace(void **state)
 
 	/* Custom rotation, no grace, new length: old stops at once. */
 	o = json_of(api("POST", path, tok_alice,
-			"{\"code\": \"830 571 946\", \"code_length\": 9, "
-			"\"grace_period_seconds\": 0}"));
+	                "{\"code\": \"830 571 946\", \"code_length\": 9, "
+	                "\"grace_period_seconds\": 0}"));
 	assert_string_equal(sget(o, "code", NULL), "830571946");
 	assert_int_equal(json_integer_value(json_object_get(o, "version")), 3);
 	assert_true(json_is_null(json_object_get(o, "previous_valid_until")));
@@ -595,7 +600,7 @@ rotation_with_and_without_grace(void **state)
 	snprintf(path, sizeof(path), "/v1/meetings/%s", id);
 	o = json_of(api("GET", path, tok_alice, NULL));
 	assert_int_equal(json_integer_value(json_object_get(o, "code_length")),
-			 9);
+	                 9);
 	json_decref(o);
 	json_decref(m);
 }
@@ -616,14 +621,14 @@ scheduled_rotation_once_across_nodes(void **state)
 	snprintf(base2, sizeof(base2), "http://127.0.0.1:%d", srv2.port);
 	for (int i = 0; i < N; i++) {
 		m = create(tok_alice,
-			   "{\"title\": \"weekly\", \"allowed_groups\": "
-			   "[\"cn=a,dc=x\"], \"rotation_interval_seconds\": "
-			   "604800, \"grace_period_seconds\": 600}");
+		           "{\"title\": \"weekly\", \"allowed_groups\": "
+		           "[\"cn=a,dc=x\"], \"rotation_interval_seconds\": "
+		           "604800, \"grace_period_seconds\": 600}");
 		snprintf(ids[i], sizeof(ids[i]), "%s", sget(m, "id", NULL));
 		snprintf(codes[i], sizeof(codes[i]), "%s",
-			 sget(m, "code", "code"));
-		assert_non_null(json_string_value(
-			json_object_get(m, "code_rotates_at")));
+		         sget(m, "code", "code"));
+		assert_non_null(
+		    json_string_value(json_object_get(m, "code_rotates_at")));
 		json_decref(m);
 	}
 	/* Make them due now. */
@@ -637,9 +642,9 @@ scheduled_rotation_once_across_nodes(void **state)
 		for (int i = 0; i < N; i++) {
 			snprintf(path, sizeof(path), "/v1/meetings/%s", ids[i]);
 			o = json_of(call(t % 2 ? base2 : base, "GET", path,
-					 tok_alice, NULL));
+			                 tok_alice, NULL));
 			if (json_integer_value(
-				    json_object_get(o, "code_version")) >= 2)
+			        json_object_get(o, "code_version")) >= 2)
 				done++;
 			json_decref(o);
 		}
@@ -650,18 +655,17 @@ scheduled_rotation_once_across_nodes(void **state)
 		snprintf(path, sizeof(path), "/v1/meetings/%s", ids[i]);
 		o = json_of(api("GET", path, tok_alice, NULL));
 		assert_int_equal(
-			json_integer_value(json_object_get(o, "code_version")),
-			2);
+		    json_integer_value(json_object_get(o, "code_version")), 2);
 		json_decref(o);
 		/* previous code still works within the grace period */
 		assert_int_equal(verify(ids[i], codes[i]), 1);
 	}
 	res = PQexecParams(pg,
-			   "SELECT count(*), count(DISTINCT meeting_id), "
-			   "string_agg(coalesce(details::text, ''), ' ') FROM "
-			   "audit_log WHERE event_type = 'code.rotate' AND "
-			   "details->>'reason' = 'scheduled'",
-			   0, NULL, NULL, NULL, NULL, 0);
+	                   "SELECT count(*), count(DISTINCT meeting_id), "
+	                   "string_agg(coalesce(details::text, ''), ' ') FROM "
+	                   "audit_log WHERE event_type = 'code.rotate' AND "
+	                   "details->>'reason' = 'scheduled'",
+	                   0, NULL, NULL, NULL, NULL, 0);
 	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
 	assert_string_equal(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
 	for (int i = 0; i < N; i++)
@@ -680,24 +684,25 @@ list_is_paged_and_scoped(void **state)
 	(void)state;
 	make_token("host", "pager", "pager@example.com", tok);
 	for (int i = 0; i < 5; i++)
-		json_decref(create(tok, "{\"title\": \"paged\", "
-					"\"allowed_groups\": [\"cn=a,dc=x\"]}"));
+		json_decref(create(tok,
+		                   "{\"title\": \"paged\", "
+		                   "\"allowed_groups\": [\"cn=a,dc=x\"]}"));
 	do {
 		json_t *a;
 
 		snprintf(path, sizeof(path), "/v1/meetings?limit=2%s%s",
-			 next[0] ? "&after=" : "", next);
+		         next[0] ? "&after=" : "", next);
 		o = json_of(api("GET", path, tok, NULL));
 		a = json_object_get(o, "meetings");
 		for (size_t i = 0; i < json_array_size(a); i++)
-			assert_string_equal(sget(json_array_get(a, i),
-						 "host_identity", NULL),
-					    "pager@example.com");
+			assert_string_equal(
+			    sget(json_array_get(a, i), "host_identity", NULL),
+			    "pager@example.com");
 		seen += (int)json_array_size(a);
 		next[0] = '\0';
 		if (json_is_string(json_object_get(o, "next")))
 			snprintf(next, sizeof(next), "%s",
-				 sget(o, "next", NULL));
+			         sget(o, "next", NULL));
 		json_decref(o);
 		pages++;
 	} while (next[0] != '\0' && pages < 10);
@@ -729,17 +734,17 @@ dump_holds_no_code(void **state)
 	(void)argv;
 	for (int i = 0; i < 6; i++) {
 		m = create(tok_alice, "{\"title\": \"dumped meeting\", "
-				      "\"allowed_groups\": [\"cn=a,dc=x\"], "
-				      "\"code_length\": 12}");
+		                      "\"allowed_groups\": [\"cn=a,dc=x\"], "
+		                      "\"code_length\": 12}");
 		snprintf(codes[i], sizeof(codes[i]), "%s",
-			 sget(m, "code", "code"));
+		         sget(m, "code", "code"));
 		json_decref(m);
 	}
 	snprintf(dump_path, sizeof(dump_path), "%s/dump.sql",
-		 th_env("RG_TEST_TMP"));
+	         th_env("RG_TEST_TMP"));
 	if (th_sh("\"$(pg_config --bindir)/pg_dump\" --no-owner -d '%s' -f "
-		  "'%s' 2>'%s.err'",
-		  th_env("RG_TEST_PG_URL"), dump_path, dump_path) != 0)
+	          "'%s' 2>'%s.err'",
+	          th_env("RG_TEST_PG_URL"), dump_path, dump_path) != 0)
 		fail_msg("pg_dump failed; see %s.err", dump_path);
 	f = fopen(dump_path, "r");
 	assert_non_null(f);
@@ -816,18 +821,20 @@ cli_meeting_commands(void **state)
 	snprintf(id, sizeof(id), "%.36s", p + 7);
 	assert_non_null(strstr(out, "\"rotation_interval_seconds\": 604800"));
 	assert_non_null(strstr(out, "code: "));
-	assert_int_equal(cli(out, sizeof(out), "meeting", "rotate", id, NULL),
-			 0);
+	assert_int_equal(
+	    cli(out, sizeof(out), "meeting", "rotate", id, (const char *)NULL),
+	    0);
 	assert_non_null(strstr(out, "(version 2)"));
 	assert_int_equal(cli(out, sizeof(out), "meeting", "list", "--host",
-			     "dora@example.com", NULL),
-			 0);
+	                     "dora@example.com", (const char *)NULL),
+	                 0);
 	assert_non_null(strstr(out, id));
-	assert_int_equal(cli(out, sizeof(out), "meeting", "archive", id, NULL),
-			 0);
+	assert_int_equal(
+	    cli(out, sizeof(out), "meeting", "archive", id, (const char *)NULL),
+	    0);
 	assert_int_equal(cli(out, sizeof(out), "meeting", "list", "--host",
-			     "dora@example.com", NULL),
-			 0);
+	                     "dora@example.com", (const char *)NULL),
+	                 0);
 	assert_null(strstr(out, id));
 	/* Validation is the API's: a weak code is refused with its rule. */
 	argv[9] = "--code";
@@ -835,16 +842,17 @@ cli_meeting_commands(void **state)
 	assert_int_equal(th_run_capture(argv, NULL, out, sizeof(out)), 1);
 	assert_non_null(strstr(out, "code_all_same"));
 	/* code check explains verdicts */
-	assert_int_equal(cli(out, sizeof(out), "code", "check", "890123", NULL),
-			 1);
+	assert_int_equal(cli(out, sizeof(out), "code", "check", "890123",
+	                     (const char *)NULL),
+	                 1);
 	assert_non_null(strstr(out, "code_sequential"));
 	assert_int_equal(cli(out, sizeof(out), "code", "check", "70461928",
-			     NULL),
-			 0);
+	                     (const char *)NULL),
+	                 0);
 	assert_non_null(strstr(out, "strong"));
-	assert_int_equal(cli(out, sizeof(out), "code", "check", "--length",
-			     "8", "1234567", NULL),
-			 1);
+	assert_int_equal(cli(out, sizeof(out), "code", "check", "--length", "8",
+	                     "1234567", (const char *)NULL),
+	                 1);
 	assert_non_null(strstr(out, "you typed 7"));
 }
 
@@ -861,7 +869,7 @@ old_key_ids_keep_working(void **state)
 	struct db_code dc;
 	struct db_actor by = {"test", NULL, NULL, NULL};
 	char path[600], out[1024], old[16], fresh[GATE_CODE_BUF],
-		seen[GATE_CODE_BUF], err[512];
+	    seen[GATE_CODE_BUF], err[512];
 	const char *argv[5];
 	const char *id;
 	json_t *m;
@@ -869,7 +877,7 @@ old_key_ids_keep_working(void **state)
 
 	(void)state;
 	m = create(tok_alice, "{\"title\": \"keys\", \"allowed_groups\": "
-			      "[\"cn=a,dc=x\"]}");
+	                      "[\"cn=a,dc=x\"]}");
 	id = sget(m, "id", NULL);
 	snprintf(old, sizeof(old), "%s", sget(m, "code", "code"));
 
@@ -888,11 +896,10 @@ old_key_ids_keep_working(void **state)
 	c2 = cfg; /* shallow: only read */
 	c2.codes_previous_key_files = cfg.keys_file;
 	assert_int_equal(gate_codes_open(&c2, k2, &with_old, err, sizeof(err)),
-			 0);
+	                 0);
 	c2.codes_previous_key_files = NULL;
-	assert_int_equal(gate_codes_open(&c2, k2, &without_old, err,
-					 sizeof(err)),
-			 0);
+	assert_int_equal(
+	    gate_codes_open(&c2, k2, &without_old, err, sizeof(err)), 0);
 	a2 = app;
 	a2.codes = with_old;
 	a3 = app;
@@ -903,22 +910,22 @@ old_key_ids_keep_working(void **state)
 	assert_int_equal(db_code_current(app.db, id, &dc, err, sizeof(err)), 0);
 	assert_string_equal(dc.key_id, keys->key_id);
 	assert_int_equal(gate_codes_reveal(with_old, &dc, seen, sizeof(seen),
-					   err, sizeof(err)),
-			 0);
+	                                   err, sizeof(err)),
+	                 0);
 	assert_string_equal(seen, old);
 	assert_int_not_equal(gate_codes_reveal(without_old, &dc, seen,
-					       sizeof(seen), err, sizeof(err)),
-			     0);
+	                                       sizeof(seen), err, sizeof(err)),
+	                     0);
 	assert_non_null(strstr(err, "previous_key_files"));
 
 	/* Rotate under the new key, old code in grace: both keys in play. */
 	assert_int_equal(gate_meeting_new_code(with_old, id, 8, NULL, fresh,
-					       sizeof(fresh), &dc),
-			 0);
+	                                       sizeof(fresh), &dc),
+	                 0);
 	assert_string_equal(dc.key_id, k2->key_id);
 	assert_int_equal(db_code_rotate(app.db, id, &dc, 0, 600, "rotate", 0,
-					&by, &version, err, sizeof(err)),
-			 0);
+	                                &by, &version, err, sizeof(err)),
+	                 0);
 	assert_int_equal(version, 2);
 	assert_int_equal(verify_with(&a2, id, fresh), 1);
 	assert_int_equal(verify_with(&a2, id, old), 1);
@@ -935,17 +942,17 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(tokens_are_required_and_revocable),
-		cmocka_unit_test(create_read_update_archive),
-		cmocka_unit_test(bad_input_names_field_and_rule),
-		cmocka_unit_test(custom_codes_and_platform_rooms),
-		cmocka_unit_test(rotation_with_and_without_grace),
-		cmocka_unit_test(scheduled_rotation_once_across_nodes),
-		cmocka_unit_test(list_is_paged_and_scoped),
-		cmocka_unit_test(old_key_ids_keep_working),
-		cmocka_unit_test(dump_holds_no_code),
-		cmocka_unit_test(cli_meeting_commands),
-		cmocka_unit_test(database_down_is_503),
+	    cmocka_unit_test(tokens_are_required_and_revocable),
+	    cmocka_unit_test(create_read_update_archive),
+	    cmocka_unit_test(bad_input_names_field_and_rule),
+	    cmocka_unit_test(custom_codes_and_platform_rooms),
+	    cmocka_unit_test(rotation_with_and_without_grace),
+	    cmocka_unit_test(scheduled_rotation_once_across_nodes),
+	    cmocka_unit_test(list_is_paged_and_scoped),
+	    cmocka_unit_test(old_key_ids_keep_working),
+	    cmocka_unit_test(dump_holds_no_code),
+	    cmocka_unit_test(cli_meeting_commands),
+	    cmocka_unit_test(database_down_is_503),
 	};
 
 	if (sodium_init() < 0)
