@@ -938,6 +938,37 @@ old_key_ids_keep_working(void **state)
 	json_decref(m);
 }
 
+/* A bad [codes] section stops `serve` with a message naming it. */
+static void
+bad_codes_config_stops_serve(void **state)
+{
+	static const struct {
+		const char *ini, *want;
+	} cases[] = {
+	    {"[codes]\nrules = sequential, bogus\n", "bogus"},
+	    {"[codes]\nlength = 6\nmin_length = 8\n", "min_length"},
+	    {"[codes]\nlength = 13\n", "[codes] length"},
+	    {"[codes]\nprevious_key_files = /nonexistent/old.keys\n",
+	     "previous_key_files"},
+	};
+	char out[4096], name[32];
+	const char *argv[5];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(name, sizeof(name), "badcodes%zu.ini", i);
+		argv[0] = th_env("RG_TEST_BIN");
+		argv[1] = "serve";
+		argv[2] = "-c";
+		argv[3] = th_config(name, cases[i].ini);
+		argv[4] = NULL;
+		assert_int_equal(th_run_capture(argv, NULL, out, sizeof(out)),
+		                 1);
+		if (strstr(out, cases[i].want) == NULL)
+			fail_msg("case %zu: %s", i, out);
+	}
+}
+
 int
 main(void)
 {
@@ -953,6 +984,7 @@ main(void)
 	    cmocka_unit_test(dump_holds_no_code),
 	    cmocka_unit_test(cli_meeting_commands),
 	    cmocka_unit_test(database_down_is_503),
+	    cmocka_unit_test(bad_codes_config_stops_serve),
 	};
 
 	if (sodium_init() < 0)
