@@ -112,6 +112,10 @@ gate_auth_request(struct gate_app *app, const struct gate_rq *rq,
 	snprintf(p->via, sizeof(p->via), "token:%s", t.name);
 	r = 0;
 out:
+	/* RFC 6750: say which scheme a 401 wants. */
+	if (r != 0 && out->status == 401)
+		(void)gate_resp_header(out, "WWW-Authenticate",
+		                       "Bearer realm=\"roomgate\"");
 	sodium_memzero(hash, sizeof(hash));
 	return r;
 }

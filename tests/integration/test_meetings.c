@@ -258,14 +258,19 @@ teardown(void **state)
 static void
 tokens_are_required_and_revocable(void **state)
 {
-	char out[4096], tmp[64];
+	char out[4096], tmp[64], hdr[128];
+	struct th_http *r;
 	json_t *o;
 
 	(void)state;
 	expect(api("GET", "/v1/meetings", NULL, NULL), 401);
-	o = json_of(api("GET", "/v1/meetings", NULL, NULL));
+	r = api("GET", "/v1/meetings", NULL, NULL);
+	o = json_of(r);
 	assert_string_equal(sget(o, "error", "code"), "unauthenticated");
 	json_decref(o);
+	assert_non_null(
+	    th_http_header(r, "WWW-Authenticate", hdr, sizeof(hdr)));
+	assert_non_null(strstr(hdr, "Bearer"));
 	expect(api("GET", "/v1/meetings", "not-a-token", NULL), 401);
 	/* Well-formed but unknown. */
 	expect(api("GET", "/v1/meetings",
