@@ -1,6 +1,7 @@
 /* Process-wide lasso setup. */
 #include <stdio.h>
 
+#include <curl/curl.h>
 #include <lasso/lasso.h>
 
 #include "saml/saml.h"
@@ -31,11 +32,18 @@ saml_init(char *err, size_t errlen)
 		lasso_shutdown();
 		return -1;
 	}
+	/* Before any thread: the IdP metadata refresher uses libcurl. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "libcurl initialization failed");
+		lasso_shutdown();
+		return -1;
+	}
 	return 0;
 }
 
 void
 saml_shutdown(void)
 {
+	curl_global_cleanup();
 	lasso_shutdown();
 }

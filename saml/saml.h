@@ -41,7 +41,12 @@ struct saml_sp_config {
 	const char *base_url;  /* public base URL, no trailing slash needed */
 	const char *key_file;  /* PEM private key (signing, decryption) */
 	const char *cert_file; /* PEM certificate of that key */
-	const char *idp_metadata_file; /* the IdP's SAML metadata */
+	/* The IdP's SAML metadata: a file, or an https URL (then the file,
+	 * if set, is the last-good cache used when a fetch fails). */
+	const char *idp_metadata_file;
+	const char *idp_metadata_url;
+	const char *idp_metadata_ca_file; /* CA bundle for the URL, or NULL */
+	int idp_metadata_refresh_s;	  /* refresh interval for the URL */
 	const char *name_id_format;    /* asked for in NameIDPolicy, or NULL */
 	/* "nameid" or the name of an attribute (e.g. "mail"): which value
 	 * the directory lookup uses as the identity. */

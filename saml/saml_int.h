@@ -49,7 +49,42 @@ struct saml_sp {
 	 * signatures we verify ourselves (slo.c). */
 	EVP_PKEY *idp_keys[SAML_MAX_IDP_KEYS];
 	int nidp_keys;
+	char *idp_md; /* the IdP metadata in use (under mu) */
+
+	/* Metadata from a URL (metadata.c); md_url NULL: from a file. */
+	char *md_url, *md_ca_file, *md_cache_file;
+	int md_refresh_s;
+	time_t md_last_fetch;	/* under md_mu */
+	pthread_mutex_t md_mu;	/* one refresh at a time */
+	pthread_mutex_t stop_mu;
+	pthread_cond_t stop_cv;
+	int stopping;		/* under stop_mu */
+	pthread_t md_thread;
+	int md_thread_up;
 };
+
+/* sp.c: replaces the IdP provider with the one in xml (same entityID
+ * once set) and reloads its keys. Caller holds sp->mu. 0 or -1 + err; on
+ * failure the previous metadata stays in use. */
+int saml_sp_set_idp(struct saml_sp *sp, const char *xml, char *err,
+		    size_t errlen);
+
+/* metadata.c: libcurl GET over https with CA verification, <= 1 MiB;
+ * malloc()ed text or NULL + err. */
+char *saml_md_fetch(const char *url, const char *ca_file, char *err,
+		    size_t errlen);
+/* One md:EntityDescriptor (for want_entity unless NULL), no DOCTYPE,
+ * validUntil (if any) still ahead of now. 0 or -1 + err. */
+int saml_md_check(const char *xml, const char *want_entity, time_t now,
+		  char *err, size_t errlen);
+/* Fetch + check + swap: 1 new metadata in use, 0 unchanged, -1 failed
+ * (old kept). Takes sp->mu itself. */
+int saml_sp_refresh(struct saml_sp *sp, char *err, size_t errlen);
+/* After a signature failure: refresh unless one ran within the last
+ * 10 s; 1 when new metadata is in use (worth a retry). */
+int saml_sp_refresh_on_failure(struct saml_sp *sp);
+int saml_sp_start_refresher(struct saml_sp *sp);
+void saml_sp_stop_refresher(struct saml_sp *sp);
 
 /*
  * Decodes nothing, trusts nothing: parses the decoded response XML with

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <glib.h>
 #include <lasso/lasso.h>
@@ -260,7 +262,7 @@ saml_sp_open(const struct saml_sp_config *cfg, struct saml_sp **out,
 	struct saml_sp *sp = NULL;
 	char *key = NULL, *cert = NULL, *idp = NULL, *base = NULL;
 	size_t bl;
-	int r = -1, rc, have_mu = 0;
+	int r = -1, rc, have_mu = 0, fetched = 0;
 
 	*out = NULL;
 	if (cfg->entity_id == NULL || *cfg->entity_id == '\0' ||
@@ -277,6 +279,16 @@ saml_sp_open(const struct saml_sp_config *cfg, struct saml_sp **out,
 		base[--bl] = '\0';
 	if (pthread_mutex_init(&sp->mu, NULL) != 0)
 		goto oom;
+	if (pthread_mutex_init(&sp->md_mu, NULL) != 0) {
+		pthread_mutex_destroy(&sp->mu);
+		goto oom;
+	}
+	if (pthread_mutex_init(&sp->stop_mu, NULL) != 0 ||
+	    pthread_cond_init(&sp->stop_cv, NULL) != 0) {
+		pthread_mutex_destroy(&sp->mu);
+		pthread_mutex_destroy(&sp->md_mu);
+		goto oom;
+	}
 	have_mu = 1;
 	sp->entity_id = strdup(cfg->entity_id);
 	{
@@ -303,9 +315,47 @@ saml_sp_open(const struct saml_sp_config *cfg, struct saml_sp **out,
 
 	if ((key = read_file("key_file", cfg->key_file, err, errlen)) == NULL ||
 	    (cert = read_file("cert_file", cfg->cert_file, err, errlen)) ==
-		    NULL ||
-	    (idp = read_file("idp_metadata_file", cfg->idp_metadata_file, err,
-			     errlen)) == NULL)
+		    NULL)
+		goto out;
+	if (cfg->idp_metadata_url != NULL && *cfg->idp_metadata_url != '\0') {
+		char ferr[512];
+
+		if (strncmp(cfg->idp_metadata_url, "https://", 8) != 0) {
+			errf(err, errlen, "[saml] idp_metadata_url must be an "
+					  "https:// URL");
+			goto out;
+		}
+		sp->md_url = strdup(cfg->idp_metadata_url);
+		sp->md_ca_file = cfg->idp_metadata_ca_file
+					 ? strdup(cfg->idp_metadata_ca_file)
+					 : NULL;
+		sp->md_cache_file = cfg->idp_metadata_file
+					    ? strdup(cfg->idp_metadata_file)
+					    : NULL;
+		sp->md_refresh_s = cfg->idp_metadata_refresh_s;
+		sp->md_last_fetch = time(NULL);
+		idp = saml_md_fetch(sp->md_url, sp->md_ca_file, ferr,
+				    sizeof(ferr));
+		if (idp == NULL && sp->md_cache_file != NULL &&
+		    access(sp->md_cache_file, R_OK) == 0) {
+			fprintf(stderr, "roomgate: saml: %s; using the last "
+					"good copy %s\n",
+				ferr, sp->md_cache_file);
+			idp = read_file("idp_metadata_file", sp->md_cache_file,
+					err, errlen);
+		} else if (idp == NULL) {
+			errf(err, errlen, "[saml] idp_metadata_url: %s", ferr);
+		} else if (sp->md_cache_file != NULL) {
+			fetched = 1;
+		}
+		if (idp == NULL)
+			goto out;
+	} else if ((idp = read_file("idp_metadata_file",
+				    cfg->idp_metadata_file, err, errlen)) ==
+		   NULL) {
+		goto out;
+	}
+	if (saml_md_check(idp, NULL, time(NULL), err, errlen) != 0)
 		goto out;
 	sp->metadata = build_metadata(sp, base, cert,
 				      cfg->want_assertions_signed);
@@ -326,24 +376,16 @@ saml_sp_open(const struct saml_sp_config *cfg, struct saml_sp **out,
 		goto out;
 	}
 	sp->server->signature_method = LASSO_SIGNATURE_METHOD_RSA_SHA256;
-	rc = lasso_server_add_provider_from_buffer(
-		sp->server, LASSO_PROVIDER_ROLE_IDP, idp, NULL, NULL);
-	if (rc != 0) {
-		errf(err, errlen,
-		     "[saml] idp_metadata_file %s: not usable IdP metadata: %s",
-		     cfg->idp_metadata_file, lasso_strerror(rc));
+	if (saml_sp_set_idp(sp, idp, err, errlen) != 0)
 		goto out;
+	if (fetched) {
+		FILE *f = fopen(sp->md_cache_file, "w");
+
+		if (f != NULL) {
+			fputs(idp, f);
+			fclose(f);
+		}
 	}
-	if (g_hash_table_size(sp->server->providers) != 1) {
-		errf(err, errlen, "[saml] idp_metadata_file must describe "
-				  "exactly one IdP");
-		goto out;
-	}
-	g_hash_table_foreach(sp->server->providers, first_provider,
-			     &sp->idp_entity_id);
-	load_idp_keys(sp, idp);
-	if (sp->idp_entity_id == NULL)
-		goto oom;
 	sp->pol.sp_entity_id = sp->entity_id;
 	sp->pol.acs_url = sp->acs_url;
 	sp->pol.idp_entity_id = sp->idp_entity_id;
@@ -351,6 +393,10 @@ saml_sp_open(const struct saml_sp_config *cfg, struct saml_sp **out,
 	sp->pol.want_assertions_signed = cfg->want_assertions_signed;
 	sp->pol.clock_skew_s = cfg->clock_skew_s;
 	sp->pol.allow_unsolicited = cfg->allow_unsolicited;
+	if (saml_sp_start_refresher(sp) != 0) {
+		errf(err, errlen, "cannot start the metadata refresh thread");
+		goto out;
+	}
 	*out = sp;
 	sp = NULL;
 	r = 0;
@@ -380,8 +426,13 @@ saml_sp_close(struct saml_sp *sp)
 {
 	if (sp == NULL)
 		return;
+	saml_sp_stop_refresher(sp);
 	if (sp->server != NULL)
 		lasso_server_destroy(sp->server);
+	free(sp->idp_md);
+	free(sp->md_url);
+	free(sp->md_ca_file);
+	free(sp->md_cache_file);
 	free(sp->metadata);
 	free(sp->entity_id);
 	free(sp->acs_url);
@@ -391,7 +442,53 @@ saml_sp_close(struct saml_sp *sp)
 	for (int i = 0; i < sp->nidp_keys; i++)
 		EVP_PKEY_free(sp->idp_keys[i]);
 	pthread_mutex_destroy(&sp->mu);
+	pthread_mutex_destroy(&sp->md_mu);
+	pthread_mutex_destroy(&sp->stop_mu);
+	pthread_cond_destroy(&sp->stop_cv);
 	free(sp);
+}
+
+int
+saml_sp_set_idp(struct saml_sp *sp, const char *xml, char *err,
+		size_t errlen)
+{
+	char *copy = strdup(xml);
+	int rc;
+
+	if (copy == NULL) {
+		errf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (sp->idp_entity_id != NULL)
+		g_hash_table_remove(sp->server->providers, sp->idp_entity_id);
+	rc = lasso_server_add_provider_from_buffer(
+		sp->server, LASSO_PROVIDER_ROLE_IDP, copy, NULL, NULL);
+	if (rc != 0 || g_hash_table_size(sp->server->providers) != 1) {
+		errf(err, errlen, "not usable IdP metadata (exactly one IdP "
+				  "expected): %s",
+		     lasso_strerror(rc));
+		g_hash_table_remove_all(sp->server->providers);
+		if (sp->idp_md != NULL)
+			(void)lasso_server_add_provider_from_buffer(
+				sp->server, LASSO_PROVIDER_ROLE_IDP,
+				sp->idp_md, NULL, NULL);
+		free(copy);
+		return -1;
+	}
+	if (sp->idp_entity_id == NULL)
+		g_hash_table_foreach(sp->server->providers, first_provider,
+				     &sp->idp_entity_id);
+	for (int i = 0; i < sp->nidp_keys; i++)
+		EVP_PKEY_free(sp->idp_keys[i]);
+	sp->nidp_keys = 0;
+	load_idp_keys(sp, copy);
+	free(sp->idp_md);
+	sp->idp_md = copy;
+	if (sp->idp_entity_id == NULL) {
+		errf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 const char *
@@ -585,20 +682,32 @@ saml_sp_acs(struct saml_sp *sp, const char *b64, size_t b64len, time_t now,
 			      detaillen) != 0)
 		goto out;
 
-	pthread_mutex_lock(&sp->mu);
-	locked = 1;
-	login = lasso_login_new(sp->server);
-	if (login == NULL) {
-		*reason = SAML_R_INTERNAL;
-		goto out;
-	}
-	prof = LASSO_PROFILE(login);
-	rc = lasso_login_process_authn_response_msg(login, msg);
-	if (rc != 0) {
+	for (int attempt = 0;; attempt++) {
+		pthread_mutex_lock(&sp->mu);
+		locked = 1;
+		login = lasso_login_new(sp->server);
+		if (login == NULL) {
+			*reason = SAML_R_INTERNAL;
+			goto out;
+		}
+		prof = LASSO_PROFILE(login);
+		rc = lasso_login_process_authn_response_msg(login, msg);
+		if (rc == 0)
+			break;
 		*reason = lasso_reason(rc);
 		errf(detail, detaillen, "lasso: %s (%d)", lasso_strerror(rc),
 		     rc);
-		goto out;
+		g_object_unref(login);
+		login = NULL;
+		pthread_mutex_unlock(&sp->mu);
+		locked = 0;
+		/* A key rollover shows as a signature failure: refetch the
+		 * IdP's metadata once and try again. */
+		if (attempt > 0 || strcmp(*reason, SAML_R_SIGNATURE_INVALID) != 0 ||
+		    saml_sp_refresh_on_failure(sp) != 1)
+			goto out;
+		memcpy(msg, b64, b64len);
+		msg[b64len] = '\0';
 	}
 	if (!LASSO_IS_SAMLP2_RESPONSE(prof->response)) {
 		*reason = SAML_R_NOT_RESPONSE;

@@ -302,6 +302,9 @@ open_saml(const struct gate_config *cfg, struct saml_sp **out, char *err,
 	sc.key_file = cfg->saml_key_file;
 	sc.cert_file = cfg->saml_cert_file;
 	sc.idp_metadata_file = cfg->saml_idp_metadata_file;
+	sc.idp_metadata_url = cfg->saml_idp_metadata_url;
+	sc.idp_metadata_ca_file = cfg->saml_idp_metadata_ca_file;
+	sc.idp_metadata_refresh_s = cfg->saml_idp_metadata_refresh_s;
 	sc.name_id_format = cfg->saml_name_id_format;
 	sc.directory_key = cfg->saml_directory_key;
 	sc.want_assertions_signed = cfg->saml_want_assertions_signed;

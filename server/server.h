@@ -97,6 +97,9 @@ struct gate_config {
 	char *saml_key_file;
 	char *saml_cert_file;
 	char *saml_idp_metadata_file;
+	char *saml_idp_metadata_url;
+	char *saml_idp_metadata_ca_file;
+	int saml_idp_metadata_refresh_s;
 	char *saml_name_id_format;
 	char *saml_directory_key; /* "nameid" or an attribute name */
 	int saml_want_assertions_signed; /* bool */

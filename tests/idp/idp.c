@@ -66,6 +66,8 @@ static struct {
 	char *sp_md[MAX_SP];
 	int nsp;
 	char *metadata;
+	char *alt_metadata, *expired_metadata; /* for /admin modes */
+	int md_mode; /* 0 normal, 1 rollover to the alt key, 2 broken, 3 expired */
 	struct user users[MAX_USERS];
 	int nusers;
 	int allow_break;
@@ -122,15 +124,15 @@ escape(GString *s, const char *v)
 }
 
 static char *
-build_metadata(void)
+build_metadata(const char *certf, const char *valid_until)
 {
 	GString *s = g_string_new(NULL);
-	char *pem = slurp(g.cert), *b, *e;
+	char *pem = slurp(certf), *b, *e;
 
 	b = strstr(pem, "-----BEGIN CERTIFICATE-----");
 	e = b ? strstr(b, "-----END CERTIFICATE-----") : NULL;
 	if (e == NULL)
-		die("%s holds no certificate", g.cert);
+		die("%s holds no certificate", certf);
 	b += strlen("-----BEGIN CERTIFICATE-----");
 	*e = '\0';
 	g_string_append(s, "<?xml version=\"1.0\"?>\n<md:EntityDescriptor "
@@ -138,6 +140,8 @@ build_metadata(void)
 			   "xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" "
 			   "entityID=\"");
 	escape(s, g.entity_id);
+	if (valid_until != NULL)
+		g_string_append_printf(s, "\" validUntil=\"%s", valid_until);
 	g_string_append(s, "\">\n <md:IDPSSODescriptor WantAuthnRequestsSigned="
 			   "\"true\" protocolSupportEnumeration=\"urn:oasis:"
 			   "names:tc:SAML:2.0:protocol\">\n  <md:KeyDescriptor "
@@ -574,7 +578,7 @@ respond(const char *query, struct user *u, const char *brk,
 	int rc, r = -1;
 
 	*b64_out = *acs_out = NULL;
-	if (strcmp(brk, "wrong_key") == 0)
+	if (strcmp(brk, "wrong_key") == 0 || g.md_mode == 1)
 		srv = g.alt_server;
 	if (strcmp(brk, "recipient_wrong") == 0 ||
 	    strcmp(brk, "destination_wrong") == 0)
@@ -630,7 +634,7 @@ respond(const char *query, struct user *u, const char *brk,
 		goto out;
 	}
 	*acs_out = strdup(p->msg_url);
-	if (p->session != NULL && srv == g.server) {
+	if (p->session != NULL && srv != g.twin_server) {
 		g_free(u->session_dump);
 		u->session_dump = lasso_session_dump(p->session);
 	}
@@ -773,9 +777,28 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			return MHD_YES;
 		}
 	}
-	if (strcmp(method, "GET") == 0 && strcmp(url, "/metadata") == 0)
+	if (strcmp(method, "GET") == 0 && strcmp(url, "/metadata") == 0) {
+		if (g.md_mode == 2)
+			return send_text(c, 500, "text/plain", "broken\n");
 		return send_text(c, 200, "application/samlmetadata+xml",
-				 g.metadata);
+				 g.md_mode == 1 && g.alt_metadata ? g.alt_metadata
+				 : g.md_mode == 3 ? g.expired_metadata
+						  : g.metadata);
+	}
+	if (strcmp(method, "GET") == 0 && strcmp(url, "/admin") == 0 &&
+	    g.allow_break) {
+		const char *m = MHD_lookup_connection_value(
+			c, MHD_GET_ARGUMENT_KIND, "mode");
+		static const char *const modes[] = {"normal", "rollover",
+						    "broken", "expired"};
+
+		for (int i = 0; m != NULL && i < 4; i++)
+			if (strcmp(m, modes[i]) == 0) {
+				g.md_mode = i;
+				return send_text(c, 200, "text/plain", "ok\n");
+			}
+		return send_text(c, 400, "text/plain", "unknown mode\n");
+	}
 	if (strcmp(method, "GET") == 0 && strcmp(url, "/sso") == 0) {
 		const char *q = strchr(r->raw_uri, '?');
 
@@ -1042,7 +1065,7 @@ main(int argc, char **argv)
 		die("%s", usage);
 	if (lasso_init() != 0 || sodium_init() < 0)
 		die("lasso_init failed");
-	g.metadata = build_metadata();
+	g.metadata = build_metadata(g.cert, NULL);
 	if (md_out != NULL) {
 		FILE *f = fopen(md_out, "w");
 
@@ -1059,6 +1082,9 @@ main(int argc, char **argv)
 	load_users(users);
 	g.server = make_server(g.key, g.cert);
 	g.twin_server = make_server(g.key, g.cert);
+	if (g.alt_cert != NULL)
+		g.alt_metadata = build_metadata(g.alt_cert, NULL);
+	g.expired_metadata = build_metadata(g.cert, "2020-01-01T00:00:00Z");
 	g.alt_server = g.alt_key && g.alt_cert
 			       ? make_server(g.alt_key, g.alt_cert)
 			       : make_server(g.key, g.cert);
@@ -1087,6 +1113,8 @@ main(int argc, char **argv)
 	for (int i = 0; i < g.nusers; i++)
 		g_free(g.users[i].session_dump);
 	free(g.metadata);
+	free(g.alt_metadata);
+	free(g.expired_metadata);
 	lasso_shutdown();
 	return 0;
 }

@@ -17,16 +17,45 @@
 #include "tests/integration/saml_th.h"
 
 static struct {
-	int idp_port, a_port, b_port, p_port, ext_port;
+	int idp_port, a_port, b_port, p_port, ext_port, idp_tls_port;
+	int m_port, m2_port;
 	char base[64], base_b[64], idp_base[64], base_ext[64];
-	struct th_server a, b, p;
-	pid_t idp, proxy;
+	char base_m[64], base_m2[64];
+	struct th_server a, b, p, m, m2;
+	pid_t idp, proxy, idp_proxy;
+	time_t m2_started;
 	PGconn *pg;
 } T;
 
 #define SP_ENTITY "https://roomgate.test/saml/metadata"
 #define IDP_ENTITY "https://idp.test/saml"
 #define SP_PROXIED_ENTITY "https://roomgate-proxied.test/saml/metadata"
+#define SP_M_ENTITY "https://roomgate-m.test/saml/metadata"
+
+/* A node whose IdP metadata comes from https://localhost:TLS/metadata
+ * (through the TLS proxy), cached in idp-md-cache.xml. */
+static const char *
+sp_ini_url(const char *public_url, int refresh_s)
+{
+	static char ini[4096];
+	char key[512], crt[512], cache[512], ca[512];
+
+	sth_path(key, sizeof(key), "sp.key");
+	sth_path(crt, sizeof(crt), "sp.crt");
+	sth_path(cache, sizeof(cache), "idp-md-cache.xml");
+	sth_path(ca, sizeof(ca), "localhost.crt");
+	snprintf(ini, sizeof(ini),
+		 "[server]\npublic_url = %s\nthreads = 2\n"
+		 "[database]\nmigrate_on_start = true\n"
+		 "[saml]\nentity_id = " SP_M_ENTITY "\nkey_file = %s\n"
+		 "cert_file = %s\nidp_metadata_url = "
+		 "https://localhost:%d/metadata\nidp_metadata_ca_file = %s\n"
+		 "idp_metadata_file = %s\nidp_metadata_refresh = %d\n"
+		 "name_id_format = urn:oasis:names:tc:SAML:1.1:nameid-format:"
+		 "emailAddress\n",
+		 public_url, key, crt, T.idp_tls_port, ca, cache, refresh_s);
+	return ini;
+}
 
 static const char *
 sp_ini(const char *public_url, const char *entity)
@@ -65,29 +94,49 @@ save_sp_metadata(const char *base, const char *name)
 static int
 setup(void **state)
 {
-	char spmd[512], spmd_p[512], pkey[512], pcrt[512];
+	char spmd[512], spmd_p[512], spmd_m[512], pkey[512], pcrt[512];
 	char base_p[64];
-	const char *sps[3];
+	const char *sps[4];
 
 	(void)state;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	sth_keypair("sp");
 	sth_keypair("idp");
 	sth_keypair("alt");
-	sth_keypair("localhost"); /* the TLS proxy's certificate */
+	sth_keypair("localhost"); /* the TLS proxies' certificate */
 	T.idp_port = th_free_port();
 	T.a_port = th_free_port();
 	T.b_port = th_free_port();
 	T.p_port = th_free_port();
 	T.ext_port = th_free_port();
+	T.idp_tls_port = th_free_port();
+	T.m_port = th_free_port();
+	T.m2_port = th_free_port();
 	snprintf(T.idp_base, sizeof(T.idp_base), "http://127.0.0.1:%d",
 		 T.idp_port);
 	snprintf(T.base, sizeof(T.base), "http://127.0.0.1:%d", T.a_port);
 	snprintf(T.base_b, sizeof(T.base_b), "http://127.0.0.1:%d", T.b_port);
 	snprintf(T.base_ext, sizeof(T.base_ext), "https://localhost:%d",
 		 T.ext_port);
+	snprintf(T.base_m, sizeof(T.base_m), "http://127.0.0.1:%d", T.m_port);
+	snprintf(T.base_m2, sizeof(T.base_m2), "http://127.0.0.1:%d",
+		 T.m2_port);
 	snprintf(base_p, sizeof(base_p), "http://127.0.0.1:%d", T.p_port);
 	sth_idp_metadata(IDP_ENTITY, T.idp_base, "idp-md.xml");
+	sth_path(pkey, sizeof(pkey), "localhost.key");
+	sth_path(pcrt, sizeof(pcrt), "localhost.crt");
+
+	/* The IdP first (node M fetches its metadata at start); it reads
+	 * the SP metadata files at its first sign-in. */
+	sth_path(spmd, sizeof(spmd), "sp-md.xml");
+	sth_path(spmd_p, sizeof(spmd_p), "sp-md-proxied.xml");
+	sth_path(spmd_m, sizeof(spmd_m), "sp-md-m.xml");
+	sps[0] = spmd;
+	sps[1] = spmd_p;
+	sps[2] = spmd_m;
+	sps[3] = NULL;
+	T.idp = sth_idp_start(IDP_ENTITY, T.idp_base, T.idp_port, sps);
+	T.idp_proxy = sth_proxy_start(T.idp_tls_port, T.idp_port, pcrt, pkey);
 
 	th_server_start(&T.a,
 			th_config("saml-a.ini", sp_ini(T.base, SP_ENTITY)),
@@ -101,18 +150,19 @@ setup(void **state)
 			th_config("saml-p.ini",
 				  sp_ini(T.base_ext, SP_PROXIED_ENTITY)),
 			T.p_port);
-	sth_path(pkey, sizeof(pkey), "localhost.key");
-	sth_path(pcrt, sizeof(pcrt), "localhost.crt");
 	T.proxy = sth_proxy_start(T.ext_port, T.p_port, pcrt, pkey);
+	/* Nodes M and M2: IdP metadata over https; M refreshes every 2 s,
+	 * M2 (same public URL) only when a signature fails. */
+	th_server_start(&T.m, th_config("saml-m.ini", sp_ini_url(T.base_m, 2)),
+			T.m_port);
+	th_server_start(&T.m2,
+			th_config("saml-m2.ini", sp_ini_url(T.base_m, 3600)),
+			T.m2_port);
+	T.m2_started = time(NULL);
 
 	save_sp_metadata(T.base, "sp-md.xml");
 	save_sp_metadata(base_p, "sp-md-proxied.xml");
-	sth_path(spmd, sizeof(spmd), "sp-md.xml");
-	sth_path(spmd_p, sizeof(spmd_p), "sp-md-proxied.xml");
-	sps[0] = spmd;
-	sps[1] = spmd_p;
-	sps[2] = NULL;
-	T.idp = sth_idp_start(IDP_ENTITY, T.idp_base, T.idp_port, sps);
+	save_sp_metadata(T.base_m, "sp-md-m.xml");
 	T.pg = sth_pg();
 	return 0;
 }
@@ -123,6 +173,9 @@ teardown(void **state)
 	(void)state;
 	sth_idp_stop(T.idp);
 	sth_proxy_stop(T.proxy);
+	sth_proxy_stop(T.idp_proxy);
+	th_server_stop(&T.m);
+	th_server_stop(&T.m2);
 	th_server_stop(&T.a);
 	th_server_stop(&T.b);
 	th_server_stop(&T.p);
@@ -609,7 +662,7 @@ test_attack_garbage(void **state)
 	sth_browser_free(&b);
 }
 
-/* ---- single logout ------------------------------------------------- */
+/* ---- sessions -------------------------------------------------------- */
 
 /* Signs in `user` in browser b on node A. */
 static void
@@ -623,6 +676,98 @@ sign_in(struct sth_browser *b, const char *user)
 	free(b64);
 	assert_int_equal(me(b, T.base, NULL), 200);
 }
+
+
+/* The session cookie's value in the browser's jar, or "". */
+static void
+session_cookie(struct sth_browser *b, char *out, size_t outlen)
+{
+	struct curl_slist *cookies = NULL, *c;
+
+	out[0] = '\0';
+	curl_easy_getinfo(b->h, CURLINFO_COOKIELIST, &cookies);
+	for (c = cookies; c != NULL; c = c->next) {
+		/* Netscape format: domain, flag, path, secure, expiry, name,
+		 * value, tab-separated. */
+		const char *name = c->data;
+
+		for (int i = 0; i < 5 && name != NULL; i++) {
+			name = strchr(name, '\t');
+			if (name != NULL)
+				name++;
+		}
+		if (name != NULL && strncmp(name, "rg_session\t", 11) == 0)
+			snprintf(out, outlen, "%s", name + 11);
+	}
+	curl_slist_free_all(cookies);
+}
+
+/* A session id planted before login is never adopted: login issues a
+ * fresh one, and the planted one stays worthless. */
+static void
+test_session_fixation(void **state)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+	char planted[] = "rg_session="
+			 "00112233445566778899aabbccddeeff"
+			 "00112233445566778899aabbccddeeff";
+	char cookie[128], *b64;
+
+	(void)state;
+	sth_browser_init(&b);
+	snprintf(cookie, sizeof(cookie), "Set-Cookie: %s; Path=/", planted);
+	curl_easy_setopt(b.h, CURLOPT_URL, T.base);
+	curl_easy_setopt(b.h, CURLOPT_COOKIELIST, cookie);
+	session_cookie(&b, cookie, sizeof(cookie));
+	assert_string_equal(cookie, planted + 11);
+	assert_int_equal(me(&b, T.base, NULL), 401);
+	b64 = saml_response(&b, T.base, "/", "alice", NULL, NULL);
+	assert_int_equal(acs_post(&b, T.base, b64, &r), 303);
+	sth_resp_free(&r);
+	session_cookie(&b, cookie, sizeof(cookie));
+	assert_int_equal(strlen(cookie), 64);
+	assert_string_not_equal(cookie, planted + 11);
+	assert_int_equal(me(&b, T.base, NULL), 200);
+	free(b64);
+	sth_browser_free(&b);
+}
+
+/* Idle and absolute timeouts end a session (moved back in time in the
+ * database rather than waited for). */
+static void
+test_session_timeouts(void **state)
+{
+	struct sth_browser b;
+	char *v;
+
+	(void)state;
+	sth_browser_init(&b);
+	sign_in(&b, "carol");
+	v = sth_pg_value(T.pg,
+			 "UPDATE sessions SET last_seen_at = now() - "
+			 "interval '31 minutes' WHERE identity = "
+			 "'carol@example.com' AND revoked_at IS NULL "
+			 "RETURNING 1",
+			 NULL);
+	assert_non_null(v);
+	free(v);
+	assert_int_equal(me(&b, T.base, NULL), 401); /* idle > 1800 s */
+	sign_in(&b, "carol");
+	v = sth_pg_value(T.pg,
+			 "UPDATE sessions SET created_at = now() - interval "
+			 "'9 hours', expires_at = now() - interval '1 hour' "
+			 "WHERE identity = 'carol@example.com' AND "
+			 "revoked_at IS NULL AND expires_at > now() "
+			 "RETURNING 1",
+			 NULL);
+	assert_non_null(v);
+	free(v);
+	assert_int_equal(me(&b, T.base, NULL), 401); /* absolute expiry */
+	sth_browser_free(&b);
+}
+
+/* ---- single logout ------------------------------------------------- */
 
 static void
 test_sp_initiated_slo(void **state)
@@ -725,6 +870,109 @@ test_attack_logout_request_wrong_key(void **state)
 	slo_attack("wrong_key", "signature_invalid");
 }
 
+/* ---- IdP metadata over https --------------------------------------- */
+
+static void
+idp_mode(const char *mode)
+{
+	struct th_http *r = calloc(1, sizeof(*r));
+	char url[256];
+
+	assert_non_null(r);
+	snprintf(url, sizeof(url), "%s/admin?mode=%s", T.idp_base, mode);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, r), 200);
+	free(r);
+}
+
+/* Signs in via node `base` (login there, response posted to post_base);
+ * returns the ACS status. */
+static long
+login_via(const char *base, const char *post_base, const char *user,
+	  char *request_id, size_t idlen)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+	char *b64;
+	long st;
+
+	sth_browser_init(&b);
+	b64 = saml_response(&b, base, "/", user, NULL, NULL);
+	st = acs_post(&b, post_base, b64, &r);
+	if (request_id != NULL)
+		snprintf(request_id, idlen, "%s", r.request_id);
+	if (st == 303)
+		assert_int_equal(me(&b, post_base, NULL), 200);
+	sth_resp_free(&r);
+	free(b64);
+	sth_browser_free(&b);
+	return st;
+}
+
+static void
+test_metadata_url_login(void **state)
+{
+	char path[512], *cache, *served;
+	struct th_http *r = calloc(1, sizeof(*r));
+	char url[256];
+	FILE *f;
+	long n;
+
+	(void)state;
+	assert_int_equal(login_via(T.base_m, T.base_m, "alice", NULL, 0), 303);
+	/* The last good copy is on disk, identical to what the IdP serves. */
+	sth_path(path, sizeof(path), "idp-md-cache.xml");
+	f = fopen(path, "r");
+	assert_non_null(f);
+	cache = calloc(1, 1024 * 1024);
+	assert_non_null(cache);
+	n = (long)fread(cache, 1, 1024 * 1024 - 1, f);
+	fclose(f);
+	assert_true(n > 0);
+	snprintf(url, sizeof(url), "%s/metadata", T.idp_base);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, r), 200);
+	served = r->body;
+	assert_string_equal(cache, served);
+	free(cache);
+	free(r);
+}
+
+/* A failing or expired refresh keeps the last good metadata in use. */
+static void
+test_metadata_refresh_failure_keeps_last_good(void **state)
+{
+	(void)state;
+	idp_mode("broken");
+	usleep(4500 * 1000); /* two refresh periods of node M */
+	assert_int_equal(login_via(T.base_m, T.base_m, "bob", NULL, 0), 303);
+	idp_mode("expired");
+	usleep(4500 * 1000);
+	assert_int_equal(login_via(T.base_m, T.base_m, "bob", NULL, 0), 303);
+	idp_mode("normal");
+}
+
+/* The IdP rolls over to a new key: nodes with the URL pick the new
+ * metadata up (M2 only because a signature failed), the node with a
+ * static file refuses. */
+static void
+test_metadata_key_rollover(void **state)
+{
+	char rid[64];
+	time_t since = time(NULL) - T.m2_started;
+
+	(void)state;
+	if (since < 12)
+		sleep((unsigned)(12 - since)); /* past M2's refetch gap */
+	idp_mode("rollover");
+	assert_int_equal(login_via(T.base, T.base, "alice", rid, sizeof(rid)),
+			 403);
+	assert_audit(rid, "signature_invalid");
+	assert_int_equal(login_via(T.base_m, T.base_m2, "alice", NULL, 0), 303);
+	usleep(4500 * 1000);
+	assert_int_equal(login_via(T.base_m, T.base_m, "bob", NULL, 0), 303);
+	idp_mode("normal");
+	usleep(4500 * 1000);
+}
+
 int
 main(void)
 {
@@ -766,10 +1014,15 @@ main(void)
 		cmocka_unit_test(test_attack_doctype),
 		cmocka_unit_test(test_attack_huge_post),
 		cmocka_unit_test(test_attack_garbage),
+		cmocka_unit_test(test_session_fixation),
+		cmocka_unit_test(test_session_timeouts),
 		cmocka_unit_test(test_sp_initiated_slo),
 		cmocka_unit_test(test_idp_initiated_slo),
 		cmocka_unit_test(test_attack_unsigned_logout_request),
 		cmocka_unit_test(test_attack_logout_request_wrong_key),
+		cmocka_unit_test(test_metadata_url_login),
+		cmocka_unit_test(test_metadata_refresh_failure_keeps_last_good),
+		cmocka_unit_test(test_metadata_key_rollover),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
