@@ -859,6 +859,16 @@ cli_meeting_commands(void **state)
 	                     "1234567", (const char *)NULL),
 	                 1);
 	assert_non_null(strstr(out, "you typed 7"));
+	/* codes on standard input stay out of the process list */
+	assert_int_equal(
+	    th_sh("printf '890123\\n70461928\\n' | '%s' code check "
+	          ">'%s/check.out' 2>&1",
+	          th_env("RG_TEST_BIN"), th_env("RG_TEST_TMP")),
+	    1);
+	assert_int_equal(th_sh("grep -q code_sequential '%s/check.out' && "
+	                       "grep -q '70461928: strong' '%s/check.out'",
+	                       th_env("RG_TEST_TMP"), th_env("RG_TEST_TMP")),
+	                 0);
 }
 
 /* After the key file is replaced, codes stored under the old key id still
