@@ -335,7 +335,8 @@ sth_idp_start(const char *entity, const char *base, int port,
 	sth_path(log, sizeof(log), "idp.log");
 	th_write_file("idp-users.txt",
 		      "alice:" STH_PASSWORD ":alice@example.com\n"
-		      "bob:" STH_PASSWORD ":bob@example.com\n");
+		      "bob:" STH_PASSWORD ":bob@example.com\n"
+		      "carol:" STH_PASSWORD ":carol@example.com\n");
 	argv[n++] = bin;
 	argv[n++] = "--entity-id";
 	argv[n++] = entity;

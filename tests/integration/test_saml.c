@@ -716,8 +716,10 @@ test_session_fixation(void **state)
 
 	(void)state;
 	sth_browser_init(&b);
-	snprintf(cookie, sizeof(cookie), "Set-Cookie: %s; Path=/", planted);
-	curl_easy_setopt(b.h, CURLOPT_URL, T.base);
+	/* Netscape cookie-file line: host, subdomains, path, secure,
+	 * expiry, name, value. */
+	snprintf(cookie, sizeof(cookie), "127.0.0.1\tFALSE\t/\tFALSE\t0\t"
+		 "rg_session\t%s", planted + 11);
 	curl_easy_setopt(b.h, CURLOPT_COOKIELIST, cookie);
 	session_cookie(&b, cookie, sizeof(cookie));
 	assert_string_equal(cookie, planted + 11);
