@@ -239,6 +239,54 @@ signed_by_child(xmlNode *el)
 }
 
 static int
+alg_in(xmlNode *n, const char *const *allowed)
+{
+	xmlChar *a = n ? xmlGetProp(n, (const xmlChar *)"Algorithm") : NULL;
+	int ok = 0;
+
+	for (size_t i = 0; a != NULL && allowed[i] != NULL; i++)
+		if (strcmp((const char *)a, allowed[i]) == 0)
+			ok = 1;
+	xmlFree(a);
+	return ok;
+}
+
+/*
+ * Our algorithm policy for a signature lasso verified: RSA or ECDSA with
+ * SHA-256 or stronger, SHA-256 or stronger digests. lasso itself still
+ * accepts RSA-SHA1; a collision-prone digest must not vouch for an
+ * identity. 1 when acceptable.
+ */
+static int
+sig_algs_ok(xmlNode *el)
+{
+	static const char *const sig_algs[] = {
+		"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+		"http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+		"http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+		"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+		"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+		"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+		NULL,
+	};
+	static const char *const digests[] = {
+		"http://www.w3.org/2001/04/xmlenc#sha256",
+		"http://www.w3.org/2001/04/xmldsig-more#sha384",
+		"http://www.w3.org/2001/04/xmlenc#sha512",
+		NULL,
+	};
+	xmlNode *si = child(child(el, NS_DS, "Signature"), NS_DS, "SignedInfo");
+
+	if (si == NULL || !alg_in(child(si, NS_DS, "SignatureMethod"), sig_algs))
+		return 0;
+	for (xmlNode *c = si->children; c; c = c->next)
+		if (is_el(c, NS_DS, "Reference") &&
+		    !alg_in(child(c, NS_DS, "DigestMethod"), digests))
+			return 0;
+	return 1;
+}
+
+static int
 prop_eq(xmlNode *n, const char *name, const char *want)
 {
 	xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
@@ -486,6 +534,14 @@ saml_check_response(const struct saml_policy *pol, LassoSamlp2Response *resp,
 	if (!resp_signed && !as_signed) {
 		why = SAML_R_UNSIGNED;
 		det(detail, detaillen, "neither Response nor Assertion signed");
+		goto out;
+	}
+	if ((resp_signed && !sig_algs_ok(root)) ||
+	    (as_signed && !sig_algs_ok(a))) {
+		why = SAML_R_WEAK_ALGORITHM;
+		det(detail, detaillen,
+		    "signed with a weak algorithm (SHA-256 or stronger "
+		    "required)");
 		goto out;
 	}
 	if (pol->want_assertions_signed && !as_signed) {

@@ -97,6 +97,7 @@ int saml_sp_authn_request(struct saml_sp *sp, const char *relay_state,
 #define SAML_R_ENCRYPTED "encrypted_unsupported"
 #define SAML_R_SIGNATURE_INVALID "signature_invalid"
 #define SAML_R_UNSIGNED "unsigned"
+#define SAML_R_WEAK_ALGORITHM "weak_signature_algorithm"
 #define SAML_R_ASSERTION_UNSIGNED "assertion_unsigned"
 #define SAML_R_UNKNOWN_ISSUER "unknown_issuer"
 #define SAML_R_ISSUER_MISMATCH "issuer_mismatch"

@@ -627,7 +627,10 @@ respond(const char *query, struct user *u, const char *brk,
 	add_attribute(st, "mail", u->mail);
 	as->AttributeStatement = g_list_append(as->AttributeStatement, st);
 	pre_sign(resp, as, brk);
+	if (strcmp(brk, "sha1") == 0)
+		srv->signature_method = LASSO_SIGNATURE_METHOD_RSA_SHA1;
 	rc = lasso_login_build_authn_response_msg(login);
+	srv->signature_method = LASSO_SIGNATURE_METHOD_RSA_SHA256;
 	if (rc != 0 || p->msg_body == NULL || p->msg_url == NULL) {
 		snprintf(err, errlen, "build_authn_response_msg: %s",
 			 lasso_strerror(rc));

@@ -505,6 +505,7 @@ ATTACK(two_assertions, "two_assertions", "assertion_count")
 ATTACK(no_nameid, "no_nameid", "no_name_id")
 ATTACK(non_bearer, "non_bearer", "confirmation_not_bearer")
 ATTACK(doctype, "doctype", "doctype")
+ATTACK(rsa_sha1, "sha1", "weak_signature_algorithm")
 
 /* A comment inside the NameID must not cut the value: the signed value
  * "alice@example.com.evil.example" stays whole (never "alice@..."). */
@@ -1014,6 +1015,7 @@ main(void)
 		cmocka_unit_test(test_attack_no_nameid),
 		cmocka_unit_test(test_attack_non_bearer),
 		cmocka_unit_test(test_attack_doctype),
+		cmocka_unit_test(test_attack_rsa_sha1),
 		cmocka_unit_test(test_attack_huge_post),
 		cmocka_unit_test(test_attack_garbage),
 		cmocka_unit_test(test_session_fixation),
