@@ -9,7 +9,7 @@ Q := $(if $(filter 1,$(V)),,@)
 O ?= build/$(MODE)
 CC ?= cc
 PKGS := libmicrohttpd lasso ldap lber libpq libcurl libsodium jansson inih libcrypto \
-	glib-2.0 gobject-2.0 libxml-2.0 libssl
+	glib-2.0 gobject-2.0 libxml-2.0 libssl xmlsec1-openssl
 
 # Library headers are included as system headers so our warnings stay ours.
 PKG_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))

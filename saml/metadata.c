@@ -22,6 +22,11 @@
 
 #include <curl/curl.h>
 #include <libxml/parser.h>
+#include <libxml/valid.h>
+#include <xmlsec/openssl/app.h>
+#include <xmlsec/xmldsig.h>
+#include <xmlsec/xmlsec.h>
+#include <xmlsec/xmltree.h>
 
 #include "saml/saml_int.h"
 
@@ -161,6 +166,93 @@ out:
 	return r;
 }
 
+/*
+ * The metadata's enveloped signature, checked with the pinned certificate
+ * (PEM text) only -- never with a key the document carries. Exactly one
+ * ds:Signature, a direct child of the root, with one Reference to the
+ * root's ID (or to the whole document): wrapping tricks fail here.
+ */
+int
+saml_md_verify(const char *xml, const char *pinned_pem, char *err,
+	       size_t errlen)
+{
+	xmlDoc *doc;
+	xmlNode *root, *sig = NULL, *si, *ref = NULL;
+	xmlChar *id = NULL, *uri = NULL;
+	xmlSecDSigCtxPtr ctx = NULL;
+	int r = -1, nsig = 0, nref = 0;
+
+	doc = xmlReadMemory(xml, (int)strlen(xml), "idp.xml", NULL,
+			    XML_PARSE_NONET | XML_PARSE_NOERROR |
+				    XML_PARSE_NOWARNING);
+	root = doc ? xmlDocGetRootElement(doc) : NULL;
+	if (root == NULL) {
+		errf(err, errlen, "IdP metadata is not XML");
+		goto out;
+	}
+	for (xmlNode *c = root->children; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && c->ns &&
+		    strcmp((const char *)c->ns->href,
+			   (const char *)xmlSecDSigNs) == 0 &&
+		    strcmp((const char *)c->name, "Signature") == 0) {
+			sig = c;
+			nsig++;
+		}
+	si = sig ? xmlSecFindChild(sig, xmlSecNodeSignedInfo, xmlSecDSigNs)
+		 : NULL;
+	for (xmlNode *c = si ? si->children : NULL; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE &&
+		    strcmp((const char *)c->name, "Reference") == 0) {
+			ref = c;
+			nref++;
+		}
+	if (nsig != 1 || nref != 1) {
+		errf(err, errlen, "IdP metadata is not signed (one enveloped "
+				  "signature with one reference required)");
+		goto out;
+	}
+	id = xmlGetProp(root, (const xmlChar *)"ID");
+	uri = xmlGetProp(ref, (const xmlChar *)"URI");
+	if (uri == NULL ||
+	    !(uri[0] == '\0' ||
+	      (uri[0] == '#' && id != NULL &&
+	       strcmp((const char *)uri + 1, (const char *)id) == 0))) {
+		errf(err, errlen, "IdP metadata signature does not cover the "
+				  "whole EntityDescriptor");
+		goto out;
+	}
+	if (id != NULL)
+		xmlAddID(NULL, doc, id, xmlHasProp(root, (const xmlChar *)"ID"));
+	ctx = xmlSecDSigCtxCreate(NULL);
+	if (ctx == NULL)
+		goto out;
+	ctx->enabledReferenceUris = xmlSecTransformUriTypeEmpty |
+				    xmlSecTransformUriTypeSameDocument;
+	ctx->signKey = xmlSecOpenSSLAppKeyLoadMemory(
+		(const xmlSecByte *)pinned_pem, (xmlSecSize)strlen(pinned_pem),
+		xmlSecKeyDataFormatCertPem, NULL, NULL, NULL);
+	if (ctx->signKey == NULL) {
+		errf(err, errlen, "the pinned metadata certificate is not a "
+				  "PEM certificate");
+		goto out;
+	}
+	if (xmlSecDSigCtxVerify(ctx, sig) < 0 ||
+	    ctx->status != xmlSecDSigStatusSucceeded) {
+		errf(err, errlen, "IdP metadata signature does not verify with "
+				  "the pinned certificate");
+		goto out;
+	}
+	r = 0;
+out:
+	if (ctx != NULL)
+		xmlSecDSigCtxDestroy(ctx);
+	xmlFree(id);
+	xmlFree(uri);
+	if (doc != NULL)
+		xmlFreeDoc(doc);
+	return r;
+}
+
 /* Writes the last good copy: temp file + rename, so readers never see
  * half a file. */
 static void
@@ -206,7 +298,9 @@ saml_sp_refresh(struct saml_sp *sp, char *err, size_t errlen)
 		goto out;
 	}
 	if (saml_md_check(xml, sp->idp_entity_id, time(NULL), err, errlen) !=
-	    0) {
+		    0 ||
+	    (sp->md_pinned != NULL &&
+	     saml_md_verify(xml, sp->md_pinned, err, errlen) != 0)) {
 		r = -1;
 		goto out;
 	}

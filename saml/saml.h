@@ -47,6 +47,9 @@ struct saml_sp_config {
 	const char *idp_metadata_url;
 	const char *idp_metadata_ca_file; /* CA bundle for the URL, or NULL */
 	int idp_metadata_refresh_s;	  /* refresh interval for the URL */
+	/* PEM file: when set, the metadata (file or URL, every refresh)
+	 * must carry a valid signature by this certificate. */
+	const char *idp_metadata_signing_cert;
 	const char *name_id_format;    /* asked for in NameIDPolicy, or NULL */
 	/* "nameid" or the name of an attribute (e.g. "mail"): which value
 	 * the directory lookup uses as the identity. */

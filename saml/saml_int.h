@@ -53,6 +53,7 @@ struct saml_sp {
 
 	/* Metadata from a URL (metadata.c); md_url NULL: from a file. */
 	char *md_url, *md_ca_file, *md_cache_file;
+	char *md_pinned; /* PEM of the metadata signing cert, or NULL */
 	int md_refresh_s;
 	time_t md_last_fetch;	/* under md_mu */
 	pthread_mutex_t md_mu;	/* one refresh at a time */
@@ -77,6 +78,10 @@ char *saml_md_fetch(const char *url, const char *ca_file, char *err,
  * validUntil (if any) still ahead of now. 0 or -1 + err. */
 int saml_md_check(const char *xml, const char *want_entity, time_t now,
 		  char *err, size_t errlen);
+/* The enveloped signature of the metadata, with the pinned certificate
+ * (PEM text) only. 0 or -1 + err. */
+int saml_md_verify(const char *xml, const char *pinned_pem, char *err,
+		   size_t errlen);
 /* Fetch + check + swap: 1 new metadata in use, 0 unchanged, -1 failed
  * (old kept). Takes sp->mu itself. */
 int saml_sp_refresh(struct saml_sp *sp, char *err, size_t errlen);

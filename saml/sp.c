@@ -355,8 +355,22 @@ saml_sp_open(const struct saml_sp_config *cfg, struct saml_sp **out,
 		   NULL) {
 		goto out;
 	}
+	if (cfg->idp_metadata_signing_cert != NULL &&
+	    *cfg->idp_metadata_signing_cert != '\0' &&
+	    (sp->md_pinned = read_file("idp_metadata_signing_cert",
+				       cfg->idp_metadata_signing_cert, err,
+				       errlen)) == NULL)
+		goto out;
 	if (saml_md_check(idp, NULL, time(NULL), err, errlen) != 0)
 		goto out;
+	if (sp->md_pinned != NULL &&
+	    saml_md_verify(idp, sp->md_pinned, err, errlen) != 0) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", err);
+		errf(err, errlen, "[saml] IdP metadata: %s", why);
+		goto out;
+	}
 	sp->metadata = build_metadata(sp, base, cert,
 				      cfg->want_assertions_signed);
 	if (sp->metadata == NULL) {
@@ -433,6 +447,7 @@ saml_sp_close(struct saml_sp *sp)
 	free(sp->md_url);
 	free(sp->md_ca_file);
 	free(sp->md_cache_file);
+	free(sp->md_pinned);
 	free(sp->metadata);
 	free(sp->entity_id);
 	free(sp->acs_url);

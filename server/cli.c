@@ -305,6 +305,7 @@ open_saml(const struct gate_config *cfg, struct saml_sp **out, char *err,
 	sc.idp_metadata_url = cfg->saml_idp_metadata_url;
 	sc.idp_metadata_ca_file = cfg->saml_idp_metadata_ca_file;
 	sc.idp_metadata_refresh_s = cfg->saml_idp_metadata_refresh_s;
+	sc.idp_metadata_signing_cert = cfg->saml_idp_metadata_signing_cert;
 	sc.name_id_format = cfg->saml_name_id_format;
 	sc.directory_key = cfg->saml_directory_key;
 	sc.want_assertions_signed = cfg->saml_want_assertions_signed;

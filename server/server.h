@@ -100,6 +100,7 @@ struct gate_config {
 	char *saml_idp_metadata_url;
 	char *saml_idp_metadata_ca_file;
 	int saml_idp_metadata_refresh_s;
+	char *saml_idp_metadata_signing_cert;
 	char *saml_name_id_format;
 	char *saml_directory_key; /* "nameid" or an attribute name */
 	int saml_want_assertions_signed; /* bool */

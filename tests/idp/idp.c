@@ -49,6 +49,11 @@
 #include <libxml/tree.h>
 #include <microhttpd.h>
 #include <sodium.h>
+#include <xmlsec/crypto.h>
+#include <xmlsec/openssl/app.h>
+#include <xmlsec/templates.h>
+#include <xmlsec/xmldsig.h>
+#include <xmlsec/xmlsec.h>
 
 #define NS_SAML "urn:oasis:names:tc:SAML:2.0:assertion"
 #define NS_SAMLP "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -67,7 +72,10 @@ static struct {
 	int nsp;
 	char *metadata;
 	char *alt_metadata, *expired_metadata; /* for /admin modes */
-	int md_mode; /* 0 normal, 1 rollover to the alt key, 2 broken, 3 expired */
+	char *tampered_metadata; /* signed, then changed */
+	int md_mode; /* 0 normal, 1 rollover to the alt key, 2 broken,
+		      * 3 expired, 4 tampered */
+	int sign_metadata;
 	struct user users[MAX_USERS];
 	int nusers;
 	int allow_break;
@@ -140,6 +148,7 @@ build_metadata(const char *certf, const char *valid_until)
 			   "xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" "
 			   "entityID=\"");
 	escape(s, g.entity_id);
+	g_string_append(s, "\" ID=\"_idpmd");
 	if (valid_until != NULL)
 		g_string_append_printf(s, "\" validUntil=\"%s", valid_until);
 	g_string_append(s, "\">\n <md:IDPSSODescriptor WantAuthnRequestsSigned="
@@ -164,6 +173,47 @@ build_metadata(const char *certf, const char *valid_until)
 			   "</md:EntityDescriptor>\n");
 	free(pem);
 	return g_string_free(s, FALSE);
+}
+
+/* Signs metadata (enveloped, RSA-SHA256, reference to the root ID) with
+ * the IdP key; the result replaces md (freed). */
+static char *
+sign_md(char *md)
+{
+	xmlDoc *doc = xmlReadMemory(md, (int)strlen(md), "md.xml", NULL, 0);
+	xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+	xmlNode *sig, *ref;
+	xmlSecDSigCtxPtr ctx;
+	xmlChar *out = NULL;
+	int len = 0;
+	char *res;
+
+	if (root == NULL)
+		die("cannot parse own metadata");
+	xmlAddID(NULL, doc, (const xmlChar *)"_idpmd",
+		 xmlHasProp(root, (const xmlChar *)"ID"));
+	sig = xmlSecTmplSignatureCreate(doc, xmlSecTransformExclC14NId,
+					xmlSecTransformRsaSha256Id, NULL);
+	if (root->children != NULL)
+		xmlAddPrevSibling(root->children, sig);
+	else
+		xmlAddChild(root, sig);
+	ref = xmlSecTmplSignatureAddReference(sig, xmlSecTransformSha256Id, NULL,
+					      (const xmlChar *)"#_idpmd", NULL);
+	xmlSecTmplReferenceAddTransform(ref, xmlSecTransformEnvelopedId);
+	xmlSecTmplReferenceAddTransform(ref, xmlSecTransformExclC14NId);
+	ctx = xmlSecDSigCtxCreate(NULL);
+	ctx->signKey = xmlSecOpenSSLAppKeyLoad(g.key, xmlSecKeyDataFormatPem,
+					       NULL, NULL, NULL);
+	if (ctx->signKey == NULL || xmlSecDSigCtxSign(ctx, sig) < 0)
+		die("cannot sign own metadata");
+	xmlSecDSigCtxDestroy(ctx);
+	xmlDocDumpMemory(doc, &out, &len);
+	xmlFreeDoc(doc);
+	res = strdup((const char *)out);
+	xmlFree(out);
+	free(md);
+	return res;
 }
 
 static LassoServer *
@@ -786,16 +836,19 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return send_text(c, 200, "application/samlmetadata+xml",
 				 g.md_mode == 1 && g.alt_metadata ? g.alt_metadata
 				 : g.md_mode == 3 ? g.expired_metadata
-						  : g.metadata);
+				 : g.md_mode == 4 && g.tampered_metadata
+					 ? g.tampered_metadata
+					 : g.metadata);
 	}
 	if (strcmp(method, "GET") == 0 && strcmp(url, "/admin") == 0 &&
 	    g.allow_break) {
 		const char *m = MHD_lookup_connection_value(
 			c, MHD_GET_ARGUMENT_KIND, "mode");
 		static const char *const modes[] = {"normal", "rollover",
-						    "broken", "expired"};
+						    "broken", "expired",
+						    "tampered"};
 
-		for (int i = 0; m != NULL && i < 4; i++)
+		for (int i = 0; m != NULL && i < 5; i++)
 			if (strcmp(m, modes[i]) == 0) {
 				g.md_mode = i;
 				return send_text(c, 200, "text/plain", "ok\n");
@@ -1038,6 +1091,10 @@ main(int argc, char **argv)
 			g.allow_break = 1;
 			continue;
 		}
+		if (strcmp(a, "--sign-metadata") == 0) {
+			g.sign_metadata = 1;
+			continue;
+		}
 		if (v == NULL)
 			die("%s", usage);
 		i++;
@@ -1069,6 +1126,8 @@ main(int argc, char **argv)
 	if (lasso_init() != 0 || sodium_init() < 0)
 		die("lasso_init failed");
 	g.metadata = build_metadata(g.cert, NULL);
+	if (g.sign_metadata)
+		g.metadata = sign_md(g.metadata);
 	if (md_out != NULL) {
 		FILE *f = fopen(md_out, "w");
 
@@ -1088,6 +1147,18 @@ main(int argc, char **argv)
 	if (g.alt_cert != NULL)
 		g.alt_metadata = build_metadata(g.alt_cert, NULL);
 	g.expired_metadata = build_metadata(g.cert, "2020-01-01T00:00:00Z");
+	if (g.sign_metadata) {
+		char *t;
+
+		if (g.alt_metadata != NULL)
+			g.alt_metadata = sign_md(g.alt_metadata);
+		g.expired_metadata = sign_md(g.expired_metadata);
+		t = strstr(g.metadata, "/slo\"");
+		g.tampered_metadata = strdup(g.metadata);
+		if (t != NULL)
+			memcpy(g.tampered_metadata + (t - g.metadata), "/SLO",
+			       4);
+	}
 	g.alt_server = g.alt_key && g.alt_cert
 			       ? make_server(g.alt_key, g.alt_cert)
 			       : make_server(g.key, g.cert);
@@ -1118,6 +1189,7 @@ main(int argc, char **argv)
 	free(g.metadata);
 	free(g.alt_metadata);
 	free(g.expired_metadata);
+	free(g.tampered_metadata);
 	lasso_shutdown();
 	return 0;
 }

@@ -307,7 +307,8 @@ sth_idp_metadata(const char *entity, const char *base, const char *name)
 	argv[8] = crt;
 	argv[9] = "--metadata-out";
 	argv[10] = md;
-	argv[11] = NULL;
+	argv[11] = "--sign-metadata";
+	argv[12] = NULL;
 	if (th_run_capture(argv, NULL, out, sizeof(out)) != 0)
 		fail_msg("idp --metadata-out failed: %s", out);
 }
@@ -355,6 +356,7 @@ sth_idp_start(const char *entity, const char *base, int port,
 	argv[n++] = "--port";
 	argv[n++] = ports;
 	argv[n++] = "--allow-break";
+	argv[n++] = "--sign-metadata";
 	for (int i = 0; sp_md[i] != NULL && n < 36; i++) {
 		argv[n++] = "--sp-metadata";
 		argv[n++] = sp_md[i];

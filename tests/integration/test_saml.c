@@ -38,8 +38,9 @@ static const char *
 sp_ini_url(const char *public_url, int refresh_s)
 {
 	static char ini[4096];
-	char key[512], crt[512], cache[512], ca[512];
+	char key[512], crt[512], cache[512], ca[512], pin[512];
 
+	sth_path(pin, sizeof(pin), "idp.crt"); /* metadata signed by the IdP */
 	sth_path(key, sizeof(key), "sp.key");
 	sth_path(crt, sizeof(crt), "sp.crt");
 	sth_path(cache, sizeof(cache), "idp-md-cache.xml");
@@ -51,9 +52,11 @@ sp_ini_url(const char *public_url, int refresh_s)
 		 "cert_file = %s\nidp_metadata_url = "
 		 "https://localhost:%d/metadata\nidp_metadata_ca_file = %s\n"
 		 "idp_metadata_file = %s\nidp_metadata_refresh = %d\n"
+		 "idp_metadata_signing_cert = %s\n"
 		 "name_id_format = urn:oasis:names:tc:SAML:1.1:nameid-format:"
 		 "emailAddress\n",
-		 public_url, key, crt, T.idp_tls_port, ca, cache, refresh_s);
+		 public_url, key, crt, T.idp_tls_port, ca, cache, refresh_s,
+		 pin);
 	return ini;
 }
 
@@ -953,6 +956,42 @@ test_metadata_refresh_failure_keeps_last_good(void **state)
 	idp_mode("normal");
 }
 
+/* Metadata changed after signing (pinned certificate check) is refused
+ * and the last good copy stays in use. */
+static void
+test_metadata_signature_checked(void **state)
+{
+	char log[8192];
+	FILE *f;
+	size_t n;
+
+	(void)state;
+	idp_mode("tampered");
+	usleep(4500 * 1000);
+	assert_int_equal(login_via(T.base_m, T.base_m, "bob", NULL, 0), 303);
+	idp_mode("normal");
+	f = fopen(T.m.log_path, "r");
+	assert_non_null(f);
+	/* The refusal is logged (the last lines are enough). */
+	fseek(f, 0, SEEK_END);
+	if (ftell(f) > (long)sizeof(log) * 8)
+		fseek(f, -(long)sizeof(log) * 8, SEEK_END);
+	else
+		fseek(f, 0, SEEK_SET);
+	{
+		int found = 0;
+
+		while ((n = fread(log, 1, sizeof(log) - 1, f)) > 0) {
+			log[n] = '\0';
+			if (strstr(log, "does not verify with the pinned") !=
+			    NULL)
+				found = 1;
+		}
+		assert_true(found);
+	}
+	fclose(f);
+}
+
 /* The IdP rolls over to a new key: nodes with the URL pick the new
  * metadata up (M2 only because a signature failed), the node with a
  * static file refuses. */
@@ -1026,6 +1065,7 @@ main(void)
 		cmocka_unit_test(test_attack_logout_request_wrong_key),
 		cmocka_unit_test(test_metadata_url_login),
 		cmocka_unit_test(test_metadata_refresh_failure_keeps_last_good),
+		cmocka_unit_test(test_metadata_signature_checked),
 		cmocka_unit_test(test_metadata_key_rollover),
 	};
 
