@@ -169,6 +169,10 @@ build_metadata(const char *certf, const char *valid_until)
 			   "\n  <md:SingleSignOnService Binding=\"urn:oasis:names:"
 			   "tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"");
 	escape(s, g.base_url);
+	g_string_append(s, "/sso\"/>\n  <md:SingleSignOnService Binding=\"urn:"
+			   "oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" "
+			   "Location=\"");
+	escape(s, g.base_url);
 	g_string_append(s, "/sso\"/>\n </md:IDPSSODescriptor>\n"
 			   "</md:EntityDescriptor>\n");
 	free(pem);
@@ -881,6 +885,25 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		struct user *u;
 
 		pthread_mutex_lock(&g.mu);
+		if (form_get(c, r->body->str, "SAMLRequest", q, sizeof(q)) !=
+		    NULL) {
+			/* HTTP-POST binding: the login form carries the
+			 * base64 message, which lasso takes like a query. */
+			pthread_mutex_unlock(&g.mu);
+			s = g_string_new("<!DOCTYPE html>\n<html><body><form "
+					 "method=\"post\" action=\"/sso\">"
+					 "<input type=\"hidden\" name=\"q\" "
+					 "value=\"");
+			escape(s, q);
+			g_string_append(s, "\"><input name=\"user\"><input "
+					   "name=\"password\" type=\"password\">"
+					   "<button>Sign in</button></form>"
+					   "</body></html>\n");
+			ret = send_text(c, 200, "text/html; charset=utf-8",
+					s->str);
+			g_string_free(s, TRUE);
+			return ret;
+		}
 		if (form_get(c, r->body->str, "q", q, sizeof(q)) == NULL ||
 		    form_get(c, r->body->str, "user", user, sizeof(user)) ==
 			    NULL ||

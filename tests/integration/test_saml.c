@@ -18,10 +18,10 @@
 
 static struct {
 	int idp_port, a_port, b_port, p_port, ext_port, idp_tls_port;
-	int m_port, m2_port;
+	int m_port, m2_port, q_port;
 	char base[64], base_b[64], idp_base[64], base_ext[64];
 	char base_m[64], base_m2[64];
-	struct th_server a, b, p, m, m2;
+	struct th_server a, b, p, m, m2, q;
 	pid_t idp, proxy, idp_proxy;
 	time_t m2_started;
 	PGconn *pg;
@@ -115,6 +115,7 @@ setup(void **state)
 	T.idp_tls_port = th_free_port();
 	T.m_port = th_free_port();
 	T.m2_port = th_free_port();
+	T.q_port = th_free_port();
 	snprintf(T.idp_base, sizeof(T.idp_base), "http://127.0.0.1:%d",
 		 T.idp_port);
 	snprintf(T.base, sizeof(T.base), "http://127.0.0.1:%d", T.a_port);
@@ -148,6 +149,14 @@ setup(void **state)
 	th_server_start(&T.b,
 			th_config("saml-b.ini", sp_ini(T.base, SP_ENTITY)),
 			T.b_port);
+	/* Node Q: like A, but sends the AuthnRequest with HTTP-POST. */
+	{
+		char ini[4200];
+
+		snprintf(ini, sizeof(ini), "%sauthn_request_binding = post\n",
+			 sp_ini(T.base, SP_ENTITY));
+		th_server_start(&T.q, th_config("saml-q.ini", ini), T.q_port);
+	}
 	/* Node P: behind a TLS-terminating proxy on another port. */
 	th_server_start(&T.p,
 			th_config("saml-p.ini",
@@ -179,6 +188,7 @@ teardown(void **state)
 	sth_proxy_stop(T.idp_proxy);
 	th_server_stop(&T.m);
 	th_server_stop(&T.m2);
+	th_server_stop(&T.q);
 	th_server_stop(&T.a);
 	th_server_stop(&T.b);
 	th_server_stop(&T.p);
@@ -401,6 +411,62 @@ test_session_id_stored_hashed(void **state)
 			 NULL);
 	assert_string_equal(n, "0");
 	free(n);
+}
+
+/* The AuthnRequest by HTTP-POST: an auto-submitting form to the IdP. */
+static void
+test_authn_request_post_binding(void **state)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+	char url[256], *req, *action, *e, *body, *q, *eq, *b64;
+	size_t n;
+
+	(void)state;
+	sth_browser_init(&b);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/saml/login?return=/q",
+		 T.q_port);
+	assert_int_equal(sth_do(&b, url, NULL, 0, &r), 200);
+	req = sth_form_field(r.body, "SAMLRequest");
+	action = sth_form_action(r.body);
+	assert_non_null(req);
+	assert_non_null(action);
+	assert_non_null(strstr(r.body, "document.forms[0].submit()"));
+	assert_non_null(strstr(r.set_cookie, "rg_saml="));
+	assert_true(strncmp(action, T.idp_base, strlen(T.idp_base)) == 0);
+	sth_resp_free(&r);
+	/* The browser posts the form; the IdP shows its login form. */
+	e = sth_escape(&b, req);
+	n = strlen(e) + 32;
+	body = malloc(n);
+	assert_non_null(body);
+	snprintf(body, n, "SAMLRequest=%s", e);
+	assert_int_equal(sth_do(&b, action, body, strlen(body), &r), 200);
+	q = sth_form_field(r.body, "q");
+	assert_non_null(q);
+	sth_resp_free(&r);
+	free(body);
+	eq = sth_escape(&b, q);
+	n = strlen(eq) + 256;
+	body = malloc(n);
+	assert_non_null(body);
+	snprintf(body, n, "q=%s&user=alice&password=%s", eq, STH_PASSWORD);
+	assert_int_equal(sth_do(&b, action, body, strlen(body), &r), 200);
+	b64 = sth_form_field(r.body, "SAMLResponse");
+	assert_non_null(b64);
+	sth_resp_free(&r);
+	assert_int_equal(acs_post(&b, T.base, b64, &r), 303);
+	assert_string_equal(r.location + strlen(T.base), "/q");
+	sth_resp_free(&r);
+	assert_int_equal(me(&b, T.base, NULL), 200);
+	free(b64);
+	free(body);
+	free(eq);
+	free(q);
+	free(e);
+	free(action);
+	free(req);
+	sth_browser_free(&b);
 }
 
 /* Behind a TLS-terminating proxy on another port: the configured public
@@ -1023,6 +1089,7 @@ main(void)
 		cmocka_unit_test(test_full_login),
 		cmocka_unit_test(test_session_id_stored_hashed),
 		cmocka_unit_test(test_login_behind_tls_proxy),
+		cmocka_unit_test(test_authn_request_post_binding),
 		cmocka_unit_test(test_return_path_rejected),
 		cmocka_unit_test(test_attack_xsw1),
 		cmocka_unit_test(test_attack_xsw2),
