@@ -149,11 +149,14 @@ setup(void **state)
 	th_server_start(&T.b,
 			th_config("saml-b.ini", sp_ini(T.base, SP_ENTITY)),
 			T.b_port);
-	/* Node Q: like A, but sends the AuthnRequest with HTTP-POST. */
+	/* Node Q: like A, but sends the AuthnRequest with HTTP-POST and takes
+ * the identity from the uid attribute. */
 	{
 		char ini[4200];
 
-		snprintf(ini, sizeof(ini), "%sauthn_request_binding = post\n",
+		snprintf(ini, sizeof(ini),
+			 "%sauthn_request_binding = post\n"
+			 "directory_key = uid\n",
 			 sp_ini(T.base, SP_ENTITY));
 		th_server_start(&T.q, th_config("saml-q.ini", ini), T.q_port);
 	}
@@ -377,6 +380,19 @@ test_full_login(void **state)
 	assert_non_null(strstr(r.set_cookie, "rg_session="));
 	assert_non_null(strstr(r.set_cookie, "HttpOnly"));
 	assert_non_null(strstr(r.set_cookie, "SameSite=Lax"));
+	/* Plain http on loopback (the local stack): no Secure. */
+	assert_null(strstr(r.set_cookie, "Secure"));
+	{
+		char *n = sth_pg_value(T.pg,
+				       "SELECT count(*) FROM audit_log WHERE "
+				       "request_id = $1 AND event_type = 'sso' "
+				       "AND outcome = 'allow' AND identity = "
+				       "'alice@example.com'",
+				       r.request_id);
+
+		assert_string_equal(n, "1");
+		free(n);
+	}
 	sth_resp_free(&r);
 	assert_int_equal(me(&b, T.base, &o), 200);
 	assert_non_null(o);
@@ -455,10 +471,24 @@ test_authn_request_post_binding(void **state)
 	b64 = sth_form_field(r.body, "SAMLResponse");
 	assert_non_null(b64);
 	sth_resp_free(&r);
-	assert_int_equal(acs_post(&b, T.base, b64, &r), 303);
+	/* Posted to node Q itself (same public URL as A). */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", T.q_port);
+	assert_int_equal(acs_post(&b, url, b64, &r), 303);
 	assert_string_equal(r.location + strlen(T.base), "/q");
 	sth_resp_free(&r);
-	assert_int_equal(me(&b, T.base, NULL), 200);
+	{
+		json_t *o = NULL;
+
+		/* directory_key = uid: the identity is the attribute. */
+		assert_int_equal(me(&b, T.base, &o), 200);
+		assert_string_equal(
+			json_string_value(json_object_get(o, "identity")),
+			"alice");
+		assert_string_equal(
+			json_string_value(json_object_get(o, "name_id")),
+			"alice@example.com");
+		json_decref(o);
+	}
 	free(b64);
 	free(body);
 	free(eq);
@@ -487,6 +517,18 @@ test_login_behind_tls_proxy(void **state)
 	res = curl_slist_append(NULL, pin);
 	curl_easy_setopt(b.h, CURLOPT_CAINFO, ca);
 	curl_easy_setopt(b.h, CURLOPT_RESOLVE, res);
+	{
+		char url[256];
+
+		snprintf(url, sizeof(url), "%s/saml/login", T.base_ext);
+		assert_int_equal(sth_do(&b, url, NULL, 0, &r), 302);
+		/* The IdP's cross-site POST must carry the binding cookie. */
+		assert_non_null(strstr(r.set_cookie, "rg_saml="));
+		assert_non_null(strstr(r.set_cookie, "SameSite=None"));
+		assert_non_null(strstr(r.set_cookie, "Secure"));
+		assert_non_null(strstr(r.set_cookie, "Path=/saml/acs"));
+		sth_resp_free(&r);
+	}
 	b64 = saml_response(&b, T.base_ext, "/after", "bob", NULL, &acs);
 	assert_non_null(acs);
 	assert_string_equal(acs + strlen(T.base_ext), "/saml/acs");
