@@ -83,6 +83,19 @@ $(O)/idp: tests/idp/idp.c
 
 tests: $(O)/roomgate $(O)/idp $(TEST_BINS)
 
+# libFuzzer targets (clang): the SAML response checks, built from the
+# sources they need so gcc's and clang's sanitizer runtimes never mix.
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+build/fuzz/fuzz_saml_response: tests/fuzz/fuzz_saml_response.c saml/check.c \
+		saml/init.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo '  FUZZ $@'
+	$(Q)clang $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
+		$(CPPFLAGS) $(PKG_CFLAGS) -o $@ $< saml/check.c saml/init.c \
+		$(PKG_LIBS)
+
+fuzz: $(FUZZ_BINS)
+
 deps:
 	@deploy/install-deps.sh
 
