@@ -881,6 +881,33 @@ test_session_timeouts(void **state)
 	sth_browser_free(&b);
 }
 
+/* Fail closed: with the database down, a valid response gets 503 (the
+ * replay cache, request binding and audit cannot be written) and no
+ * session; sign-in works again once the database is back. */
+static void
+test_acs_fails_closed_without_database(void **state)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+	char *b64;
+
+	(void)state;
+	sth_browser_init(&b);
+	b64 = saml_response(&b, T.base, "/", "alice", NULL, NULL);
+	PQfinish(T.pg);
+	th_pg_stop();
+	acs_post(&b, T.base, b64, &r);
+	th_pg_start();
+	T.pg = sth_pg();
+	assert_int_equal(r.status, 503);
+	assert_null(strstr(r.set_cookie, "rg_session="));
+	sth_resp_free(&r);
+	assert_int_equal(me(&b, T.base, NULL), 401);
+	free(b64);
+	sign_in(&b, "alice");
+	sth_browser_free(&b);
+}
+
 /* ---- single logout ------------------------------------------------- */
 
 static void
@@ -1168,6 +1195,7 @@ main(void)
 		cmocka_unit_test(test_attack_garbage),
 		cmocka_unit_test(test_session_fixation),
 		cmocka_unit_test(test_session_timeouts),
+		cmocka_unit_test(test_acs_fails_closed_without_database),
 		cmocka_unit_test(test_sp_initiated_slo),
 		cmocka_unit_test(test_idp_initiated_slo),
 		cmocka_unit_test(test_attack_unsigned_logout_request),
