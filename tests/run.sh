@@ -17,6 +17,14 @@ pg_dir=$tmp/pg
 ldap_dir=$tmp/ldap
 
 cleanup() {
+	local pid
+	# Servers a failed test could not stop: only those running from this
+	# run's temp dir (their config lives there), by PID.
+	for pid in $(pgrep -f -- "$tmp/" 2>/dev/null); do
+		case "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" in
+		*roomgate*serve*"$tmp/"* | *idp*"$tmp/"*) kill "$pid" 2>/dev/null || true ;;
+		esac
+	done
 	"$root/deploy/dev/slapd.sh" stop "$ldap_dir" >/dev/null 2>&1 || true
 	"$root/deploy/dev/pg.sh" stop "$pg_dir" >/dev/null 2>&1 || true
 	if [ -n "${RG_KEEP_TMP:-}" ]; then
