@@ -312,6 +312,9 @@ saml_sp_refresh(struct saml_sp *sp, char *err, size_t errlen)
 	}
 	r = saml_sp_set_idp(sp, xml, err, errlen) == 0 ? 1 : -1;
 	pthread_mutex_unlock(&sp->mu);
+	if (r == 1)
+		saml_log(sp, 0, "saml_metadata_updated",
+			 "new IdP metadata from %s in use", sp->md_url);
 	if (r == 1 && sp->md_cache_file != NULL)
 		write_cache(sp->md_cache_file, xml);
 out:
@@ -331,9 +334,10 @@ saml_sp_refresh_on_failure(struct saml_sp *sp)
 		return 0;
 	r = saml_sp_refresh(sp, err, sizeof(err));
 	if (r < 0)
-		fprintf(stderr, "roomgate: saml: metadata refresh after a "
-				"signature failure: %s\n",
-			err);
+		saml_log(sp, 1, "saml_metadata_refresh_failed",
+			 "IdP metadata refresh after a signature failure "
+			 "failed, keeping the last good copy: %s",
+			 err);
 	return r == 1;
 }
 
@@ -353,10 +357,10 @@ refresher(void *arg)
 			break;
 		pthread_mutex_unlock(&sp->stop_mu);
 		if (saml_sp_refresh(sp, err, sizeof(err)) < 0)
-			fprintf(stderr,
-				"roomgate: saml: IdP metadata refresh failed, "
-				"keeping the last good copy: %s\n",
-				err);
+			saml_log(sp, 1, "saml_metadata_refresh_failed",
+				 "IdP metadata refresh failed, keeping the last "
+				 "good copy: %s",
+				 err);
 		pthread_mutex_lock(&sp->stop_mu);
 	}
 	pthread_mutex_unlock(&sp->stop_mu);

@@ -60,6 +60,11 @@ struct saml_sp_config {
 	int allow_unsolicited; /* accept responses without InResponseTo */
 	int authn_request_post; /* HTTP-POST binding instead of Redirect */
 	size_t max_response_bytes; /* decoded SAMLResponse limit */
+	/* Where saml/ reports events no request carries (metadata refresh),
+	 * level 0 info, 1 warn, 2 error; NULL: stderr. Called from the
+	 * refresh thread too. */
+	void (*log)(void *arg, int level, const char *event, const char *msg);
+	void *log_arg;
 };
 
 struct saml_sp;

@@ -62,7 +62,13 @@ struct saml_sp {
 	int stopping;		/* under stop_mu */
 	pthread_t md_thread;
 	int md_thread_up;
+	void (*log)(void *arg, int level, const char *event, const char *msg);
+	void *log_arg;
 };
+
+/* Reports through the configured log callback (or stderr). */
+void saml_log(struct saml_sp *sp, int level, const char *event,
+	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* sp.c: replaces the IdP provider with the one in xml (same entityID
  * once set) and reloads its keys. Caller holds sp->mu. 0 or -1 + err; on

@@ -45,6 +45,22 @@ errf(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+void
+saml_log(struct saml_sp *sp, int level, const char *event, const char *fmt,
+	 ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (sp->log != NULL)
+		sp->log(sp->log_arg, level, event, msg);
+	else
+		fprintf(stderr, "roomgate: saml: %s: %s\n", event, msg);
+}
+
 /* Whole file, NUL-terminated, at most SAML_MAX_FILE bytes. Caller frees
  * (wipe first when it is a key). */
 static char *
@@ -309,6 +325,8 @@ saml_sp_open(const struct saml_sp_config *cfg, struct saml_sp **out,
 	if (sp->entity_id == NULL || sp->directory_key == NULL)
 		goto oom;
 	sp->authn_request_post = cfg->authn_request_post;
+	sp->log = cfg->log;
+	sp->log_arg = cfg->log_arg;
 	sp->max_response_bytes = cfg->max_response_bytes
 					 ? cfg->max_response_bytes
 					 : 256 * 1024;
@@ -338,9 +356,9 @@ saml_sp_open(const struct saml_sp_config *cfg, struct saml_sp **out,
 				    sizeof(ferr));
 		if (idp == NULL && sp->md_cache_file != NULL &&
 		    access(sp->md_cache_file, R_OK) == 0) {
-			fprintf(stderr, "roomgate: saml: %s; using the last "
-					"good copy %s\n",
-				ferr, sp->md_cache_file);
+			saml_log(sp, 1, "saml_metadata_fetch_failed",
+				 "%s; using the last good copy %s", ferr,
+				 sp->md_cache_file);
 			idp = read_file("idp_metadata_file", sp->md_cache_file,
 					err, errlen);
 		} else if (idp == NULL) {

@@ -287,6 +287,17 @@ cmd_saml_keygen(int argc, char **argv)
 	return 0;
 }
 
+/* saml/ does not know server/: its events reach the log here. */
+static void
+saml_log_cb(void *arg, int level, const char *event, const char *msg)
+{
+	(void)arg;
+	gate_log(level >= 2 ? GATE_LOG_ERROR
+		 : level == 1 ? GATE_LOG_WARN
+			      : GATE_LOG_INFO,
+		 NULL, event, "%s", msg);
+}
+
 static int
 open_saml(const struct gate_config *cfg, struct saml_sp **out, char *err,
 	  size_t errlen)
@@ -306,6 +317,7 @@ open_saml(const struct gate_config *cfg, struct saml_sp **out, char *err,
 	sc.idp_metadata_ca_file = cfg->saml_idp_metadata_ca_file;
 	sc.idp_metadata_refresh_s = cfg->saml_idp_metadata_refresh_s;
 	sc.idp_metadata_signing_cert = cfg->saml_idp_metadata_signing_cert;
+	sc.log = saml_log_cb;
 	sc.name_id_format = cfg->saml_name_id_format;
 	sc.directory_key = cfg->saml_directory_key;
 	sc.want_assertions_signed = cfg->saml_want_assertions_signed;

@@ -262,8 +262,14 @@ acs_deny(struct gate_app *app, const struct gate_rq *rq,
 				"later");
 		return;
 	}
-	error_page(out, rq, 403, reason,
-		   "Your identity provider's answer was not accepted.");
+	if (strcmp(reason, "database_unavailable") == 0)
+		error_page(out, rq, 503, reason,
+			   "Sign-in is unavailable for a moment (the "
+			   "database cannot be reached); try again shortly.");
+	else
+		error_page(out, rq, 403, reason,
+			   "Your identity provider's answer was not "
+			   "accepted.");
 }
 
 void
