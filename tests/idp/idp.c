@@ -1093,7 +1093,8 @@ on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 static const char usage[] =
-	"usage: idp --entity-id ID --base-url URL --key K --cert C\n"
+	"usage: idp --check-sp-metadata FILE\n"
+	"       idp --entity-id ID --base-url URL --key K --cert C\n"
 	"           [--metadata-out FILE] [--port P --users FILE\n"
 	"            --sp-metadata FILE... [--alt-key K --alt-cert C]\n"
 	"            [--allow-break]]\n";
@@ -1101,7 +1102,7 @@ static const char usage[] =
 int
 main(int argc, char **argv)
 {
-	const char *md_out = NULL, *users = NULL;
+	const char *md_out = NULL, *users = NULL, *check_sp = NULL;
 	struct MHD_Daemon *d;
 	struct sockaddr_in sa;
 	sigset_t set;
@@ -1135,6 +1136,8 @@ main(int argc, char **argv)
 			g.alt_cert = argv[i];
 		else if (strcmp(a, "--metadata-out") == 0)
 			md_out = argv[i];
+		else if (strcmp(a, "--check-sp-metadata") == 0)
+			check_sp = argv[i];
 		else if (strcmp(a, "--users") == 0)
 			users = argv[i];
 		else if (strcmp(a, "--port") == 0)
@@ -1143,6 +1146,26 @@ main(int argc, char **argv)
 			g.sp_md[g.nsp++] = argv[i];
 		else
 			die("%s", usage);
+	}
+	if (check_sp != NULL) {
+		/* Loads SP metadata as lasso's IdP side does: exit 0 when it
+		 * is usable, naming its ACS and entityID. */
+		LassoProvider *p;
+		char *acs;
+
+		if (lasso_init() != 0)
+			die("lasso_init failed");
+		p = lasso_provider_new(LASSO_PROVIDER_ROLE_SP, check_sp, NULL,
+				       NULL);
+		if (p == NULL)
+			die("%s is not usable SP metadata", check_sp);
+		acs = lasso_provider_get_assertion_consumer_service_url(p, NULL);
+		printf("entityID %s\nACS %s\n", p->ProviderID,
+		       acs ? acs : "(none)");
+		g_free(acs);
+		g_object_unref(p);
+		lasso_shutdown();
+		return acs ? 0 : 1;
 	}
 	if (!g.entity_id || !g.base_url || !g.key || !g.cert)
 		die("%s", usage);

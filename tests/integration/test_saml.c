@@ -352,8 +352,24 @@ test_metadata_loads_in_idp(void **state)
 	assert_non_null(strstr(r.body, "WantAssertionsSigned=\"true\""));
 	sth_resp_free(&r);
 	sth_browser_free(&b);
-	/* The IdP loaded it (lasso parses it as SP metadata) in setup; a
-	 * login below only works because of that. */
+	/* lasso, on the IdP side, loads it as SP metadata and finds our ACS
+	 * (the logins below depend on it too). */
+	{
+		char bin[512], md[512], out[2048], want[256];
+		const char *argv[4];
+
+		sth_idp_bin(bin, sizeof(bin));
+		sth_path(md, sizeof(md), "sp-md.xml");
+		argv[0] = bin;
+		argv[1] = "--check-sp-metadata";
+		argv[2] = md;
+		argv[3] = NULL;
+		assert_int_equal(th_run_capture(argv, NULL, out, sizeof(out)),
+				 0);
+		snprintf(want, sizeof(want), "ACS %s/saml/acs", T.base);
+		assert_non_null(strstr(out, want));
+		assert_non_null(strstr(out, "entityID " SP_ENTITY));
+	}
 }
 
 static void
