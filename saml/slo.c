@@ -262,6 +262,19 @@ saml_sp_slo(struct saml_sp *sp, const char *query, int *kind,
 	}
 	*kind = SAML_SLO_REQUEST;
 	*reason = verify_redirect(sp, q, "SAMLRequest", detail, detaillen);
+	if (*reason != NULL &&
+	    strcmp(*reason, SAML_R_SIGNATURE_INVALID) == 0 &&
+	    sp->md_url != NULL) {
+		/* Perhaps the IdP rolled its key over: refetch once. */
+		int changed;
+
+		pthread_mutex_unlock(&sp->mu);
+		changed = saml_sp_refresh_on_failure(sp);
+		pthread_mutex_lock(&sp->mu);
+		if (changed)
+			*reason = verify_redirect(sp, q, "SAMLRequest", detail,
+						  detaillen);
+	}
 	if (*reason != NULL)
 		goto out;
 	/* Verified above; lasso gets the message without the signature. */

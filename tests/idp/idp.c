@@ -1047,7 +1047,7 @@ logout_init(struct MHD_Connection *c)
 		return send_text(c, 404, "text/plain", "no session\n");
 	if (brk != NULL && !g.allow_break)
 		return send_text(c, 403, "text/plain", "break modes are off\n");
-	if (brk != NULL && strcmp(brk, "wrong_key") == 0)
+	if ((brk != NULL && strcmp(brk, "wrong_key") == 0) || g.md_mode == 1)
 		srv = g.alt_server;
 	if (load_sps(srv, 0) != 0)
 		return send_text(c, 500, "text/plain", "no SP metadata\n");

@@ -1166,6 +1166,40 @@ test_metadata_key_rollover(void **state)
 	usleep(4500 * 1000);
 }
 
+/* After a key rollover (here: back to the first key, which node M2 no
+ * longer has), an IdP LogoutRequest that fails verification makes the
+ * node refetch the metadata once and verify again. */
+static void
+test_slo_after_rollover(void **state)
+{
+	struct sth_browser b, other;
+	struct sth_resp r;
+	char url[8300], *b64;
+	const char *rest;
+
+	(void)state;
+	sth_browser_init(&b);
+	sth_browser_init(&other);
+	b64 = saml_response(&b, T.base_m, "/", "bob", NULL, NULL);
+	assert_int_equal(acs_post(&b, T.base_m, b64, &r), 303);
+	sth_resp_free(&r);
+	free(b64);
+	sleep(11); /* past M2's refetch gap after the rollover test */
+	snprintf(url, sizeof(url), "%s/logout-init?user=bob", T.idp_base);
+	assert_int_equal(sth_do(&other, url, NULL, 0, &r), 302);
+	/* Delivered to node M2 (same public URL as M). */
+	assert_true(strncmp(r.location, T.base_m, strlen(T.base_m)) == 0);
+	rest = r.location + strlen(T.base_m);
+	snprintf(url, sizeof(url), "%s%s", T.base_m2, rest);
+	sth_resp_free(&r);
+	assert_int_equal(sth_do(&other, url, NULL, 0, &r), 302);
+	assert_non_null(strstr(r.location, "SAMLResponse="));
+	sth_resp_free(&r);
+	assert_int_equal(me(&b, T.base_m, NULL), 401);
+	sth_browser_free(&b);
+	sth_browser_free(&other);
+}
+
 int
 main(void)
 {
@@ -1220,6 +1254,7 @@ main(void)
 		cmocka_unit_test(test_metadata_refresh_failure_keeps_last_good),
 		cmocka_unit_test(test_metadata_signature_checked),
 		cmocka_unit_test(test_metadata_key_rollover),
+		cmocka_unit_test(test_slo_after_rollover),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
