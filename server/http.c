@@ -335,6 +335,14 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)c;
 	if (r == NULL)
 		return;
+	if (!r->started) {
+		/* Only uri_seen() ran: libmicrohttpd gave up on the request
+		 * before on_request (as it did before uri_seen existed). */
+		free(r->query);
+		free(r);
+		*con_cls = NULL;
+		return;
+	}
 	secs = elapsed(&r->t0);
 	gate_metrics_observe(r->route, r->status, secs);
 	f = json_pack("{s:s, s:s, s:i, s:f, s:s}", "method", r->method,
