@@ -1,0 +1,100 @@
+/*
+ * Private to server/: the admission decision's building blocks -- the
+ * Jitsi-compatible join token (jwt.c) and the lockout policy and source
+ * address rules (lockout.c). Pure functions, no database or directory
+ * access, so each is unit-tested on its own.
+ *
+ * Errors: 0 or a negative value; messages a person can act on go to err.
+ * Tokens are bearer secrets: callers free them with free() after use and
+ * never log them.
+ */
+#ifndef ROOMGATE_ADMIT_H
+#define ROOMGATE_ADMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* ---- join tokens (jwt.c) ------------------------------------------------ */
+
+/* Longest token we sign or accept (header, claims, signature). */
+#define GATE_JWT_MAX 4096
+
+/*
+ * The claims Jitsi Meet's token auth reads. Strings are borrowed; name and
+ * email may be NULL (left out of context.user). jti is the admission id.
+ */
+struct gate_jwt_claims {
+	const char *iss;
+	const char *aud;
+	const char *sub;
+	const char *room;
+	const char *jti;
+	const char *user_id;
+	const char *user_name;
+	const char *user_email;
+	int64_t nbf;
+	int64_t exp;
+};
+
+/*
+ * Signs c as a compact JWT with header {"alg":"HS256","typ":"JWT"} and
+ * HMAC-SHA-256 under key (the platform's shared secret). *out is a heap
+ * string the caller frees; on failure *out is NULL.
+ */
+int gate_jwt_sign_hs256(const struct gate_jwt_claims *c,
+			const unsigned char *key, size_t keylen, char **out,
+			char *err, size_t errlen);
+
+/*
+ * Verifies token the way a platform does: exactly three base64url parts,
+ * header alg pinned to HS256 and typ JWT, signature compared in constant
+ * time, nbf <= now < exp. On success *claims (caller json_decref()s) holds
+ * the payload; on failure it is NULL and err says which check failed.
+ */
+int gate_jwt_verify_hs256(const char *token, const unsigned char *key,
+			  size_t keylen, int64_t now, json_t **claims,
+			  char *err, size_t errlen);
+
+/*
+ * Fills a redirect URL template: every "{room}" becomes room
+ * percent-encoded (RFC 3986 unreserved characters kept), every "{token}"
+ * the token (base64url and dots, URL-safe as is). *out is a heap string
+ * the caller frees; a result longer than max is refused.
+ */
+int gate_admit_render_url(const char *tmpl, const char *room,
+			  const char *token, size_t max, char **out,
+			  char *err, size_t errlen);
+
+/* ---- lockout policy (lockout.c) ----------------------------------------- */
+
+/* [admission] limits; see config.c for defaults. */
+struct gate_lockout_policy {
+	int max_failures;     /* per identity+meeting in window_s */
+	int window_s;
+	int lock_s;	      /* first lock; doubles on each repeat */
+	int lock_max_s;	      /* cap for the doubling */
+	int addr_max_failures; /* per source address in window_s */
+	int probe_identities; /* distinct failing identities per meeting */
+	int probe_window_s;
+};
+
+/* How long the lock_count-th lock of an identity+meeting lasts (1: the
+ * first): lock_s doubled lock_count - 1 times, capped at lock_max_s. */
+int64_t gate_lockout_duration(const struct gate_lockout_policy *p,
+			      int lock_count);
+
+/*
+ * The client address an attempt is counted against. peer is the
+ * connection's address (a numeric literal). When peer is one of the
+ * trusted proxies (space-separated IP literals; NULL or empty: none) and
+ * xff (X-Forwarded-For, may be NULL) is present, the entries are walked
+ * from the right, skipping trusted proxies, and the first other one is the
+ * client; a malformed entry there makes the peer the client instead of
+ * trusting it. Writes the address in canonical form (inet_ntop) to out.
+ */
+int gate_lockout_source_addr(const char *peer, const char *xff,
+			     const char *trusted, char *out, size_t outlen);
+
+#endif
