@@ -513,7 +513,7 @@ test_connect_timeout(void **state)
 	print_message("    connect timeout: %d in %lld ms: %s\n", r,
 	              (long long)took, err);
 	assert_int_equal(r, DIR_ETIMEOUT);
-	assert_true(took >= NET_MS - 50 && took <= NET_MS + 500);
+	assert_true(took >= NET_MS - 50 && took <= NET_MS + 1500);
 	assert_has(err, "no answer within 1000 ms");
 
 	/* Failover past a server that does not answer. */
@@ -748,13 +748,15 @@ test_pool_frozen_server(void **state)
 	print_message("    frozen: cached %d in %lld ms\n", r3,
 	              (long long)took3);
 	assert_int_equal(r1, DIR_ETIMEOUT);
-	assert_true(took1 >= OP_MS - 50 && took1 <= OP_MS + 500);
+	/* upper bounds leave room for a loaded 2-core machine: the point
+	 * is bounded (not a hang), the lower bound shows the timeout ran */
+	assert_true(took1 >= OP_MS - 50 && took1 <= OP_MS + 1500);
 	assert_has(err1, "timed out after 1000 ms");
 	assert_int_equal(r2, DIR_ETIMEOUT);
-	assert_true(took2 <= OP_MS + 500);
+	assert_true(took2 <= OP_MS + 1500);
 	assert_has(err2, "timed out after 1000 ms");
 	assert_int_equal(r3, DIR_ETIMEOUT);
-	assert_true(took3 < 100);
+	assert_true(took3 < 500);
 
 	r = ping_until_ok(p, 5000, err1, sizeof(err1));
 	if (r != 0)
@@ -791,11 +793,11 @@ test_ldaps_frozen_server(void **state)
 	/* The handshake is bounded by the network timeout (libldap 2.5.13
 	 * alone would spin here forever, see directory/conn.c). */
 	assert_int_equal(r, DIR_ETIMEOUT);
-	assert_true(took >= NET_MS - 50 && took <= NET_MS + 500);
+	assert_true(took >= NET_MS - 50 && took <= NET_MS + 1500);
 	assert_has(err, "TLS handshake with ");
 	/* The StartTLS request by the operation timeout. */
 	assert_int_equal(r2, DIR_ETIMEOUT);
-	assert_true(took2 <= OP_MS + NET_MS + 500);
+	assert_true(took2 <= OP_MS + NET_MS + 1500);
 	assert_has(err2, "StartTLS with ");
 	assert_int_equal(dir_check_bind(&c, err, sizeof(err)), 0);
 	assert_int_equal(dir_check_bind(&st, err, sizeof(err)), 0);
