@@ -186,6 +186,7 @@ cmd_start() {
   if ! idp_pid >/dev/null; then
     idp_start
   fi
+  demo_meeting
 
   # shellcheck disable=SC1091
   . "$data/ldap/env"
@@ -210,11 +211,36 @@ Demo directory users (password for all: $LDAP_DEMO_PASSWORD):
   trent    meeting-allowed, directory-admins
   user01 .. user35   meeting-allowed (user01-10 also engineering; user01-02 hosts; user03 compliance)
 
+Demo meeting (host alice, group meeting-allowed):
+  link   $demo_link
+  code   $demo_code
 Sign in at the demo IdP with any user above (mail: <user>@example.com is
-the identity). Admission decisions arrive with the next issues.
+the identity). The join page behind the link arrives with the admission
+issue; until then the meeting is managed through /v1/meetings and
+\`roomgate -c $ini meeting ...\`.
 
 Stop everything with: make stop
 EOF
+}
+
+# The demo meeting: made once, then shown with its current code. Its id is
+# kept in .data/demo-meeting.id.
+demo_meeting() {
+  local idfile=$data/demo-meeting.id out id
+  demo_link="(none)" demo_code="(none)"
+  if [[ -s $idfile ]]; then
+    id=$(cat "$idfile")
+    out=$("$bin" -c "$ini" meeting show "$id" --with-code 2>&1) || out=""
+  fi
+  if [[ -z ${out:-} ]]; then
+    out=$("$bin" -c "$ini" meeting create --title "Demo stand-up" \
+      --group "cn=meeting-allowed,ou=groups,$LDAP_BASE_DN" \
+      --host alice@example.com 2>&1) || { warn "could not create the demo meeting: $out"; return 0; }
+    id=$(printf '%s\n' "$out" | sed -n 's/^  "id": "\([^"]*\)".*/\1/p' | head -n 1)
+    [[ -n $id ]] && printf '%s\n' "$id" >"$idfile"
+  fi
+  demo_link=$(printf '%s\n' "$out" | sed -n 's/^  "link": "\([^"]*\)".*/\1/p' | head -n 1)
+  demo_code=$(printf '%s\n' "$out" | sed -n 's/^code: \([0-9]*\).*/\1/p' | head -n 1)
 }
 
 cmd_stop() {
