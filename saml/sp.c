@@ -142,7 +142,12 @@ build_metadata(const struct saml_sp *sp, const char *base, const char *cert,
 {
 	GString *g = g_string_new(NULL), *c = g_string_new(NULL);
 	char *s = NULL;
-	static const char *const uses[] = {"signing", "encryption"};
+	/*
+	 * Only a signing key: an SP that advertises an encryption key invites
+	 * IdPs (Shibboleth by default) to encrypt assertions, which this SP
+	 * refuses until it can decrypt and still verify the inner signature.
+	 */
+	static const char *const uses[] = {"signing"};
 
 	if (cert_body(cert, c) != 0)
 		goto out;
@@ -158,7 +163,7 @@ build_metadata(const struct saml_sp *sp, const char *base, const char *cert,
 		"WantAssertionsSigned=\"%s\" protocolSupportEnumeration="
 		"\"urn:oasis:names:tc:SAML:2.0:protocol\">\n",
 		want_signed ? "true" : "false");
-	for (size_t i = 0; i < 2; i++)
+	for (size_t i = 0; i < sizeof(uses) / sizeof(uses[0]); i++)
 		g_string_append_printf(
 			g,
 			"  <md:KeyDescriptor use=\"%s\"><ds:KeyInfo>"
