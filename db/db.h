@@ -314,4 +314,70 @@ struct db_audit_sso {
 int db_audit_sso(struct db_pool *pool, const struct db_audit_sso *a,
 		 char *err, size_t errlen);
 
+/* ---- admission decisions (queries_admit.c) -----------------------------
+ *
+ * One attempt to join a meeting: the audit record, the lockout counters
+ * and (when admitted) the admission row are written in one transaction,
+ * so an answer is only sent for an attempt that is on record.
+ */
+
+/* The live (not archived) meeting behind a join link. DB_ENOTFOUND for
+ * an unknown or archived one. *out as for db_meeting_get(). */
+int db_admit_meeting_by_link(struct db_pool *pool, const char *link_id,
+			     struct db_meeting *out, char *err, size_t errlen);
+
+/* The later end of the locks in force on the identity+meeting key and on
+ * the source key (Unix seconds; 0: neither is locked). */
+int db_lockout_until(struct db_pool *pool, const char *im_key,
+		     const char *src_key, long long *until, char *err,
+		     size_t errlen);
+
+/* How long the lock_count-th lock lasts (seconds). */
+typedef long long (*db_lock_duration_fn)(void *ctx, int lock_count);
+
+struct db_attempt {
+	/* What the audit record says. meeting_id NULL: unknown link. */
+	const char *meeting_id, *identity, *idp;
+	const char *source_addr, *forwarded_for, *user_agent;
+	const char *request_id, *node;
+	const char *outcome; /* "allow" or "deny" */
+	const char *reason;
+	const char *matched_group; /* may be NULL */
+	int code_ok, member_ok;	   /* 1, 0, or -1: not known */
+	const char *details_json;  /* JSON object or NULL */
+	/* The admission row, for outcome "allow": state "admitted" or
+	 * "waiting"; session_hash: 32 bytes. */
+	const char *state;
+	const unsigned char *session_hash;
+	/* Lockout: whether this attempt counts as a failure, the counter
+	 * keys and the limits. */
+	int failure;
+	const char *im_key, *src_key;
+	int max_failures, window_s, src_max_failures;
+	long long src_lock_s, quiet_s; /* quiet_s: lock_count forgotten */
+	db_lock_duration_fn im_duration;
+	void *duration_ctx;
+	int probe_identities, probe_window_s; /* 0: no probing check */
+};
+
+struct db_attempt_result {
+	char admission_id[37]; /* "" when nothing was admitted */
+	long long locked_until; /* a lock this attempt started; 0: none */
+	int probed;		/* this attempt flagged the meeting as probed */
+};
+
+/*
+ * Writes the attempt in one transaction: the admission row (outcome
+ * allow), the audit record (event "admission"), the failure counters with
+ * row locks (identity+meeting locks at max_failures within window_s for
+ * im_duration(lock_count) seconds; the source at src_max_failures for
+ * src_lock_s; failures during a lock are not counted), and the probing
+ * check: when probe_identities distinct identities failed at this meeting
+ * within probe_window_s, the meeting is flagged (probed_at), its waiting
+ * room switched on and an outbox event "meeting.probed" written for the
+ * host, once. Any failure rolls everything back (the caller denies).
+ */
+int db_admit_record(struct db_pool *pool, const struct db_attempt *a,
+		    struct db_attempt_result *out, char *err, size_t errlen);
+
 #endif

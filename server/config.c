@@ -34,12 +34,12 @@ struct key {
 static const char *const log_levels[] = {"debug", "info", "warn", "error",
 					 NULL};
 static const char *const tls_modes[] = {"none", "starttls", "ldaps", NULL};
-static const char *const saml_bindings[] = {"redirect", "post", NULL};
 /* Index order is that of enum dir_active / enum dir_membership. */
 static const char *const dir_actives[] = {"openldap", "ad", "freeipa", "none",
 					  "filter", NULL};
 static const char *const dir_memberships[] = {"memberof", "member",
 					      "ad_chain", "nested", NULL};
+static const char *const saml_bindings[] = {"redirect", "post", NULL};
 
 #define OFF(f) offsetof(struct gate_config, f)
 static const struct key keys[] = {
@@ -197,6 +197,41 @@ static const struct key keys[] = {
 	 604800, NULL, "1800", "seconds of inactivity that end a session"},
 	{"session", "absolute_timeout", K_INT, OFF(session_absolute_timeout_s),
 	 300, 2592000, NULL, "28800", "longest session lifetime in seconds"},
+
+	{"admission", "max_failures", K_INT, OFF(adm_max_failures), 1, 1000,
+	 NULL, "5", "failed attempts per identity and meeting before a lock"},
+	{"admission", "failure_window", K_INT, OFF(adm_window_s), 10, 86400,
+	 NULL, "900", "seconds in which failures are counted"},
+	{"admission", "lock_time", K_INT, OFF(adm_lock_s), 1, 86400, NULL,
+	 "900", "first lock in seconds; doubles on each repeat"},
+	{"admission", "lock_time_max", K_INT, OFF(adm_lock_max_s), 1, 604800,
+	 NULL, "86400", "longest lock in seconds"},
+	{"admission", "source_max_failures", K_INT, OFF(adm_src_max_failures),
+	 1, 10000000, NULL, "100",
+	 "failed attempts per source address (high: corporate NAT)"},
+	{"admission", "probe_identities", K_INT, OFF(adm_probe_identities), 0,
+	 100000, NULL, "10",
+	 "distinct failing identities that flag a meeting as probed (0: off)"},
+	{"admission", "probe_window", K_INT, OFF(adm_probe_window_s), 10, 86400,
+	 NULL, "900", "seconds in which probing identities are counted"},
+	{"admission", "trusted_proxies", K_STR, OFF(adm_trusted_proxies), 0, 0,
+	 NULL, NULL,
+	 "IP literals whose X-Forwarded-For is believed (space separated)"},
+	{"admission", "redirect_url", K_STR, OFF(adm_redirect_url), 0, 0, NULL,
+	 NULL, "meeting platform URL with {room} and {token}"},
+
+	{"tokens", "hs256_secret", K_SECRET, OFF(tok_hs256_secret), 0, 0, NULL,
+	 NULL, "join-token shared secret (Jitsi app_secret)"},
+	{"tokens", "hs256_secret_file", K_STR, OFF(tok_hs256_secret_file), 0, 0,
+	 NULL, NULL, "file holding hs256_secret"},
+	{"tokens", "issuer", K_STR, OFF(tok_issuer), 0, 0, NULL, "roomgate",
+	 "iss claim (Jitsi app_id)"},
+	{"tokens", "audience", K_STR, OFF(tok_audience), 0, 0, NULL, "jitsi",
+	 "aud claim"},
+	{"tokens", "subject", K_STR, OFF(tok_subject), 0, 0, NULL, "*",
+	 "sub claim (Jitsi tenant or domain)"},
+	{"tokens", "ttl", K_INT, OFF(tok_ttl_s), 10, 3600, NULL, "120",
+	 "join token lifetime in seconds"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -566,7 +601,8 @@ load_env(struct gate_config *cfg, char *const *envp, char *err,
 }
 
 static int
-read_secret_file(const char *path, char **out, char *err, size_t errlen)
+read_secret_file(const char *what, const char *path, char **out, char *err,
+		 size_t errlen)
 {
 	char buf[1024];
 	FILE *f;
@@ -575,15 +611,14 @@ read_secret_file(const char *path, char **out, char *err, size_t errlen)
 
 	f = fopen(path, "r");
 	if (f == NULL) {
-		errf(err, errlen, "[ldap] bind_password_file: cannot read %s: %s",
-		     path, strerror(errno));
+		errf(err, errlen, "%s: cannot read %s: %s", what, path,
+		     strerror(errno));
 		return -1;
 	}
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	if (ferror(f) || !feof(f)) {
 		errf(err, errlen,
-		     "[ldap] bind_password_file: %s is unreadable or longer "
-		     "than %zu bytes",
+		     "%s: %s is unreadable or longer than %zu bytes", what,
 		     path, sizeof(buf) - 2);
 		goto out;
 	}
@@ -591,8 +626,7 @@ read_secret_file(const char *path, char **out, char *err, size_t errlen)
 		n--;
 	buf[n] = '\0';
 	if (n == 0) {
-		errf(err, errlen, "[ldap] bind_password_file: %s is empty",
-		     path);
+		errf(err, errlen, "%s: %s is empty", what, path);
 		goto out;
 	}
 	*out = strdup(buf);
@@ -670,9 +704,22 @@ gate_config_load(struct gate_config *cfg, const char *path,
 			     "both set; keep one");
 			goto out;
 		}
-		if (read_secret_file(cfg->ldap_bind_password_file,
+		if (read_secret_file("[ldap] bind_password_file",
+				     cfg->ldap_bind_password_file,
 				     &cfg->ldap_bind_password, err,
 				     errlen) != 0)
+			goto out;
+	}
+	if (cfg->tok_hs256_secret_file != NULL) {
+		if (cfg->tok_hs256_secret != NULL) {
+			errf(err, errlen,
+			     "[tokens] hs256_secret and hs256_secret_file are "
+			     "both set; keep one");
+			goto out;
+		}
+		if (read_secret_file("[tokens] hs256_secret_file",
+				     cfg->tok_hs256_secret_file,
+				     &cfg->tok_hs256_secret, err, errlen) != 0)
 			goto out;
 	}
 	if (strncmp(cfg->public_url, "http://", 7) != 0 &&
@@ -738,6 +785,7 @@ gate_config_free(struct gate_config *cfg)
 				 keys[i].type == K_SECRET);
 	/* bind_password may come from bind_password_file: still a secret. */
 	free_str(&cfg->ldap_bind_password, true);
+	free_str(&cfg->tok_hs256_secret, true);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 }

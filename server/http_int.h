@@ -71,17 +71,6 @@ void gate_resp_error(struct gate_resp *out, const struct gate_rq *rq,
 		     int status, const char *code, json_t *extra,
 		     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-/* Sets a JSON body; takes ownership of obj. */
-void gate_resp_json(struct gate_resp *out, int status, json_t *obj);
-/*
- * Sets the stable error shape
- *   {"error": {"code": CODE, "message": MESSAGE, "request_id": ID}}
- * extra (may be NULL; ownership taken) is merged at the top level.
- */
-void gate_resp_error(struct gate_resp *out, const struct gate_rq *rq,
-		     int status, const char *code, json_t *extra,
-		     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-
 typedef void (*gate_handler)(struct gate_app *app, const struct gate_rq *rq,
 			     struct gate_resp *out);
 
@@ -130,6 +119,10 @@ void gate_h_saml_slo(struct gate_app *app, const struct gate_rq *rq,
 		     struct gate_resp *out);
 void gate_h_me(struct gate_app *app, const struct gate_rq *rq,
 	       struct gate_resp *out);
+
+/* admit.c: the admission decision (JSON API). */
+void gate_h_join(struct gate_app *app, const struct gate_rq *rq,
+		 struct gate_resp *out);
 
 /* session.c: cookies. */
 #define GATE_SESSION_COOKIE "rg_session"

@@ -31,6 +31,7 @@ static const struct route routes[] = {
 	{"GET", "/saml/logout", gate_h_saml_logout},
 	{"GET", "/saml/slo", gate_h_saml_slo},
 	{"GET", "/v1/me", gate_h_me},
+	{"POST", "/v1/join/{link}", gate_h_join},
 };
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
 

@@ -113,6 +113,25 @@ struct gate_config {
 	/* [session] */
 	int session_idle_timeout_s;
 	int session_absolute_timeout_s;
+
+	/* [admission] (admit.c, lockout.c) */
+	int adm_max_failures;
+	int adm_window_s;
+	int adm_lock_s;
+	int adm_lock_max_s;
+	int adm_src_max_failures;
+	int adm_probe_identities;
+	int adm_probe_window_s;
+	char *adm_trusted_proxies;
+	char *adm_redirect_url; /* with {room} and {token} */
+
+	/* [tokens]: join tokens (jwt.c) */
+	char *tok_hs256_secret; /* secret; or read from hs256_secret_file */
+	char *tok_hs256_secret_file;
+	char *tok_issuer;
+	char *tok_audience;
+	char *tok_subject;
+	int tok_ttl_s;
 };
 
 /*

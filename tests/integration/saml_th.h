@@ -337,7 +337,9 @@ sth_idp_start(const char *entity, const char *base, int port,
 	th_write_file("idp-users.txt",
 		      "alice:" STH_PASSWORD ":alice@example.com\n"
 		      "bob:" STH_PASSWORD ":bob@example.com\n"
-		      "carol:" STH_PASSWORD ":carol@example.com\n");
+		      "carol:" STH_PASSWORD ":carol@example.com\n"
+		      "dave:" STH_PASSWORD ":dave@example.com\n"
+		      "mallory:" STH_PASSWORD ":mallory@example.com\n");
 	argv[n++] = bin;
 	argv[n++] = "--entity-id";
 	argv[n++] = entity;
@@ -404,6 +406,72 @@ sth_idp_stop(pid_t pid)
 	kill(pid, SIGTERM);
 	waitpid(pid, &st, 0);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* Writes the SP metadata served by base to RG_TEST_TMP/name. */
+__attribute__((unused)) static void
+sth_save_sp_metadata(const char *base, const char *name)
+{
+	struct th_http *r = calloc(1, sizeof(*r));
+	char url[256];
+
+	assert_non_null(r);
+	snprintf(url, sizeof(url), "%s/saml/metadata", base);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, r), 200);
+	th_write_file(name, r->body);
+	free(r);
+}
+
+/*
+ * Signs user in with browser b at the SP served by base, whose IdP runs at
+ * idp_base: /saml/login, the IdP's form, the credentials, the signed
+ * response posted to the ACS. Afterwards b's cookie jar holds the session.
+ */
+__attribute__((unused)) static void
+sth_sign_in(struct sth_browser *b, const char *base, const char *idp_base,
+	    const char *user)
+{
+	struct sth_resp r;
+	char url[8300], *q, *eq, *body, *b64, *action, *e;
+	size_t n;
+
+	snprintf(url, sizeof(url), "%s/saml/login?return=/", base);
+	assert_int_equal(sth_do(b, url, NULL, 0, &r), 302);
+	assert_true(strncmp(r.location, idp_base, strlen(idp_base)) == 0);
+	snprintf(url, sizeof(url), "%s", r.location);
+	sth_resp_free(&r);
+	assert_int_equal(sth_do(b, url, NULL, 0, &r), 200);
+	q = sth_form_field(r.body, "q");
+	assert_non_null(q);
+	sth_resp_free(&r);
+	eq = sth_escape(b, q);
+	n = strlen(eq) + 256;
+	body = malloc(n);
+	assert_non_null(body);
+	snprintf(body, n, "q=%s&user=%s&password=%s", eq, user, STH_PASSWORD);
+	snprintf(url, sizeof(url), "%s/sso", idp_base);
+	if (sth_do(b, url, body, strlen(body), &r) != 200)
+		fail_msg("IdP answered %ld: %s", r.status, r.body);
+	b64 = sth_form_field(r.body, "SAMLResponse");
+	action = sth_form_action(r.body);
+	assert_non_null(b64);
+	assert_non_null(action);
+	sth_resp_free(&r);
+	e = sth_escape(b, b64);
+	free(body);
+	n = strlen(e) + 32;
+	body = malloc(n);
+	assert_non_null(body);
+	snprintf(body, n, "SAMLResponse=%s", e);
+	if (sth_do(b, action, body, strlen(body), &r) != 303)
+		fail_msg("ACS answered %ld: %s", r.status, r.body);
+	sth_resp_free(&r);
+	free(e);
+	free(action);
+	free(b64);
+	free(body);
+	free(eq);
+	free(q);
 }
 
 /* ---- database ---------------------------------------------------------- */

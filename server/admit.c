@@ -1,0 +1,478 @@
+/*
+ * POST /v1/join/{link}: the admission decision as a JSON API.
+ *
+ * Every attempt runs both checks -- the live directory check on a thread
+ * of its own while this thread reads the lockout state and checks the
+ * code -- so the answer takes as long as the slower of the two and its
+ * timing says nothing about either. The answer follows DESIGN.md's order
+ * (malformed, locked, directory unavailable, not a member, wrong code,
+ * admitted); a non-member never learns whether the code was right. The
+ * decision starts as a denial and becomes an admission only on the last
+ * line, after the attempt (audit record, lockout counters, admission row)
+ * is committed in one transaction; if that fails the answer is 503.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "server/admit.h"
+#include "server/http_int.h"
+#include "server/meetings.h"
+
+#define LINK_MAX 64
+#define REDIRECT_MAX 8192
+
+/* The directory check, run beside the database work. */
+struct dir_job {
+	struct dir_pool *pool;
+	const char *identity;
+	const char *const *groups;
+	size_t ngroups;
+	struct dir_verdict v;
+	int rc;
+	char err[256];
+};
+
+static void *
+dir_job_run(void *arg)
+{
+	struct dir_job *j = arg;
+
+	j->v.result = DIR_V_UNAVAILABLE;
+	j->rc = dir_check_member(j->pool, j->identity, strlen(j->identity),
+				 j->groups, j->ngroups, &j->v, j->err,
+				 sizeof(j->err));
+	return NULL;
+}
+
+static int
+link_ok(const char *p, size_t len)
+{
+	if (len == 0 || len > LINK_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+/* First string of attribute name (a string or an array of strings). */
+static const char *
+attr(json_t *attrs, const char *name)
+{
+	json_t *v = json_object_get(attrs, name);
+
+	if (json_is_array(v))
+		v = json_array_get(v, 0);
+	return json_string_value(v);
+}
+
+static long long
+lock_duration(void *ctx, int lock_count)
+{
+	return gate_lockout_duration(ctx, lock_count);
+}
+
+static void
+policy_of(const struct gate_config *cfg, struct gate_lockout_policy *p)
+{
+	p->max_failures = cfg->adm_max_failures;
+	p->window_s = cfg->adm_window_s;
+	p->lock_s = cfg->adm_lock_s;
+	p->lock_max_s = cfg->adm_lock_max_s;
+	p->addr_max_failures = cfg->adm_src_max_failures;
+	p->probe_identities = cfg->adm_probe_identities;
+	p->probe_window_s = cfg->adm_probe_window_s;
+}
+
+static int
+is_invitee(const struct db_meeting *m, const char *identity)
+{
+	for (size_t i = 0; i < m->ninvitees; i++)
+		if (strcmp(m->invitees[i], identity) == 0)
+			return 1;
+	return 0;
+}
+
+/* The join token and redirect URL of an admission, into the answer. */
+static int
+admitted_body(struct gate_app *app, const struct db_meeting *m,
+	      const struct db_session *s, const char *admission_id,
+	      json_t *o)
+{
+	const struct gate_config *cfg = app->cfg;
+	struct gate_jwt_claims c;
+	json_t *attrs = NULL;
+	char *tok = NULL, *url = NULL, err[256];
+	int64_t now = (int64_t)time(NULL);
+	int r = -1;
+
+	if (s->attributes_json != NULL)
+		attrs = json_loads(s->attributes_json, 0, NULL);
+	memset(&c, 0, sizeof(c));
+	c.iss = cfg->tok_issuer;
+	c.aud = cfg->tok_audience;
+	c.sub = cfg->tok_subject;
+	c.room = m->platform_room;
+	c.jti = admission_id;
+	c.user_id = s->identity;
+	c.user_name = attr(attrs, "displayName");
+	if (c.user_name == NULL)
+		c.user_name = attr(attrs, "cn");
+	c.user_email = attr(attrs, "mail");
+	if (c.user_email == NULL)
+		c.user_email = attr(attrs, "email");
+	c.nbf = now;
+	c.exp = now + cfg->tok_ttl_s;
+	if (gate_jwt_sign_hs256(&c, (const unsigned char *)cfg->tok_hs256_secret,
+				strlen(cfg->tok_hs256_secret), &tok, err,
+				sizeof(err)) != 0 ||
+	    gate_admit_render_url(cfg->adm_redirect_url, m->platform_room, tok,
+				  REDIRECT_MAX, &url, err, sizeof(err)) != 0) {
+		gate_log(GATE_LOG_ERROR, NULL, "admission.token", "%s", err);
+		goto out;
+	}
+	if (json_object_set_new(o, "token", json_string(tok)) != 0 ||
+	    json_object_set_new(o, "redirect_url", json_string(url)) != 0 ||
+	    json_object_set_new(o, "expires_at", json_integer(c.exp)) != 0)
+		goto out;
+	r = 0;
+out:
+	if (tok != NULL) {
+		sodium_memzero(tok, strlen(tok));
+		free(tok);
+	}
+	if (url != NULL) {
+		sodium_memzero(url, strlen(url));
+		free(url);
+	}
+	json_decref(attrs);
+	return r;
+}
+
+/* The answer when there is no session: where to sign in first. */
+static void
+need_login(const struct gate_rq *rq, const char *link, size_t linklen,
+	   struct gate_resp *out)
+{
+	char url[160];
+
+	if (link_ok(link, linklen))
+		snprintf(url, sizeof(url), "/saml/login?return=/j/%.*s",
+			 (int)linklen, link);
+	else
+		snprintf(url, sizeof(url), "/saml/login");
+	gate_resp_error(out, rq, 401, "login_required",
+			json_pack("{s:s}", "login_url", url),
+			"sign in first, then try the code again");
+}
+
+void
+gate_h_join(struct gate_app *app, const struct gate_rq *rq,
+	    struct gate_resp *out)
+{
+	const struct gate_config *cfg = app->cfg;
+	struct gate_lockout_policy pol;
+	struct db_session sess;
+	struct db_meeting m;
+	struct db_attempt a;
+	struct db_attempt_result res;
+	struct dir_job job;
+	pthread_t th;
+	json_t *body = NULL, *details = NULL, *ok = NULL;
+	char link[LINK_MAX + 1], src[64], im_key[1400], err[512], cerr[256];
+	char digits[GATE_CODE_BUF], *details_s = NULL;
+	const char *code_in, *xff, *ua, *reason = "error";
+	unsigned char shash[32];
+	size_t ndigits = 0;
+	long long until = 0, now = (long long)time(NULL);
+	int have_sess = 0, have_m = 0, started = 0, malformed = 0;
+	int code_ok = -1, member_ok = -1, code_rc = -1, lock_rc = -1;
+	int status = 503, r;
+
+	memset(&sess, 0, sizeof(sess));
+	memset(&m, 0, sizeof(m));
+	memset(&job, 0, sizeof(job));
+	memset(&a, 0, sizeof(a));
+	digits[0] = '\0';
+	cerr[0] = '\0';
+	policy_of(cfg, &pol);
+
+	r = gate_session_of(app, rq, &sess, err, sizeof(err));
+	if (r < 0) {
+		gate_resp_error(out, rq, 503, "database_unavailable", NULL,
+				"the sign-in could not be checked; try again "
+				"in a moment");
+		goto out;
+	}
+	if (r == 0) {
+		need_login(rq, rq->params[0].p, rq->params[0].len, out);
+		goto out;
+	}
+	have_sess = 1;
+	if (cfg->tok_hs256_secret == NULL || cfg->adm_redirect_url == NULL) {
+		gate_resp_error(out, rq, 503, "not_configured", NULL,
+				"admission is not configured on this server: "
+				"set [tokens] hs256_secret and [admission] "
+				"redirect_url");
+		goto out;
+	}
+	if (!gate_cookie_hash(rq, GATE_SESSION_COOKIE, shash)) {
+		need_login(rq, rq->params[0].p, rq->params[0].len, out);
+		goto out;
+	}
+	xff = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					  "X-Forwarded-For");
+	ua = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					 "User-Agent");
+	if (gate_lockout_source_addr(rq->remote, xff, cfg->adm_trusted_proxies,
+				     src, sizeof(src)) != 0)
+		snprintf(src, sizeof(src), "0.0.0.0");
+
+	/* The meeting; an unknown link is a failed attempt of this person. */
+	if (link_ok(rq->params[0].p, rq->params[0].len)) {
+		snprintf(link, sizeof(link), "%.*s", (int)rq->params[0].len,
+			 rq->params[0].p);
+		r = db_admit_meeting_by_link(app->db, link, &m, err,
+					     sizeof(err));
+		if (r == 0)
+			have_m = 1;
+		else if (r != DB_ENOTFOUND) {
+			reason = "database_unavailable";
+			goto decide;
+		}
+	}
+	if (have_m)
+		r = snprintf(im_key, sizeof(im_key), "%s %s", m.id,
+			     sess.identity);
+	else
+		r = snprintf(im_key, sizeof(im_key), "unknown-link %s",
+			     sess.identity);
+	if (r < 0 || (size_t)r >= sizeof(im_key)) {
+		reason = "identity_too_long";
+		goto decide;
+	}
+
+	/* Both checks, side by side. */
+	if (have_m && m.ngroups > 0) {
+		job.pool = app->dir;
+		job.identity = sess.identity;
+		job.groups = (const char *const *)m.groups;
+		job.ngroups = m.ngroups;
+		if (pthread_create(&th, NULL, dir_job_run, &job) == 0)
+			started = 1;
+		else
+			dir_job_run(&job); /* no thread: in turn, still both */
+	}
+	lock_rc = db_lockout_until(app->db, im_key, src, &until, err,
+				   sizeof(err));
+	if (have_m) {
+		body = json_loadb(rq->body, rq->body_len, 0, NULL);
+		code_in = json_string_value(json_object_get(body, "code"));
+		if (code_in == NULL) {
+			malformed = 1;
+			snprintf(cerr, sizeof(cerr),
+				 "send a JSON object with the code as a "
+				 "string: {\"code\": \"...\"}");
+		} else if (gate_code_normalize(code_in, strlen(code_in),
+					       m.code_length, digits,
+					       sizeof(digits), &ndigits, cerr,
+					       sizeof(cerr)) != GATE_CODE_OK) {
+			malformed = 1;
+		} else {
+			code_rc = gate_code_verify(app, m.id, digits, ndigits,
+						   NULL, err, sizeof(err));
+			code_ok = code_rc == 1;
+		}
+		if (code_rc < 0 && !malformed)
+			code_ok = -1;
+		else if (malformed)
+			code_ok = 0;
+	}
+	if (started)
+		pthread_join(th, NULL);
+	if (have_m && m.ngroups > 0 && job.v.result != DIR_V_UNAVAILABLE) {
+		member_ok = job.v.result == DIR_V_MEMBER ||
+			    (job.v.result == DIR_V_NOT_MEMBER &&
+			     is_invitee(&m, sess.identity));
+	}
+
+	/* DESIGN.md's order of answers. */
+	if (!have_m && lock_rc != 0) {
+		reason = "database_unavailable";
+	} else if (!have_m) {
+		status = until > now ? 429 : 404;
+		reason = until > now ? "locked" : "unknown_link";
+	} else if (malformed) {
+		status = 400;
+		reason = "malformed";
+	} else if (lock_rc != 0) {
+		reason = "database_unavailable";
+	} else if (until > now) {
+		status = 429;
+		reason = "locked";
+	} else if (m.ngroups == 0) {
+		/* Invitees only: checking an invitee's entry without a group
+		 * needs a directory call that does not exist yet. Deny. */
+		reason = "invitees_only_unsupported";
+	} else if (member_ok < 0) {
+		reason = "directory_unavailable";
+	} else if (code_rc < 0) {
+		reason = "database_unavailable";
+	} else if (!member_ok) {
+		status = 403;
+		reason = "not_member";
+	} else if (!code_ok) {
+		status = 401;
+		reason = "invalid_code";
+	} else {
+		status = m.waiting_room ? 202 : 200;
+		reason = m.waiting_room ? "waiting" : "admitted";
+	}
+
+decide:
+	details = json_pack("{s:s}", "directory",
+			    dir_verdict_name(job.v.result));
+	if (details != NULL && have_m && job.v.result != DIR_V_MEMBER &&
+	    member_ok == 1)
+		json_object_set_new(details, "invitee", json_true());
+	details_s = details ? json_dumps(details, JSON_COMPACT) : NULL;
+	a.meeting_id = have_m ? m.id : NULL;
+	a.identity = sess.identity;
+	a.idp = sess.idp;
+	a.source_addr = src;
+	a.forwarded_for = xff;
+	a.user_agent = ua;
+	a.request_id = rq->id;
+	a.node = cfg->node_name;
+	a.outcome = status == 200 || status == 202 ? "allow" : "deny";
+	a.reason = reason;
+	a.matched_group = member_ok == 1
+				  ? (job.v.result == DIR_V_MEMBER
+					     ? job.v.group_dn
+					     : "invitee")
+				  : NULL;
+	a.code_ok = code_ok;
+	a.member_ok = member_ok;
+	a.details_json = details_s;
+	a.state = status == 202 ? "waiting" : "admitted";
+	a.session_hash = shash;
+	a.failure = status == 400 || status == 401 || status == 403 ||
+		    status == 404;
+	a.im_key = im_key;
+	a.src_key = src;
+	a.max_failures = pol.max_failures;
+	a.window_s = pol.window_s;
+	a.src_max_failures = pol.addr_max_failures;
+	a.src_lock_s = pol.lock_s;
+	a.quiet_s = pol.lock_max_s;
+	a.im_duration = lock_duration;
+	a.duration_ctx = &pol;
+	a.probe_identities = pol.probe_identities;
+	a.probe_window_s = pol.probe_window_s;
+	if (strcmp(reason, "identity_too_long") == 0 ||
+	    db_admit_record(app->db, &a, &res, err, sizeof(err)) != 0) {
+		gate_log(GATE_LOG_ERROR, rq->id, "admission.record",
+			 "the attempt could not be recorded, denied: %s", err);
+		gate_resp_error(out, rq, 503, "unavailable", NULL,
+				"the attempt could not be recorded, so nobody "
+				"is admitted; try again in a moment");
+		goto out;
+	}
+
+	switch (status) {
+	case 404:
+		gate_resp_error(out, rq, 404, "unknown_link", NULL,
+				"no meeting has this link; check the link you "
+				"were sent");
+		break;
+	case 400:
+		gate_resp_error(out, rq, 400, "malformed_code", NULL, "%s",
+				cerr);
+		break;
+	case 429:
+		out->retry_after = (int)(until - now);
+		gate_resp_error(out, rq, 429, "locked",
+				json_pack("{s:I,s:I}", "retry_after",
+					  (json_int_t)(until - now),
+					  "retry_at", (json_int_t)until),
+				"too many failed attempts; try again in %lld "
+				"seconds",
+				until - now);
+		break;
+	case 403:
+		gate_resp_error(out, rq, 403, "not_on_access_list", NULL,
+				"you are not on this meeting's access list");
+		break;
+	case 401:
+		gate_resp_error(out, rq, 401, "invalid_code", NULL,
+				"invalid code");
+		break;
+	case 200:
+	case 202:
+		ok = json_pack("{s:s,s:s,s:s}", "admission_id",
+			       res.admission_id, "state",
+			       status == 202 ? "waiting" : "admitted",
+			       "meeting_id", m.id);
+		if (ok == NULL ||
+		    (status == 200 &&
+		     admitted_body(app, &m, &sess, res.admission_id, ok) != 0)) {
+			gate_resp_error(out, rq, 503, "unavailable", NULL,
+					"the join token could not be made; "
+					"try again in a moment");
+			break;
+		}
+		gate_resp_json(out, status, ok);
+		ok = NULL;
+		break;
+	default:
+		gate_log(GATE_LOG_WARN, rq->id, "admission.unavailable",
+			 "denied (%s)%s%s", reason, job.err[0] ? ": " : "",
+			 job.err);
+		gate_resp_error(out, rq, 503, reason,
+				NULL, "%s",
+				strcmp(reason, "directory_unavailable") == 0
+					? "the directory cannot be reached, "
+					  "so nobody is admitted; try again "
+					  "in a moment"
+				: strcmp(reason, "invitees_only_unsupported") ==
+						0
+					? "this meeting admits invitees "
+					  "only, which this server cannot "
+					  "check yet; ask the host to add an "
+					  "allowed group"
+					: "the service cannot decide right "
+					  "now, so nobody is admitted; try "
+					  "again in a moment");
+		break;
+	}
+out:
+	sodium_memzero(digits, sizeof(digits));
+	sodium_memzero(shash, sizeof(shash));
+	if (body != NULL) {
+		/* The typed code lives in the parsed body and the raw body;
+		 * the raw body is http.c's to wipe. */
+		json_t *c = json_object_get(body, "code");
+
+		if (json_is_string(c))
+			sodium_memzero((char *)json_string_value(c),
+				       json_string_length(c));
+		json_decref(body);
+	}
+	json_decref(ok);
+	json_decref(details);
+	free(details_s);
+	if (have_m)
+		db_meeting_free(&m);
+	if (have_sess)
+		db_session_free(&sess);
+}
