@@ -38,8 +38,9 @@ static struct {
 	struct sth_browser alice, bob, dave, mallory, anon;
 } T;
 
+/* Node B believes X-Forwarded-For from 127.0.0.1; node A does not. */
 static const char *
-node_ini(void)
+node_ini(int trust_loopback)
 {
 	static char ini[4096];
 	char key[512], crt[512], md[512];
@@ -55,10 +56,11 @@ node_ini(void)
 		 "cert_file = %s\nidp_metadata_file = %s\n"
 		 "directory_key = uid\n"
 		 "[admission]\nredirect_url = https://meet.example.com/{room}"
-		 "?jwt={token}\nprobe_identities = 0\n"
+		 "?jwt={token}\nprobe_identities = 3\n%s"
 		 "[tokens]\nhs256_secret = " SECRET "\nissuer = roomgate-test\n"
 		 "audience = jitsi\nsubject = meet.example.com\n",
-		 T.base, th_env("RG_TEST_LDAP_BASE_DN"), key, crt, md);
+		 T.base, th_env("RG_TEST_LDAP_BASE_DN"), key, crt, md,
+		 trust_loopback ? "trusted_proxies = 127.0.0.1\n" : "");
 	return ini;
 }
 
@@ -122,8 +124,8 @@ wrong_of(const char *code, char out[16])
 /* POST {"code": code} (raw body when code starts with '{') to base's
  * /v1/join/link with browser b's cookies. */
 static long
-join(struct sth_browser *b, const char *base, const char *link,
-     const char *code, struct sth_resp *r)
+join_h(struct sth_browser *b, const char *base, const char *link,
+       const char *code, const char *header, struct sth_resp *r)
 {
 	struct curl_slist *hl = NULL;
 	char url[256], body[256];
@@ -136,6 +138,8 @@ join(struct sth_browser *b, const char *base, const char *link,
 	else
 		snprintf(body, sizeof(body), "{\"code\": \"%s\"}", code);
 	hl = curl_slist_append(hl, "Content-Type: application/json");
+	if (header != NULL)
+		hl = curl_slist_append(hl, header);
 	curl_easy_setopt(b->h, CURLOPT_URL, url);
 	curl_easy_setopt(b->h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(b->h, CURLOPT_WRITEFUNCTION, sth_write);
@@ -157,6 +161,13 @@ join(struct sth_browser *b, const char *base, const char *link,
 		assert_non_null(r->body);
 	}
 	return r->status;
+}
+
+static long
+join(struct sth_browser *b, const char *base, const char *link,
+     const char *code, struct sth_resp *r)
+{
+	return join_h(b, base, link, code, NULL, r);
 }
 
 static void
@@ -280,9 +291,9 @@ setup(void **state)
 	sps[1] = NULL;
 	T.idp = sth_idp_start(IDP_ENTITY, T.idp_base, T.idp_port, sps);
 	snprintf(T.cfg_path, sizeof(T.cfg_path), "%s",
-		 th_config("admit-a.ini", node_ini()));
+		 th_config("admit-a.ini", node_ini(0)));
 	th_server_start(&T.a, T.cfg_path, T.a_port);
-	th_server_start(&T.b, th_config("admit-b.ini", node_ini()), T.b_port);
+	th_server_start(&T.b, th_config("admit-b.ini", node_ini(1)), T.b_port);
 	sth_save_sp_metadata(T.base, "admit-sp-md.xml");
 	T.pg = sth_pg();
 	make_host_token();
@@ -634,6 +645,167 @@ directory_down_fails_closed(void **state)
 	sth_resp_free(&r);
 }
 
+/* n wrong-code attempts of browser b at the same time, alternating
+ * between the nodes (curl multi; each handle gets b's cookies). */
+static void
+concurrent_failures(struct sth_browser *b, const char *link,
+		    const char *bad, int n)
+{
+	CURLM *m = curl_multi_init();
+	CURL *h[16];
+	struct curl_slist *cookies = NULL, *hl = NULL, *c;
+	struct sth_resp r[16];
+	char url[256], body[64];
+	int running = 1;
+
+	assert_true(n <= 16);
+	curl_easy_getinfo(b->h, CURLINFO_COOKIELIST, &cookies);
+	hl = curl_slist_append(hl, "Content-Type: application/json");
+	snprintf(body, sizeof(body), "{\"code\": \"%s\"}", bad);
+	for (int i = 0; i < n; i++) {
+		memset(&r[i], 0, sizeof(r[i]));
+		h[i] = curl_easy_init();
+		assert_non_null(h[i]);
+		snprintf(url, sizeof(url), "%s/v1/join/%s",
+			 i % 2 ? T.base_b : T.base, link);
+		curl_easy_setopt(h[i], CURLOPT_URL, url);
+		curl_easy_setopt(h[i], CURLOPT_COOKIEFILE, "");
+		for (c = cookies; c != NULL; c = c->next)
+			curl_easy_setopt(h[i], CURLOPT_COOKIELIST, c->data);
+		curl_easy_setopt(h[i], CURLOPT_HTTPHEADER, hl);
+		curl_easy_setopt(h[i], CURLOPT_COPYPOSTFIELDS, body);
+		curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, sth_write);
+		curl_easy_setopt(h[i], CURLOPT_WRITEDATA, &r[i]);
+		curl_easy_setopt(h[i], CURLOPT_TIMEOUT, 30L);
+		curl_multi_add_handle(m, h[i]);
+	}
+	while (running) {
+		curl_multi_perform(m, &running);
+		if (running)
+			curl_multi_poll(m, NULL, 0, 1000, NULL);
+	}
+	for (int i = 0; i < n; i++) {
+		long st = 0;
+
+		curl_easy_getinfo(h[i], CURLINFO_RESPONSE_CODE, &st);
+		if (st != 401)
+			fail_msg("attempt %d: %ld %s", i, st,
+				 r[i].body ? r[i].body : "");
+		curl_multi_remove_handle(m, h[i]);
+		curl_easy_cleanup(h[i]);
+		free(r[i].body);
+	}
+	curl_slist_free_all(cookies);
+	curl_slist_free_all(hl);
+	curl_multi_cleanup(m);
+}
+
+/* Attempts racing on both nodes are all counted (no lost update), and
+ * the lock comes at the configured count. */
+static void
+racing_nodes_count_every_failure(void **state)
+{
+	char link[80], code[16], id[40], bad[16], key[128];
+
+	(void)state;
+	new_meeting("admit race", 0, link, code, id);
+	wrong_of(code, bad);
+	snprintf(key, sizeof(key), "%s bob", id);
+	concurrent_failures(&T.bob, link, bad, 4);
+	assert_int_equal(pg_count("SELECT failures FROM lockout_counters "
+				  "WHERE scope = 'identity_meeting' AND "
+				  "key = $1",
+				  key),
+			 4);
+	expect_join(&T.bob, T.base_b, link, bad, 401, "invalid_code");
+	expect_join(&T.bob, T.base, link, code, 429, "locked");
+	assert_int_equal(pg_count("SELECT lock_count FROM lockout_counters "
+				  "WHERE scope = 'identity_meeting' AND "
+				  "key = $1",
+				  key),
+			 1);
+}
+
+/* Failures from three identities flag the meeting: waiting room on,
+ * the host told through the outbox, once. */
+static void
+probing_switches_the_waiting_room_on(void **state)
+{
+	char link[80], code[16], id[40], bad[16];
+
+	(void)state;
+	new_meeting("admit probing", 0, link, code, id);
+	wrong_of(code, bad);
+	expect_join(&T.alice, T.base, link, bad, 401, "invalid_code");
+	expect_join(&T.dave, T.base_b, link, bad, 403, "not_on_access_list");
+	assert_int_equal(pg_count("SELECT count(*) FROM meetings WHERE id = "
+				  "$1::uuid AND probed_at IS NULL AND NOT "
+				  "waiting_room",
+				  id),
+			 1);
+	expect_join(&T.mallory, T.base, link, bad, 403, "not_on_access_list");
+	assert_int_equal(pg_count("SELECT count(*) FROM meetings WHERE id = "
+				  "$1::uuid AND probed_at IS NOT NULL AND "
+				  "waiting_room",
+				  id),
+			 1);
+	assert_int_equal(pg_count("SELECT count(*) FROM outbox WHERE topic = "
+				  "'meeting.probed' AND payload->>'meeting_id' "
+				  "= $1 AND payload->>'host' = 'alice'",
+				  id),
+			 1);
+	/* More failures do not notify again. */
+	expect_join(&T.dave, T.base, link, code, 403, "not_on_access_list");
+	assert_int_equal(pg_count("SELECT count(*) FROM outbox WHERE topic = "
+				  "'meeting.probed' AND payload->>'meeting_id' "
+				  "= $1",
+				  id),
+			 1);
+	/* A member with the right code now waits for the host. */
+	expect_join(&T.alice, T.base, link, code, 202, NULL);
+}
+
+/* X-Forwarded-For is believed only from a configured trusted proxy. */
+static void
+forwarded_for_only_from_trusted_proxies(void **state)
+{
+	char link[80], code[16], id[40], bad[16];
+	struct sth_resp r;
+	char *addr;
+
+	(void)state;
+	new_meeting("admit xff", 0, link, code, id);
+	wrong_of(code, bad);
+	/* Node A trusts nobody: the connection's address counts. */
+	assert_int_equal(join_h(&T.alice, T.base, link, bad,
+				"X-Forwarded-For: 198.51.100.7", &r),
+			 401);
+	addr = sth_pg_value(T.pg, "SELECT host(source_addr) || ' ' || "
+				  "forwarded_for FROM audit_log WHERE "
+				  "request_id = $1",
+				  r.request_id);
+	assert_non_null(addr);
+	assert_string_equal(addr, "127.0.0.1 198.51.100.7");
+	free(addr);
+	sth_resp_free(&r);
+	/* Node B trusts 127.0.0.1: the client it names counts, and a
+	 * spoofed entry left of it does not. */
+	assert_int_equal(join_h(&T.alice, T.base_b, link, bad,
+				"X-Forwarded-For: 6.6.6.6, 198.51.100.7", &r),
+			 401);
+	addr = sth_pg_value(T.pg, "SELECT host(source_addr) FROM audit_log "
+				  "WHERE request_id = $1",
+				  r.request_id);
+	assert_non_null(addr);
+	assert_string_equal(addr, "198.51.100.7");
+	free(addr);
+	sth_resp_free(&r);
+	assert_int_equal(pg_count("SELECT failures FROM lockout_counters "
+				  "WHERE scope = 'source' AND key = $1",
+				  "198.51.100.7"),
+			 1);
+}
+
 int
 main(void)
 {
@@ -644,9 +816,12 @@ main(void)
 		cmocka_unit_test(locked_account_is_403),
 		cmocka_unit_test(malformed_code_is_400_and_counts),
 		cmocka_unit_test(five_failures_lock_across_nodes),
+		cmocka_unit_test(racing_nodes_count_every_failure),
 		cmocka_unit_test(unknown_link_is_404_and_counts),
 		cmocka_unit_test(no_session_is_401_with_login_url),
 		cmocka_unit_test(waiting_room_is_202),
+		cmocka_unit_test(probing_switches_the_waiting_room_on),
+		cmocka_unit_test(forwarded_for_only_from_trusted_proxies),
 		cmocka_unit_test(removal_from_group_counts_at_once),
 		cmocka_unit_test(audit_failure_fails_closed),
 		cmocka_unit_test(directory_down_fails_closed),
