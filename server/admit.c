@@ -45,8 +45,8 @@ dir_job_run(void *arg)
 
 	j->v.result = DIR_V_UNAVAILABLE;
 	j->rc = dir_check_member(j->pool, j->identity, strlen(j->identity),
-				 j->groups, j->ngroups, &j->v, j->err,
-				 sizeof(j->err));
+	                         j->groups, j->ngroups, &j->v, j->err,
+	                         sizeof(j->err));
 	return NULL;
 }
 
@@ -106,8 +106,7 @@ is_invitee(const struct db_meeting *m, const char *identity)
 /* The join token and redirect URL of an admission, into the answer. */
 static int
 admitted_body(struct gate_app *app, const struct db_meeting *m,
-	      const struct db_session *s, const char *admission_id,
-	      json_t *o)
+              const struct db_session *s, const char *admission_id, json_t *o)
 {
 	const struct gate_config *cfg = app->cfg;
 	struct gate_jwt_claims c;
@@ -133,11 +132,11 @@ admitted_body(struct gate_app *app, const struct db_meeting *m,
 		c.user_email = attr(attrs, "email");
 	c.nbf = now;
 	c.exp = now + cfg->tok_ttl_s;
-	if (gate_jwt_sign_hs256(&c, (const unsigned char *)cfg->tok_hs256_secret,
-				strlen(cfg->tok_hs256_secret), &tok, err,
-				sizeof(err)) != 0 ||
+	if (gate_jwt_sign_hs256(
+	        &c, (const unsigned char *)cfg->tok_hs256_secret,
+	        strlen(cfg->tok_hs256_secret), &tok, err, sizeof(err)) != 0 ||
 	    gate_admit_render_url(cfg->adm_redirect_url, m->platform_room, tok,
-				  REDIRECT_MAX, &url, err, sizeof(err)) != 0) {
+	                          REDIRECT_MAX, &url, err, sizeof(err)) != 0) {
 		gate_log(GATE_LOG_ERROR, NULL, "admission.token", "%s", err);
 		goto out;
 	}
@@ -159,26 +158,40 @@ out:
 	return r;
 }
 
+/* What a person can do about a 503 with this reason. */
+static const char *
+unavailable_message(const char *reason)
+{
+	if (strcmp(reason, "directory_unavailable") == 0)
+		return "the directory cannot be reached, so nobody is "
+		       "admitted; try again in a moment";
+	if (strcmp(reason, "invitees_only_unsupported") == 0)
+		return "this meeting admits invitees only, which this server "
+		       "cannot check yet; ask the host to add an allowed group";
+	return "the service cannot decide right now, so nobody is admitted; "
+	       "try again in a moment";
+}
+
 /* The answer when there is no session: where to sign in first. */
 static void
 need_login(const struct gate_rq *rq, const char *link, size_t linklen,
-	   struct gate_resp *out)
+           struct gate_resp *out)
 {
 	char url[160];
 
 	if (link_ok(link, linklen))
 		snprintf(url, sizeof(url), "/saml/login?return=/j/%.*s",
-			 (int)linklen, link);
+		         (int)linklen, link);
 	else
 		snprintf(url, sizeof(url), "/saml/login");
 	gate_resp_error(out, rq, 401, "login_required",
-			json_pack("{s:s}", "login_url", url),
-			"sign in first, then try the code again");
+	                json_pack("{s:s}", "login_url", url),
+	                "sign in first, then try the code again");
 }
 
 void
 gate_h_join(struct gate_app *app, const struct gate_rq *rq,
-	    struct gate_resp *out)
+            struct gate_resp *out)
 {
 	const struct gate_config *cfg = app->cfg;
 	struct gate_lockout_policy pol;
@@ -210,8 +223,8 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 	r = gate_session_of(app, rq, &sess, err, sizeof(err));
 	if (r < 0) {
 		gate_resp_error(out, rq, 503, "database_unavailable", NULL,
-				"the sign-in could not be checked; try again "
-				"in a moment");
+		                "the sign-in could not be checked; try again "
+		                "in a moment");
 		goto out;
 	}
 	if (r == 0) {
@@ -221,9 +234,9 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 	have_sess = 1;
 	if (cfg->tok_hs256_secret == NULL || cfg->adm_redirect_url == NULL) {
 		gate_resp_error(out, rq, 503, "not_configured", NULL,
-				"admission is not configured on this server: "
-				"set [tokens] hs256_secret and [admission] "
-				"redirect_url");
+		                "admission is not configured on this server: "
+		                "set [tokens] hs256_secret and [admission] "
+		                "redirect_url");
 		goto out;
 	}
 	if (!gate_cookie_hash(rq, GATE_SESSION_COOKIE, shash)) {
@@ -231,19 +244,19 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 		goto out;
 	}
 	xff = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-					  "X-Forwarded-For");
+	                                  "X-Forwarded-For");
 	ua = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-					 "User-Agent");
+	                                 "User-Agent");
 	if (gate_lockout_source_addr(rq->remote, xff, cfg->adm_trusted_proxies,
-				     src, sizeof(src)) != 0)
+	                             src, sizeof(src)) != 0)
 		snprintf(src, sizeof(src), "0.0.0.0");
 
 	/* The meeting; an unknown link is a failed attempt of this person. */
 	if (link_ok(rq->params[0].p, rq->params[0].len)) {
 		snprintf(link, sizeof(link), "%.*s", (int)rq->params[0].len,
-			 rq->params[0].p);
+		         rq->params[0].p);
 		r = db_admit_meeting_by_link(app->db, link, &m, err,
-					     sizeof(err));
+		                             sizeof(err));
 		if (r == 0)
 			have_m = 1;
 		else if (r != DB_ENOTFOUND) {
@@ -253,10 +266,10 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 	}
 	if (have_m)
 		r = snprintf(im_key, sizeof(im_key), "%s %s", m.id,
-			     sess.identity);
+		             sess.identity);
 	else
 		r = snprintf(im_key, sizeof(im_key), "unknown-link %s",
-			     sess.identity);
+		             sess.identity);
 	if (r < 0 || (size_t)r >= sizeof(im_key)) {
 		reason = "identity_too_long";
 		goto decide;
@@ -273,24 +286,24 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 		else
 			dir_job_run(&job); /* no thread: in turn, still both */
 	}
-	lock_rc = db_lockout_until(app->db, im_key, src, &until, err,
-				   sizeof(err));
+	lock_rc =
+	    db_lockout_until(app->db, im_key, src, &until, err, sizeof(err));
 	if (have_m) {
 		body = json_loadb(rq->body, rq->body_len, 0, NULL);
 		code_in = json_string_value(json_object_get(body, "code"));
 		if (code_in == NULL) {
 			malformed = 1;
 			snprintf(cerr, sizeof(cerr),
-				 "send a JSON object with the code as a "
-				 "string: {\"code\": \"...\"}");
+			         "send a JSON object with the code as a "
+			         "string: {\"code\": \"...\"}");
 		} else if (gate_code_normalize(code_in, strlen(code_in),
-					       m.code_length, digits,
-					       sizeof(digits), &ndigits, cerr,
-					       sizeof(cerr)) != GATE_CODE_OK) {
+		                               m.code_length, digits,
+		                               sizeof(digits), &ndigits, cerr,
+		                               sizeof(cerr)) != GATE_CODE_OK) {
 			malformed = 1;
 		} else {
 			code_rc = gate_code_verify(app, m.id, digits, ndigits,
-						   NULL, err, sizeof(err));
+			                           NULL, err, sizeof(err));
 			code_ok = code_rc == 1;
 		}
 		if (code_rc < 0 && !malformed)
@@ -302,8 +315,8 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 		pthread_join(th, NULL);
 	if (have_m && m.ngroups > 0 && job.v.result != DIR_V_UNAVAILABLE) {
 		member_ok = job.v.result == DIR_V_MEMBER ||
-			    (job.v.result == DIR_V_NOT_MEMBER &&
-			     is_invitee(&m, sess.identity));
+		            (job.v.result == DIR_V_NOT_MEMBER &&
+		             is_invitee(&m, sess.identity));
 	}
 
 	/* DESIGN.md's order of answers. */
@@ -340,8 +353,8 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 	}
 
 decide:
-	details = json_pack("{s:s}", "directory",
-			    dir_verdict_name(job.v.result));
+	details =
+	    json_pack("{s:s}", "directory", dir_verdict_name(job.v.result));
 	if (details != NULL && have_m && job.v.result != DIR_V_MEMBER &&
 	    member_ok == 1)
 		json_object_set_new(details, "invitee", json_true());
@@ -356,18 +369,17 @@ decide:
 	a.node = cfg->node_name;
 	a.outcome = status == 200 || status == 202 ? "allow" : "deny";
 	a.reason = reason;
-	a.matched_group = member_ok == 1
-				  ? (job.v.result == DIR_V_MEMBER
-					     ? job.v.group_dn
-					     : "invitee")
-				  : NULL;
+	a.matched_group =
+	    member_ok == 1
+	        ? (job.v.result == DIR_V_MEMBER ? job.v.group_dn : "invitee")
+	        : NULL;
 	a.code_ok = code_ok;
 	a.member_ok = member_ok;
 	a.details_json = details_s;
 	a.state = status == 202 ? "waiting" : "admitted";
 	a.session_hash = shash;
-	a.failure = status == 400 || status == 401 || status == 403 ||
-		    status == 404;
+	a.failure =
+	    status == 400 || status == 401 || status == 403 || status == 404;
 	a.im_key = im_key;
 	a.src_key = src;
 	a.max_failures = pol.max_failures;
@@ -382,53 +394,52 @@ decide:
 	if (strcmp(reason, "identity_too_long") == 0 ||
 	    db_admit_record(app->db, &a, &res, err, sizeof(err)) != 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "admission.record",
-			 "the attempt could not be recorded, denied: %s", err);
+		         "the attempt could not be recorded, denied: %s", err);
 		gate_resp_error(out, rq, 503, "unavailable", NULL,
-				"the attempt could not be recorded, so nobody "
-				"is admitted; try again in a moment");
+		                "the attempt could not be recorded, so nobody "
+		                "is admitted; try again in a moment");
 		goto out;
 	}
 
 	switch (status) {
 	case 404:
 		gate_resp_error(out, rq, 404, "unknown_link", NULL,
-				"no meeting has this link; check the link you "
-				"were sent");
+		                "no meeting has this link; check the link you "
+		                "were sent");
 		break;
 	case 400:
 		gate_resp_error(out, rq, 400, "malformed_code", NULL, "%s",
-				cerr);
+		                cerr);
 		break;
 	case 429:
 		out->retry_after = (int)(until - now);
 		gate_resp_error(out, rq, 429, "locked",
-				json_pack("{s:I,s:I}", "retry_after",
-					  (json_int_t)(until - now),
-					  "retry_at", (json_int_t)until),
-				"too many failed attempts; try again in %lld "
-				"seconds",
-				until - now);
+		                json_pack("{s:I,s:I}", "retry_after",
+		                          (json_int_t)(until - now), "retry_at",
+		                          (json_int_t)until),
+		                "too many failed attempts; try again in %lld "
+		                "seconds",
+		                until - now);
 		break;
 	case 403:
 		gate_resp_error(out, rq, 403, "not_on_access_list", NULL,
-				"you are not on this meeting's access list");
+		                "you are not on this meeting's access list");
 		break;
 	case 401:
 		gate_resp_error(out, rq, 401, "invalid_code", NULL,
-				"invalid code");
+		                "invalid code");
 		break;
 	case 200:
 	case 202:
-		ok = json_pack("{s:s,s:s,s:s}", "admission_id",
-			       res.admission_id, "state",
-			       status == 202 ? "waiting" : "admitted",
-			       "meeting_id", m.id);
-		if (ok == NULL ||
-		    (status == 200 &&
-		     admitted_body(app, &m, &sess, res.admission_id, ok) != 0)) {
+		ok = json_pack(
+		    "{s:s,s:s,s:s}", "admission_id", res.admission_id, "state",
+		    status == 202 ? "waiting" : "admitted", "meeting_id", m.id);
+		if (ok == NULL || (status == 200 &&
+		                   admitted_body(app, &m, &sess,
+		                                 res.admission_id, ok) != 0)) {
 			gate_resp_error(out, rq, 503, "unavailable", NULL,
-					"the join token could not be made; "
-					"try again in a moment");
+			                "the join token could not be made; "
+			                "try again in a moment");
 			break;
 		}
 		gate_resp_json(out, status, ok);
@@ -436,23 +447,10 @@ decide:
 		break;
 	default:
 		gate_log(GATE_LOG_WARN, rq->id, "admission.unavailable",
-			 "denied (%s)%s%s", reason, job.err[0] ? ": " : "",
-			 job.err);
-		gate_resp_error(out, rq, 503, reason,
-				NULL, "%s",
-				strcmp(reason, "directory_unavailable") == 0
-					? "the directory cannot be reached, "
-					  "so nobody is admitted; try again "
-					  "in a moment"
-				: strcmp(reason, "invitees_only_unsupported") ==
-						0
-					? "this meeting admits invitees "
-					  "only, which this server cannot "
-					  "check yet; ask the host to add an "
-					  "allowed group"
-					: "the service cannot decide right "
-					  "now, so nobody is admitted; try "
-					  "again in a moment");
+		         "denied (%s)%s%s", reason, job.err[0] ? ": " : "",
+		         job.err);
+		gate_resp_error(out, rq, 503, reason, NULL, "%s",
+		                unavailable_message(reason));
 		break;
 	}
 out:
@@ -465,7 +463,7 @@ out:
 
 		if (json_is_string(c))
 			sodium_memzero((char *)json_string_value(c),
-				       json_string_length(c));
+			               json_string_length(c));
 		json_decref(body);
 	}
 	json_decref(ok);

@@ -44,8 +44,8 @@ struct gate_jwt_claims {
  * string the caller frees; on failure *out is NULL.
  */
 int gate_jwt_sign_hs256(const struct gate_jwt_claims *c,
-			const unsigned char *key, size_t keylen, char **out,
-			char *err, size_t errlen);
+                        const unsigned char *key, size_t keylen, char **out,
+                        char *err, size_t errlen);
 
 /*
  * Verifies token the way a platform does: exactly three base64url parts,
@@ -54,8 +54,8 @@ int gate_jwt_sign_hs256(const struct gate_jwt_claims *c,
  * the payload; on failure it is NULL and err says which check failed.
  */
 int gate_jwt_verify_hs256(const char *token, const unsigned char *key,
-			  size_t keylen, int64_t now, json_t **claims,
-			  char *err, size_t errlen);
+                          size_t keylen, int64_t now, json_t **claims,
+                          char *err, size_t errlen);
 
 /*
  * Fills a redirect URL template: every "{room}" becomes room
@@ -63,27 +63,26 @@ int gate_jwt_verify_hs256(const char *token, const unsigned char *key,
  * the token (base64url and dots, URL-safe as is). *out is a heap string
  * the caller frees; a result longer than max is refused.
  */
-int gate_admit_render_url(const char *tmpl, const char *room,
-			  const char *token, size_t max, char **out,
-			  char *err, size_t errlen);
+int gate_admit_render_url(const char *tmpl, const char *room, const char *token,
+                          size_t max, char **out, char *err, size_t errlen);
 
 /* ---- lockout policy (lockout.c) ----------------------------------------- */
 
 /* [admission] limits; see config.c for defaults. */
 struct gate_lockout_policy {
-	int max_failures;     /* per identity+meeting in window_s */
+	int max_failures; /* per identity+meeting in window_s */
 	int window_s;
-	int lock_s;	      /* first lock; doubles on each repeat */
-	int lock_max_s;	      /* cap for the doubling */
+	int lock_s;            /* first lock; doubles on each repeat */
+	int lock_max_s;        /* cap for the doubling */
 	int addr_max_failures; /* per source address in window_s */
-	int probe_identities; /* distinct failing identities per meeting */
+	int probe_identities;  /* distinct failing identities per meeting */
 	int probe_window_s;
 };
 
 /* How long the lock_count-th lock of an identity+meeting lasts (1: the
  * first): lock_s doubled lock_count - 1 times, capped at lock_max_s. */
 int64_t gate_lockout_duration(const struct gate_lockout_policy *p,
-			      int lock_count);
+                              int lock_count);
 
 /*
  * The client address an attempt is counted against. peer is the
@@ -95,6 +94,6 @@ int64_t gate_lockout_duration(const struct gate_lockout_policy *p,
  * trusting it. Writes the address in canonical form (inet_ntop) to out.
  */
 int gate_lockout_source_addr(const char *peer, const char *xff,
-			     const char *trusted, char *out, size_t outlen);
+                             const char *trusted, char *out, size_t outlen);
 
 #endif

@@ -13,8 +13,8 @@
 
 #include "server/admit.h"
 
-#define B64_LEN(n) sodium_base64_ENCODED_LEN(n, \
-				sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+#define B64_LEN(n)                                                             \
+	sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
 
 static void
 set_err(char *err, size_t errlen, const char *msg)
@@ -26,14 +26,14 @@ set_err(char *err, size_t errlen, const char *msg)
 /* Appends base64url(data) to out at *pos (bounded by outsize). */
 static int
 append_b64(char *out, size_t outsize, size_t *pos, const unsigned char *data,
-	   size_t len)
+           size_t len)
 {
 	size_t need = B64_LEN(len);
 
 	if (*pos >= outsize || outsize - *pos < need)
 		return -1;
 	sodium_bin2base64(out + *pos, need, data, len,
-			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	*pos += need - 1; /* need counts the NUL */
 	return 0;
 }
@@ -80,7 +80,7 @@ out:
 
 int
 gate_jwt_sign_hs256(const struct gate_jwt_claims *c, const unsigned char *key,
-		    size_t keylen, char **out, char *err, size_t errlen)
+                    size_t keylen, char **out, char *err, size_t errlen)
 {
 	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 	unsigned char mac[crypto_auth_hmacsha256_BYTES];
@@ -93,8 +93,9 @@ gate_jwt_sign_hs256(const struct gate_jwt_claims *c, const unsigned char *key,
 	if (c->iss == NULL || c->aud == NULL || c->sub == NULL ||
 	    c->room == NULL || c->jti == NULL || c->user_id == NULL ||
 	    key == NULL || keylen == 0 || c->exp <= c->nbf) {
-		set_err(err, errlen, "join token: a required claim or the "
-				     "secret is missing");
+		set_err(err, errlen,
+		        "join token: a required claim or the "
+		        "secret is missing");
 		goto out;
 	}
 	if ((payload = claims_json(c)) == NULL ||
@@ -103,12 +104,12 @@ gate_jwt_sign_hs256(const struct gate_jwt_claims *c, const unsigned char *key,
 		goto out;
 	}
 	if (append_b64(tok, GATE_JWT_MAX, &pos, (const unsigned char *)header,
-		       sizeof(header) - 1) != 0 ||
+	               sizeof(header) - 1) != 0 ||
 	    pos + 1 >= GATE_JWT_MAX)
 		goto toolong;
 	tok[pos++] = '.';
-	if (append_b64(tok, GATE_JWT_MAX, &pos,
-		       (const unsigned char *)payload, strlen(payload)) != 0 ||
+	if (append_b64(tok, GATE_JWT_MAX, &pos, (const unsigned char *)payload,
+	               strlen(payload)) != 0 ||
 	    pos + 1 >= GATE_JWT_MAX)
 		goto toolong;
 	crypto_auth_hmacsha256_init(&st, key, keylen);
@@ -137,14 +138,14 @@ out:
 /* Decodes one base64url part (no padding) into a NUL-terminated buffer. */
 static int
 decode_part(const char *s, size_t len, unsigned char *out, size_t outsize,
-	    size_t *outlen)
+            size_t *outlen)
 {
 	const char *end = NULL;
 
 	if (len == 0 || outsize == 0)
 		return -1;
 	if (sodium_base642bin(out, outsize - 1, s, len, NULL, outlen, &end,
-			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
 	    end != s + len)
 		return -1;
 	out[*outlen] = '\0';
@@ -154,8 +155,8 @@ decode_part(const char *s, size_t len, unsigned char *out, size_t outsize,
 static int
 header_ok(const unsigned char *h, size_t len)
 {
-	json_t *j = json_loadb((const char *)h, len, JSON_REJECT_DUPLICATES,
-			       NULL);
+	json_t *j =
+	    json_loadb((const char *)h, len, JSON_REJECT_DUPLICATES, NULL);
 	const char *alg, *typ;
 	int ok = 0;
 
@@ -172,8 +173,8 @@ out:
 
 int
 gate_jwt_verify_hs256(const char *token, const unsigned char *key,
-		      size_t keylen, int64_t now, json_t **claims, char *err,
-		      size_t errlen)
+                      size_t keylen, int64_t now, json_t **claims, char *err,
+                      size_t errlen)
 {
 	unsigned char mac[crypto_auth_hmacsha256_BYTES];
 	unsigned char got[crypto_auth_hmacsha256_BYTES + 1];
@@ -191,7 +192,8 @@ gate_jwt_verify_hs256(const char *token, const unsigned char *key,
 		goto out;
 	}
 	d1 = memchr(token, '.', tlen);
-	d2 = d1 == NULL ? NULL : memchr(d1 + 1, '.', tlen - (size_t)(d1 + 1 - token));
+	d2 = d1 == NULL ? NULL
+	                : memchr(d1 + 1, '.', tlen - (size_t)(d1 + 1 - token));
 	if (d1 == NULL || d2 == NULL ||
 	    memchr(d2 + 1, '.', tlen - (size_t)(d2 + 1 - token)) != NULL) {
 		set_err(err, errlen, "token is not three dot-separated parts");
@@ -203,27 +205,29 @@ gate_jwt_verify_hs256(const char *token, const unsigned char *key,
 	}
 	if (decode_part(token, (size_t)(d1 - token), buf, tlen + 1, &n) != 0 ||
 	    !header_ok(buf, n)) {
-		set_err(err, errlen, "token header is not {alg: HS256, typ: JWT}");
+		set_err(err, errlen,
+		        "token header is not {alg: HS256, typ: JWT}");
 		goto out;
 	}
 	if (decode_part(d2 + 1, tlen - (size_t)(d2 + 1 - token), got,
-			sizeof(got), &n) != 0 ||
+	                sizeof(got), &n) != 0 ||
 	    n != sizeof(mac)) {
 		set_err(err, errlen, "token signature is malformed");
 		goto out;
 	}
 	crypto_auth_hmacsha256_init(&st, key, keylen);
 	crypto_auth_hmacsha256_update(&st, (const unsigned char *)token,
-				      (size_t)(d2 - token));
+	                              (size_t)(d2 - token));
 	crypto_auth_hmacsha256_final(&st, mac);
 	sodium_memzero(&st, sizeof(st));
 	if (sodium_memcmp(mac, got, sizeof(mac)) != 0) {
 		set_err(err, errlen, "token signature does not verify");
 		goto out;
 	}
-	if (decode_part(d1 + 1, (size_t)(d2 - d1 - 1), buf, tlen + 1, &n) != 0 ||
+	if (decode_part(d1 + 1, (size_t)(d2 - d1 - 1), buf, tlen + 1, &n) !=
+	        0 ||
 	    (p = json_loadb((const char *)buf, n, JSON_REJECT_DUPLICATES,
-			    NULL)) == NULL ||
+	                    NULL)) == NULL ||
 	    !json_is_object(p)) {
 		set_err(err, errlen, "token claims are not a JSON object");
 		goto out;
@@ -258,7 +262,7 @@ unreserved(unsigned char ch)
 
 int
 gate_admit_render_url(const char *tmpl, const char *room, const char *token,
-		      size_t max, char **out, char *err, size_t errlen)
+                      size_t max, char **out, char *err, size_t errlen)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	char *buf = NULL;
@@ -274,7 +278,8 @@ gate_admit_render_url(const char *tmpl, const char *room, const char *token,
 	}
 	for (t = tmpl; *t != '\0';) {
 		if (strncmp(t, "{room}", 6) == 0) {
-			for (const unsigned char *s = (const unsigned char *)room;
+			for (const unsigned char *s =
+			         (const unsigned char *)room;
 			     *s != '\0'; s++) {
 				if (pos + (unreserved(*s) ? 1 : 3) > max)
 					goto toolong;

@@ -85,8 +85,8 @@ format_addr(const struct addr *a, char *out, size_t outlen)
 }
 
 int
-gate_lockout_source_addr(const char *peer, const char *xff,
-			 const char *trusted, char *out, size_t outlen)
+gate_lockout_source_addr(const char *peer, const char *xff, const char *trusted,
+                         char *out, size_t outlen)
 {
 	struct addr pa, xa, last;
 	const char *end, *start;

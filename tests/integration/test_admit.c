@@ -49,18 +49,18 @@ node_ini(int trust_loopback)
 	sth_path(crt, sizeof(crt), "sp.crt");
 	sth_path(md, sizeof(md), "admit-idp-md.xml");
 	snprintf(ini, sizeof(ini),
-		 "[server]\npublic_url = %s\nthreads = 4\n"
-		 "[database]\nmigrate_on_start = true\n"
-		 "[ldap]\nbase_dn = %s\n"
-		 "[saml]\nentity_id = " SP_ENTITY "\nkey_file = %s\n"
-		 "cert_file = %s\nidp_metadata_file = %s\n"
-		 "directory_key = uid\n"
-		 "[admission]\nredirect_url = https://meet.example.com/{room}"
-		 "?jwt={token}\nprobe_identities = 3\n%s"
-		 "[tokens]\nhs256_secret = " SECRET "\nissuer = roomgate-test\n"
-		 "audience = jitsi\nsubject = meet.example.com\n",
-		 T.base, th_env("RG_TEST_LDAP_BASE_DN"), key, crt, md,
-		 trust_loopback ? "trusted_proxies = 127.0.0.1\n" : "");
+	         "[server]\npublic_url = %s\nthreads = 4\n"
+	         "[database]\nmigrate_on_start = true\n"
+	         "[ldap]\nbase_dn = %s\n"
+	         "[saml]\nentity_id = " SP_ENTITY "\nkey_file = %s\n"
+	         "cert_file = %s\nidp_metadata_file = %s\n"
+	         "directory_key = uid\n"
+	         "[admission]\nredirect_url = https://meet.example.com/{room}"
+	         "?jwt={token}\nprobe_identities = 3\n%s"
+	         "[tokens]\nhs256_secret = " SECRET "\nissuer = roomgate-test\n"
+	         "audience = jitsi\nsubject = meet.example.com\n",
+	         T.base, th_env("RG_TEST_LDAP_BASE_DN"), key, crt, md,
+	         trust_loopback ? "trusted_proxies = 127.0.0.1\n" : "");
 	return ini;
 }
 
@@ -68,9 +68,18 @@ static void
 make_host_token(void)
 {
 	char buf[4096];
-	const char *argv[] = {th_env("RG_TEST_BIN"), "-c", T.cfg_path,
-			      "token", "create", "--role", "host", "--name",
-			      "admit-host", "--identity", "alice", NULL};
+	const char *argv[] = {th_env("RG_TEST_BIN"),
+	                      "-c",
+	                      T.cfg_path,
+	                      "token",
+	                      "create",
+	                      "--role",
+	                      "host",
+	                      "--name",
+	                      "admit-host",
+	                      "--identity",
+	                      "alice",
+	                      NULL};
 	const char *p;
 
 	if (th_run_capture(argv, NULL, buf, sizeof(buf)) != 0)
@@ -83,8 +92,8 @@ make_host_token(void)
 
 /* A meeting allowing GROUP; its link and code into the buffers. */
 static void
-new_meeting(const char *title, int waiting_room, char link[80],
-	    char code[16], char id[40])
+new_meeting(const char *title, int waiting_room, char link[80], char code[16],
+            char id[40])
 {
 	struct th_http *r = calloc(1, sizeof(*r));
 	char url[256], auth[128], body[512];
@@ -95,18 +104,18 @@ new_meeting(const char *title, int waiting_room, char link[80],
 	snprintf(url, sizeof(url), "%s/v1/meetings", T.base);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", T.host_token);
 	snprintf(body, sizeof(body),
-		 "{\"title\": \"%s\", \"allowed_groups\": [\"" GROUP "\"], "
-		 "\"waiting_room\": %s}",
-		 title, waiting_room ? "true" : "false");
+	         "{\"title\": \"%s\", \"allowed_groups\": [\"" GROUP "\"], "
+	         "\"waiting_room\": %s}",
+	         title, waiting_room ? "true" : "false");
 	if (th_http("POST", url, h, body, strlen(body), r) != 201)
 		fail_msg("create meeting: %ld %s", r->status, r->body);
 	o = json_loads(r->body, 0, NULL);
 	assert_non_null(o);
 	snprintf(link, 80, "%s",
-		 json_string_value(json_object_get(o, "link_id")));
+	         json_string_value(json_object_get(o, "link_id")));
 	snprintf(code, 16, "%s",
-		 json_string_value(json_object_get(
-			 json_object_get(o, "code"), "code")));
+	         json_string_value(
+	             json_object_get(json_object_get(o, "code"), "code")));
 	snprintf(id, 40, "%s", json_string_value(json_object_get(o, "id")));
 	assert_int_equal(strlen(code), 8);
 	json_decref(o);
@@ -148,7 +157,7 @@ join_h(struct sth_browser *b, const char *base, const char *link,
 	curl_easy_setopt(b->h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, hl);
 	curl_easy_setopt(b->h, CURLOPT_POSTFIELDSIZE_LARGE,
-			 (curl_off_t)strlen(body));
+	                 (curl_off_t)strlen(body));
 	curl_easy_setopt(b->h, CURLOPT_COPYPOSTFIELDS, body);
 	rc = curl_easy_perform(b->h);
 	curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, NULL);
@@ -172,7 +181,7 @@ join(struct sth_browser *b, const char *base, const char *link,
 
 static void
 expect_join(struct sth_browser *b, const char *base, const char *link,
-	    const char *code, long status, const char *error_code)
+            const char *code, long status, const char *error_code)
 {
 	struct sth_resp r;
 	json_t *o;
@@ -182,10 +191,9 @@ expect_join(struct sth_browser *b, const char *base, const char *link,
 	if (error_code != NULL) {
 		o = json_loads(r.body, 0, NULL);
 		assert_non_null(o);
-		assert_string_equal(
-			json_string_value(json_object_get(
-				json_object_get(o, "error"), "code")),
-			error_code);
+		assert_string_equal(json_string_value(json_object_get(
+		                        json_object_get(o, "error"), "code")),
+		                    error_code);
 		json_decref(o);
 	}
 	sth_resp_free(&r);
@@ -209,15 +217,15 @@ expect_audit(const char *request_id, const char *want)
 	char *got;
 
 	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-				  "request_id = $1",
-				  request_id),
-			 1);
+	                          "request_id = $1",
+	                          request_id),
+	                 1);
 	got = sth_pg_value(T.pg,
-			   "SELECT event_type || ' ' || outcome || ' ' || "
-			   "reason || ' ' || coalesce(code_ok::text, '-') || "
-			   "' ' || coalesce(member_ok::text, '-') FROM "
-			   "audit_log WHERE request_id = $1",
-			   request_id);
+	                   "SELECT event_type || ' ' || outcome || ' ' || "
+	                   "reason || ' ' || coalesce(code_ok::text, '-') || "
+	                   "' ' || coalesce(member_ok::text, '-') FROM "
+	                   "audit_log WHERE request_id = $1",
+	                   request_id);
 	assert_non_null(got);
 	assert_string_equal(got, want);
 	free(got);
@@ -229,10 +237,10 @@ ldap_admin_try(const char *ldif)
 	const char *path = th_write_file("admit-fixture.ldif", ldif);
 
 	return th_sh("ldapmodify -x -H \"$RG_TEST_LDAP_URI\" -D "
-		     "\"$RG_TEST_LDAP_ADMIN_DN\" -w "
-		     "\"$RG_TEST_LDAP_ADMIN_PASSWORD\" -c -f '%s' "
-		     ">>\"$RG_TEST_TMP/admit-fixture.log\" 2>&1",
-		     path);
+	             "\"$RG_TEST_LDAP_ADMIN_DN\" -w "
+	             "\"$RG_TEST_LDAP_ADMIN_PASSWORD\" -c -f '%s' "
+	             ">>\"$RG_TEST_TMP/admit-fixture.log\" 2>&1",
+	             path);
 }
 
 static void
@@ -243,7 +251,7 @@ ldap_admin(const char *ldif)
 }
 
 static const char bob_back[] = "dn: " GROUP "\nchangetype: modify\n"
-			       "add: member\nmember: " BOB_DN "\n";
+                               "add: member\nmember: " BOB_DN "\n";
 
 static void
 admin_sql(const char *sql)
@@ -281,17 +289,16 @@ setup(void **state)
 	T.a_port = th_free_port();
 	T.b_port = th_free_port();
 	snprintf(T.idp_base, sizeof(T.idp_base), "http://127.0.0.1:%d",
-		 T.idp_port);
+	         T.idp_port);
 	snprintf(T.base, sizeof(T.base), "http://127.0.0.1:%d", T.a_port);
-	snprintf(T.base_b, sizeof(T.base_b), "http://127.0.0.1:%d",
-		 T.b_port);
+	snprintf(T.base_b, sizeof(T.base_b), "http://127.0.0.1:%d", T.b_port);
 	sth_idp_metadata(IDP_ENTITY, T.idp_base, "admit-idp-md.xml");
 	sth_path(spmd, sizeof(spmd), "admit-sp-md.xml");
 	sps[0] = spmd;
 	sps[1] = NULL;
 	T.idp = sth_idp_start(IDP_ENTITY, T.idp_base, T.idp_port, sps);
 	snprintf(T.cfg_path, sizeof(T.cfg_path), "%s",
-		 th_config("admit-a.ini", node_ini(0)));
+	         th_config("admit-a.ini", node_ini(0)));
 	th_server_start(&T.a, T.cfg_path, T.a_port);
 	th_server_start(&T.b, th_config("admit-b.ini", node_ini(1)), T.b_port);
 	sth_save_sp_metadata(T.base, "admit-sp-md.xml");
@@ -352,51 +359,50 @@ member_with_right_code_gets_a_token(void **state)
 	assert_non_null(url);
 	assert_non_null(adm);
 	assert_string_equal(json_string_value(json_object_get(o, "state")),
-			    "admitted");
-	assert_int_equal(gate_jwt_verify_hs256(tok,
-					       (const unsigned char *)SECRET,
-					       strlen(SECRET), time(NULL),
-					       &claims, err, sizeof(err)),
-			 0);
+	                    "admitted");
+	assert_int_equal(gate_jwt_verify_hs256(
+	                     tok, (const unsigned char *)SECRET, strlen(SECRET),
+	                     time(NULL), &claims, err, sizeof(err)),
+	                 0);
 	assert_string_equal(json_string_value(json_object_get(claims, "jti")),
-			    adm);
+	                    adm);
 	assert_string_equal(json_string_value(json_object_get(claims, "iss")),
-			    "roomgate-test");
+	                    "roomgate-test");
 	assert_string_equal(json_string_value(json_object_get(claims, "aud")),
-			    "jitsi");
+	                    "jitsi");
 	assert_string_equal(json_string_value(json_object_get(claims, "sub")),
-			    "meet.example.com");
-	room = sth_pg_value(T.pg, "SELECT platform_room FROM meetings WHERE "
-				  "id = $1", id);
+	                    "meet.example.com");
+	room = sth_pg_value(T.pg,
+	                    "SELECT platform_room FROM meetings WHERE "
+	                    "id = $1",
+	                    id);
 	assert_non_null(room);
 	assert_string_equal(json_string_value(json_object_get(claims, "room")),
-			    room);
+	                    room);
 	free(room);
 	assert_int_equal(json_integer_value(json_object_get(claims, "exp")) -
-				 json_integer_value(json_object_get(claims,
-								    "nbf")),
-			 120);
+	                     json_integer_value(json_object_get(claims, "nbf")),
+	                 120);
 	user = json_object_get(json_object_get(claims, "context"), "user");
 	assert_string_equal(json_string_value(json_object_get(user, "id")),
-			    "alice");
+	                    "alice");
 	assert_string_equal(json_string_value(json_object_get(user, "email")),
-			    "alice@example.com");
+	                    "alice@example.com");
 	assert_true(strncmp(url, "https://meet.example.com/", 25) == 0);
 	assert_non_null(strstr(url, tok));
 	/* Another secret does not verify it. */
 	json_decref(claims);
-	assert_int_not_equal(gate_jwt_verify_hs256(tok,
-						   (const unsigned char *)"x",
-						   1, time(NULL), &claims,
-						   err, sizeof(err)),
-			     0);
+	assert_int_not_equal(
+	    gate_jwt_verify_hs256(tok, (const unsigned char *)"x", 1,
+	                          time(NULL), &claims, err, sizeof(err)),
+	    0);
 	expect_audit(r.request_id, "admission allow admitted true true");
-	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-				  "id = $1::uuid AND state = 'admitted' AND "
-				  "identity = 'alice' AND matched_group = '"
-				  GROUP "'",
-				  adm),
-			 1);
+	assert_int_equal(
+	    pg_count("SELECT count(*) FROM admissions WHERE "
+	             "id = $1::uuid AND state = 'admitted' AND "
+	             "identity = 'alice' AND matched_group = '" GROUP "'",
+	             adm),
+	    1);
 	json_decref(o);
 	sth_resp_free(&r);
 }
@@ -415,9 +421,9 @@ member_with_wrong_code_is_401(void **state)
 	expect_audit(r.request_id, "admission deny invalid_code false true");
 	sth_resp_free(&r);
 	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-				  "meeting_id = $1::uuid",
-				  id),
-			 0);
+	                          "meeting_id = $1::uuid",
+	                          id),
+	                 0);
 }
 
 /* dave is not in the group: the same 403 whatever the code, so the code
@@ -445,7 +451,8 @@ non_member_never_learns_the_code(void **state)
 	assert_non_null(p);
 	memset(p, 'x', strlen(r2.request_id));
 	assert_string_equal(b1, b2);
-	assert_non_null(strstr(b1, "you are not on this meeting's access list"));
+	assert_non_null(
+	    strstr(b1, "you are not on this meeting's access list"));
 	free(b1);
 	free(b2);
 	sth_resp_free(&r1);
@@ -478,14 +485,13 @@ malformed_code_is_400_and_counts(void **state)
 	expect_audit(r.request_id, "admission deny malformed false true");
 	sth_resp_free(&r);
 	expect_join(&T.alice, T.base, link, "{\"code\": 12345678}", 400,
-		    "malformed_code");
-	expect_join(&T.alice, T.base, link, "not json", 400,
-		    "malformed_code");
+	            "malformed_code");
+	expect_join(&T.alice, T.base, link, "not json", 400, "malformed_code");
 	assert_int_equal(pg_count("SELECT failures FROM lockout_counters "
-				  "WHERE scope = 'identity_meeting' AND "
-				  "key = $1 || ' alice'",
-				  id),
-			 3);
+	                          "WHERE scope = 'identity_meeting' AND "
+	                          "key = $1 || ' alice'",
+	                          id),
+	                 3);
 }
 
 /* Five failures lock; then even the right code is 429, with Retry-After.
@@ -502,21 +508,21 @@ five_failures_lock_across_nodes(void **state)
 	wrong_of(code, bad);
 	for (int i = 0; i < 5; i++)
 		expect_join(&T.bob, bases[i % 2], link, bad, 401,
-			    "invalid_code");
+		            "invalid_code");
 	assert_int_equal(join(&T.bob, T.base_b, link, code, &r), 429);
 	assert_non_null(strstr(r.body, "\"retry_after\""));
 	expect_audit(r.request_id, "admission deny locked true true");
 	sth_resp_free(&r);
 	expect_join(&T.bob, T.base, link, code, 429, "locked");
 	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-				  "meeting_id = $1::uuid",
-				  id),
-			 0);
+	                          "meeting_id = $1::uuid",
+	                          id),
+	                 0);
 	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-				  "meeting_id = $1::uuid AND event_type = "
-				  "'admission'",
-				  id),
-			 7);
+	                          "meeting_id = $1::uuid AND event_type = "
+	                          "'admission'",
+	                          id),
+	                 7);
 	/* The lock is bob's for this meeting, not alice's. */
 	expect_join(&T.alice, T.base_b, link, code, 200, NULL);
 }
@@ -527,14 +533,13 @@ unknown_link_is_404_and_counts(void **state)
 	struct sth_resp r;
 
 	(void)state;
-	assert_int_equal(join(&T.alice, T.base, "NoSuchLinkNoSuchLink", "1",
-			      &r),
-			 404);
+	assert_int_equal(
+	    join(&T.alice, T.base, "NoSuchLinkNoSuchLink", "1", &r), 404);
 	expect_audit(r.request_id, "admission deny unknown_link - -");
 	sth_resp_free(&r);
 	assert_true(pg_count("SELECT failures FROM lockout_counters WHERE "
-			     "scope = 'identity_meeting' AND key = $1",
-			     "unknown-link alice") >= 1);
+	                     "scope = 'identity_meeting' AND key = $1",
+	                     "unknown-link alice") >= 1);
 }
 
 static void
@@ -564,10 +569,10 @@ waiting_room_is_202(void **state)
 	expect_audit(r.request_id, "admission allow waiting true true");
 	sth_resp_free(&r);
 	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-				  "meeting_id = $1::uuid AND state = "
-				  "'waiting'",
-				  id),
-			 1);
+	                          "meeting_id = $1::uuid AND state = "
+	                          "'waiting'",
+	                          id),
+	                 1);
 }
 
 /* Removed from the group: the very next attempt is refused. */
@@ -581,7 +586,7 @@ removal_from_group_counts_at_once(void **state)
 	new_meeting("admit removal", 0, link, code, id);
 	expect_join(&T.bob, T.base, link, code, 200, NULL);
 	ldap_admin("dn: " GROUP "\nchangetype: modify\n"
-		   "delete: member\nmember: " BOB_DN "\n");
+	           "delete: member\nmember: " BOB_DN "\n");
 	assert_int_equal(join(&T.bob, T.base_b, link, code, &r), 403);
 	expect_audit(r.request_id, "admission deny not_member true false");
 	sth_resp_free(&r);
@@ -604,14 +609,14 @@ audit_failure_fails_closed(void **state)
 	sth_resp_free(&r);
 	admin_sql("GRANT INSERT ON audit_log TO roomgate");
 	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-				  "meeting_id = $1::uuid",
-				  id),
-			 0);
+	                          "meeting_id = $1::uuid",
+	                          id),
+	                 0);
 	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-				  "meeting_id = $1::uuid AND event_type = "
-				  "'admission'",
-				  id),
-			 0);
+	                          "meeting_id = $1::uuid AND event_type = "
+	                          "'admission'",
+	                          id),
+	                 0);
 	expect_join(&T.alice, T.base, link, code, 200, NULL);
 }
 
@@ -628,13 +633,13 @@ directory_down_fails_closed(void **state)
 	assert_int_equal(join(&T.alice, T.base, link, code, &r), 503);
 	assert_non_null(strstr(r.body, "directory_unavailable"));
 	expect_audit(r.request_id,
-		     "admission deny directory_unavailable true -");
+	             "admission deny directory_unavailable true -");
 	sth_resp_free(&r);
 	th_ldap_start();
 	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-				  "meeting_id = $1::uuid",
-				  id),
-			 0);
+	                          "meeting_id = $1::uuid",
+	                          id),
+	                 0);
 	for (int i = 0; i < 50; i++) {
 		if (join(&T.alice, T.base, link, code, &r) == 200)
 			break;
@@ -648,8 +653,8 @@ directory_down_fails_closed(void **state)
 /* n wrong-code attempts of browser b at the same time, alternating
  * between the nodes (curl multi; each handle gets b's cookies). */
 static void
-concurrent_failures(struct sth_browser *b, const char *link,
-		    const char *bad, int n)
+concurrent_failures(struct sth_browser *b, const char *link, const char *bad,
+                    int n)
 {
 	CURLM *m = curl_multi_init();
 	CURL *h[16];
@@ -667,7 +672,7 @@ concurrent_failures(struct sth_browser *b, const char *link,
 		h[i] = curl_easy_init();
 		assert_non_null(h[i]);
 		snprintf(url, sizeof(url), "%s/v1/join/%s",
-			 i % 2 ? T.base_b : T.base, link);
+		         i % 2 ? T.base_b : T.base, link);
 		curl_easy_setopt(h[i], CURLOPT_URL, url);
 		curl_easy_setopt(h[i], CURLOPT_COOKIEFILE, "");
 		for (c = cookies; c != NULL; c = c->next)
@@ -690,7 +695,7 @@ concurrent_failures(struct sth_browser *b, const char *link,
 		curl_easy_getinfo(h[i], CURLINFO_RESPONSE_CODE, &st);
 		if (st != 401)
 			fail_msg("attempt %d: %ld %s", i, st,
-				 r[i].body ? r[i].body : "");
+			         r[i].body ? r[i].body : "");
 		curl_multi_remove_handle(m, h[i]);
 		curl_easy_cleanup(h[i]);
 		free(r[i].body);
@@ -713,17 +718,17 @@ racing_nodes_count_every_failure(void **state)
 	snprintf(key, sizeof(key), "%s bob", id);
 	concurrent_failures(&T.bob, link, bad, 4);
 	assert_int_equal(pg_count("SELECT failures FROM lockout_counters "
-				  "WHERE scope = 'identity_meeting' AND "
-				  "key = $1",
-				  key),
-			 4);
+	                          "WHERE scope = 'identity_meeting' AND "
+	                          "key = $1",
+	                          key),
+	                 4);
 	expect_join(&T.bob, T.base_b, link, bad, 401, "invalid_code");
 	expect_join(&T.bob, T.base, link, code, 429, "locked");
 	assert_int_equal(pg_count("SELECT lock_count FROM lockout_counters "
-				  "WHERE scope = 'identity_meeting' AND "
-				  "key = $1",
-				  key),
-			 1);
+	                          "WHERE scope = 'identity_meeting' AND "
+	                          "key = $1",
+	                          key),
+	                 1);
 }
 
 /* Failures from three identities flag the meeting: waiting room on,
@@ -739,28 +744,28 @@ probing_switches_the_waiting_room_on(void **state)
 	expect_join(&T.alice, T.base, link, bad, 401, "invalid_code");
 	expect_join(&T.dave, T.base_b, link, bad, 403, "not_on_access_list");
 	assert_int_equal(pg_count("SELECT count(*) FROM meetings WHERE id = "
-				  "$1::uuid AND probed_at IS NULL AND NOT "
-				  "waiting_room",
-				  id),
-			 1);
+	                          "$1::uuid AND probed_at IS NULL AND NOT "
+	                          "waiting_room",
+	                          id),
+	                 1);
 	expect_join(&T.mallory, T.base, link, bad, 403, "not_on_access_list");
 	assert_int_equal(pg_count("SELECT count(*) FROM meetings WHERE id = "
-				  "$1::uuid AND probed_at IS NOT NULL AND "
-				  "waiting_room",
-				  id),
-			 1);
+	                          "$1::uuid AND probed_at IS NOT NULL AND "
+	                          "waiting_room",
+	                          id),
+	                 1);
 	assert_int_equal(pg_count("SELECT count(*) FROM outbox WHERE topic = "
-				  "'meeting.probed' AND payload->>'meeting_id' "
-				  "= $1 AND payload->>'host' = 'alice'",
-				  id),
-			 1);
+	                          "'meeting.probed' AND payload->>'meeting_id' "
+	                          "= $1 AND payload->>'host' = 'alice'",
+	                          id),
+	                 1);
 	/* More failures do not notify again. */
 	expect_join(&T.dave, T.base, link, code, 403, "not_on_access_list");
 	assert_int_equal(pg_count("SELECT count(*) FROM outbox WHERE topic = "
-				  "'meeting.probed' AND payload->>'meeting_id' "
-				  "= $1",
-				  id),
-			 1);
+	                          "'meeting.probed' AND payload->>'meeting_id' "
+	                          "= $1",
+	                          id),
+	                 1);
 	/* A member with the right code now waits for the host. */
 	expect_join(&T.alice, T.base, link, code, 202, NULL);
 }
@@ -778,12 +783,13 @@ forwarded_for_only_from_trusted_proxies(void **state)
 	wrong_of(code, bad);
 	/* Node A trusts nobody: the connection's address counts. */
 	assert_int_equal(join_h(&T.alice, T.base, link, bad,
-				"X-Forwarded-For: 198.51.100.7", &r),
-			 401);
-	addr = sth_pg_value(T.pg, "SELECT host(source_addr) || ' ' || "
-				  "forwarded_for FROM audit_log WHERE "
-				  "request_id = $1",
-				  r.request_id);
+	                        "X-Forwarded-For: 198.51.100.7", &r),
+	                 401);
+	addr = sth_pg_value(T.pg,
+	                    "SELECT host(source_addr) || ' ' || "
+	                    "forwarded_for FROM audit_log WHERE "
+	                    "request_id = $1",
+	                    r.request_id);
 	assert_non_null(addr);
 	assert_string_equal(addr, "127.0.0.1 198.51.100.7");
 	free(addr);
@@ -791,40 +797,41 @@ forwarded_for_only_from_trusted_proxies(void **state)
 	/* Node B trusts 127.0.0.1: the client it names counts, and a
 	 * spoofed entry left of it does not. */
 	assert_int_equal(join_h(&T.alice, T.base_b, link, bad,
-				"X-Forwarded-For: 6.6.6.6, 198.51.100.7", &r),
-			 401);
-	addr = sth_pg_value(T.pg, "SELECT host(source_addr) FROM audit_log "
-				  "WHERE request_id = $1",
-				  r.request_id);
+	                        "X-Forwarded-For: 6.6.6.6, 198.51.100.7", &r),
+	                 401);
+	addr = sth_pg_value(T.pg,
+	                    "SELECT host(source_addr) FROM audit_log "
+	                    "WHERE request_id = $1",
+	                    r.request_id);
 	assert_non_null(addr);
 	assert_string_equal(addr, "198.51.100.7");
 	free(addr);
 	sth_resp_free(&r);
 	assert_int_equal(pg_count("SELECT failures FROM lockout_counters "
-				  "WHERE scope = 'source' AND key = $1",
-				  "198.51.100.7"),
-			 1);
+	                          "WHERE scope = 'source' AND key = $1",
+	                          "198.51.100.7"),
+	                 1);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(member_with_right_code_gets_a_token),
-		cmocka_unit_test(member_with_wrong_code_is_401),
-		cmocka_unit_test(non_member_never_learns_the_code),
-		cmocka_unit_test(locked_account_is_403),
-		cmocka_unit_test(malformed_code_is_400_and_counts),
-		cmocka_unit_test(five_failures_lock_across_nodes),
-		cmocka_unit_test(racing_nodes_count_every_failure),
-		cmocka_unit_test(unknown_link_is_404_and_counts),
-		cmocka_unit_test(no_session_is_401_with_login_url),
-		cmocka_unit_test(waiting_room_is_202),
-		cmocka_unit_test(probing_switches_the_waiting_room_on),
-		cmocka_unit_test(forwarded_for_only_from_trusted_proxies),
-		cmocka_unit_test(removal_from_group_counts_at_once),
-		cmocka_unit_test(audit_failure_fails_closed),
-		cmocka_unit_test(directory_down_fails_closed),
+	    cmocka_unit_test(member_with_right_code_gets_a_token),
+	    cmocka_unit_test(member_with_wrong_code_is_401),
+	    cmocka_unit_test(non_member_never_learns_the_code),
+	    cmocka_unit_test(locked_account_is_403),
+	    cmocka_unit_test(malformed_code_is_400_and_counts),
+	    cmocka_unit_test(five_failures_lock_across_nodes),
+	    cmocka_unit_test(racing_nodes_count_every_failure),
+	    cmocka_unit_test(unknown_link_is_404_and_counts),
+	    cmocka_unit_test(no_session_is_401_with_login_url),
+	    cmocka_unit_test(waiting_room_is_202),
+	    cmocka_unit_test(probing_switches_the_waiting_room_on),
+	    cmocka_unit_test(forwarded_for_only_from_trusted_proxies),
+	    cmocka_unit_test(removal_from_group_counts_at_once),
+	    cmocka_unit_test(audit_failure_fails_closed),
+	    cmocka_unit_test(directory_down_fails_closed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

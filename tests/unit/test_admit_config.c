@@ -55,7 +55,7 @@ defaults(void **state)
 
 	(void)state;
 	assert_int_equal(gate_config_load(&c, NULL, no_env, err, sizeof(err)),
-			 0);
+	                 0);
 	assert_int_equal(c.adm_max_failures, 5);
 	assert_int_equal(c.adm_window_s, 900);
 	assert_int_equal(c.adm_lock_s, 900);
@@ -79,13 +79,13 @@ secret_from_file(void **state)
 
 	(void)state;
 	snprintf(ini, sizeof(ini),
-		 "[tokens]\nhs256_secret_file = %s\nttl = 60\n"
-		 "[admission]\nmax_failures = 3\ntrusted_proxies = 127.0.0.1 "
-		 "::1\nredirect_url = https://m/{room}?jwt={token}\n",
-		 sec);
+	         "[tokens]\nhs256_secret_file = %s\nttl = 60\n"
+	         "[admission]\nmax_failures = 3\ntrusted_proxies = 127.0.0.1 "
+	         "::1\nredirect_url = https://m/{room}?jwt={token}\n",
+	         sec);
 	assert_int_equal(gate_config_load(&c, write_file("a.ini", ini), no_env,
-					  err, sizeof(err)),
-			 0);
+	                                  err, sizeof(err)),
+	                 0);
 	assert_string_equal(c.tok_hs256_secret, "s3cret-for-jitsi");
 	assert_int_equal(c.tok_ttl_s, 60);
 	assert_int_equal(c.adm_max_failures, 3);
@@ -102,32 +102,31 @@ refusals_name_the_key(void **state)
 
 	(void)state;
 	snprintf(ini, sizeof(ini),
-		 "[tokens]\nhs256_secret = a\nhs256_secret_file = %s\n", sec);
+	         "[tokens]\nhs256_secret = a\nhs256_secret_file = %s\n", sec);
 	assert_int_not_equal(gate_config_load(&c, write_file("b.ini", ini),
-					      no_env, err, sizeof(err)),
-			     0);
+	                                      no_env, err, sizeof(err)),
+	                     0);
 	assert_non_null(strstr(err, "[tokens] hs256_secret and "
-				    "hs256_secret_file are both set"));
+	                            "hs256_secret_file are both set"));
 	assert_int_not_equal(
-		gate_config_load(&c,
-				 write_file("c.ini", "[tokens]\nhs256_secret_"
-						     "file = /nonexistent/x\n"),
-				 no_env, err, sizeof(err)),
-		0);
+	    gate_config_load(&c,
+	                     write_file("c.ini", "[tokens]\nhs256_secret_"
+	                                         "file = /nonexistent/x\n"),
+	                     no_env, err, sizeof(err)),
+	    0);
 	assert_non_null(strstr(err, "[tokens] hs256_secret_file: cannot "
-				    "read /nonexistent/x"));
-	assert_int_not_equal(gate_config_load(&c,
-					      write_file("d.ini",
-							 "[tokens]\nttl = 5\n"),
-					      no_env, err, sizeof(err)),
-			     0);
+	                            "read /nonexistent/x"));
+	assert_int_not_equal(
+	    gate_config_load(&c, write_file("d.ini", "[tokens]\nttl = 5\n"),
+	                     no_env, err, sizeof(err)),
+	    0);
 	assert_non_null(strstr(err, "ttl"));
 	assert_int_not_equal(
-		gate_config_load(&c,
-				 write_file("e.ini", "[admission]\nmax_"
-						     "failures = 0\n"),
-				 no_env, err, sizeof(err)),
-		0);
+	    gate_config_load(&c,
+	                     write_file("e.ini", "[admission]\nmax_"
+	                                         "failures = 0\n"),
+	                     no_env, err, sizeof(err)),
+	    0);
 	assert_non_null(strstr(err, "max_failures"));
 }
 
@@ -135,9 +134,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(defaults),
-		cmocka_unit_test(secret_from_file),
-		cmocka_unit_test(refusals_name_the_key),
+	    cmocka_unit_test(defaults),
+	    cmocka_unit_test(secret_from_file),
+	    cmocka_unit_test(refusals_name_the_key),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -20,10 +20,16 @@ static struct gate_jwt_claims
 sample(void)
 {
 	struct gate_jwt_claims c = {
-		.iss = "roomgate", .aud = "jitsi", .sub = "meet.example.com",
-		.room = "standup-42", .jti = "7f0c1f9e-admission",
-		.user_id = "alice", .user_name = "Alice Liddell",
-		.user_email = "alice@example.com", .nbf = 1000, .exp = 1120,
+	    .iss = "roomgate",
+	    .aud = "jitsi",
+	    .sub = "meet.example.com",
+	    .room = "standup-42",
+	    .jti = "7f0c1f9e-admission",
+	    .user_id = "alice",
+	    .user_name = "Alice Liddell",
+	    .user_email = "alice@example.com",
+	    .nbf = 1000,
+	    .exp = 1120,
 	};
 	return c;
 }
@@ -33,9 +39,9 @@ sign(const struct gate_jwt_claims *c)
 {
 	char err[160], *tok = NULL;
 
-	assert_int_equal(gate_jwt_sign_hs256(c, secret, SECRET_LEN, &tok, err,
-					     sizeof(err)),
-			 0);
+	assert_int_equal(
+	    gate_jwt_sign_hs256(c, secret, SECRET_LEN, &tok, err, sizeof(err)),
+	    0);
 	assert_non_null(tok);
 	return tok;
 }
@@ -47,10 +53,10 @@ decode_json(const char *s, size_t len)
 	unsigned char buf[1024];
 	size_t n;
 
-	assert_int_equal(sodium_base642bin(buf, sizeof(buf), s, len, NULL, &n,
-					   NULL,
-					   sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-			 0);
+	assert_int_equal(
+	    sodium_base642bin(buf, sizeof(buf), s, len, NULL, &n, NULL,
+	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+	    0);
 	return json_loadb((const char *)buf, n, 0, NULL);
 }
 
@@ -72,40 +78,41 @@ token_decodes_to_jitsi_claims(void **state)
 	h = decode_json(tok, (size_t)(d1 - tok));
 	assert_non_null(h);
 	assert_string_equal(json_string_value(json_object_get(h, "alg")),
-			    "HS256");
-	assert_string_equal(json_string_value(json_object_get(h, "typ")), "JWT");
+	                    "HS256");
+	assert_string_equal(json_string_value(json_object_get(h, "typ")),
+	                    "JWT");
 	assert_int_equal(json_object_size(h), 2);
 	p = decode_json(d1 + 1, (size_t)(d2 - d1 - 1));
 	assert_non_null(p);
 	assert_string_equal(json_string_value(json_object_get(p, "iss")),
-			    "roomgate");
+	                    "roomgate");
 	assert_string_equal(json_string_value(json_object_get(p, "aud")),
-			    "jitsi");
+	                    "jitsi");
 	assert_string_equal(json_string_value(json_object_get(p, "sub")),
-			    "meet.example.com");
+	                    "meet.example.com");
 	assert_string_equal(json_string_value(json_object_get(p, "room")),
-			    "standup-42");
+	                    "standup-42");
 	assert_string_equal(json_string_value(json_object_get(p, "jti")),
-			    "7f0c1f9e-admission");
+	                    "7f0c1f9e-admission");
 	assert_int_equal(json_integer_value(json_object_get(p, "nbf")), 1000);
 	assert_int_equal(json_integer_value(json_object_get(p, "exp")), 1120);
 	u = json_object_get(json_object_get(p, "context"), "user");
 	assert_string_equal(json_string_value(json_object_get(u, "id")),
-			    "alice");
+	                    "alice");
 	assert_string_equal(json_string_value(json_object_get(u, "name")),
-			    "Alice Liddell");
+	                    "Alice Liddell");
 	assert_string_equal(json_string_value(json_object_get(u, "email")),
-			    "alice@example.com");
+	                    "alice@example.com");
 	/* The signature is HMAC-SHA-256 over "header.payload". */
 	crypto_auth_hmacsha256_state st;
 	crypto_auth_hmacsha256_init(&st, secret, SECRET_LEN);
 	crypto_auth_hmacsha256_update(&st, (const unsigned char *)tok,
-				      (size_t)(d2 - tok));
+	                              (size_t)(d2 - tok));
 	crypto_auth_hmacsha256_final(&st, mac);
-	assert_int_equal(sodium_base642bin(got, sizeof(got), d2 + 1,
-					   strlen(d2 + 1), NULL, &n, NULL,
-					   sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-			 0);
+	assert_int_equal(sodium_base642bin(
+	                     got, sizeof(got), d2 + 1, strlen(d2 + 1), NULL, &n,
+	                     NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+	                 0);
 	assert_int_equal(n, sizeof(mac));
 	assert_memory_equal(mac, got, sizeof(mac));
 	json_decref(h);
@@ -122,25 +129,24 @@ token_verifies_in_its_window_only(void **state)
 
 	(void)state;
 	assert_int_equal(gate_jwt_verify_hs256(tok, secret, SECRET_LEN, 1000,
-					       &claims, err, sizeof(err)),
-			 0);
+	                                       &claims, err, sizeof(err)),
+	                 0);
 	assert_string_equal(json_string_value(json_object_get(claims, "room")),
-			    "standup-42");
+	                    "standup-42");
 	json_decref(claims);
 	assert_int_equal(gate_jwt_verify_hs256(tok, secret, SECRET_LEN, 1119,
-					       &claims, err, sizeof(err)),
-			 0);
+	                                       &claims, err, sizeof(err)),
+	                 0);
 	json_decref(claims);
 	/* Jitsi allows no leeway: before nbf and at exp it is refused. */
-	assert_int_not_equal(gate_jwt_verify_hs256(tok, secret, SECRET_LEN,
-						   999, &claims, err,
-						   sizeof(err)),
-			     0);
+	assert_int_not_equal(gate_jwt_verify_hs256(tok, secret, SECRET_LEN, 999,
+	                                           &claims, err, sizeof(err)),
+	                     0);
 	assert_null(claims);
 	assert_int_not_equal(gate_jwt_verify_hs256(tok, secret, SECRET_LEN,
-						   1120, &claims, err,
-						   sizeof(err)),
-			     0);
+	                                           1120, &claims, err,
+	                                           sizeof(err)),
+	                     0);
 	assert_null(claims);
 	free(tok);
 }
@@ -162,19 +168,18 @@ tampered_tokens_fail(void **state)
 		if (save == '.')
 			continue;
 		tok[i] = save == 'A' ? 'B' : 'A';
-		assert_int_not_equal(gate_jwt_verify_hs256(tok, secret,
-							   SECRET_LEN, 1000,
-							   &claims, err,
-							   sizeof(err)),
-				     0);
+		assert_int_not_equal(
+		    gate_jwt_verify_hs256(tok, secret, SECRET_LEN, 1000,
+		                          &claims, err, sizeof(err)),
+		    0);
 		assert_null(claims);
 		tok[i] = save;
 	}
 	/* Another secret. */
-	assert_int_not_equal(gate_jwt_verify_hs256(tok, (const unsigned char *)
-						   "another-secret", 14, 1000,
-						   &claims, err, sizeof(err)),
-			     0);
+	assert_int_not_equal(
+	    gate_jwt_verify_hs256(tok, (const unsigned char *)"another-secret",
+	                          14, 1000, &claims, err, sizeof(err)),
+	    0);
 	/* A payload from another token (another room) with this signature. */
 	other.room = "board-meeting";
 	tok2 = sign(&other);
@@ -188,9 +193,9 @@ tampered_tokens_fail(void **state)
 	memcpy(mix + (d1 - tok), o1, (size_t)(o2 - o1));
 	memcpy(mix + (d1 - tok) + (o2 - o1), d2, strlen(d2) + 1);
 	assert_int_not_equal(gate_jwt_verify_hs256(mix, secret, SECRET_LEN,
-						   1000, &claims, err,
-						   sizeof(err)),
-			     0);
+	                                           1000, &claims, err,
+	                                           sizeof(err)),
+	                     0);
 	assert_string_equal(err, "token signature does not verify");
 	free(mix);
 	free(tok2);
@@ -202,20 +207,23 @@ alg_none_and_malformed_refused(void **state)
 {
 	/* {"alg":"none","typ":"JWT"} . {"exp":9999999999,"nbf":0} . "" */
 	static const char *const bad[] = {
-		"eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
-		"eyJleHAiOjk5OTk5OTk5OTksIm5iZiI6MH0.",
-		"", "a.b", "a.b.c.d", "...", "eyJhbGciOiJIUzI1NiJ9.e30.AAAA",
+	    "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+	    "eyJleHAiOjk5OTk5OTk5OTksIm5iZiI6MH0.",
+	    "",
+	    "a.b",
+	    "a.b.c.d",
+	    "...",
+	    "eyJhbGciOiJIUzI1NiJ9.e30.AAAA",
 	};
 	char err[160];
 	json_t *claims;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_not_equal(gate_jwt_verify_hs256(bad[i], secret,
-							   SECRET_LEN, 1000,
-							   &claims, err,
-							   sizeof(err)),
-				     0);
+		assert_int_not_equal(
+		    gate_jwt_verify_hs256(bad[i], secret, SECRET_LEN, 1000,
+		                          &claims, err, sizeof(err)),
+		    0);
 		assert_null(claims);
 	}
 }
@@ -228,25 +236,24 @@ missing_claims_refused(void **state)
 
 	(void)state;
 	c.room = NULL;
-	assert_int_not_equal(gate_jwt_sign_hs256(&c, secret, SECRET_LEN, &tok,
-						 err, sizeof(err)),
-			     0);
+	assert_int_not_equal(
+	    gate_jwt_sign_hs256(&c, secret, SECRET_LEN, &tok, err, sizeof(err)),
+	    0);
 	assert_null(tok);
 	c = sample();
 	c.exp = c.nbf;
-	assert_int_not_equal(gate_jwt_sign_hs256(&c, secret, SECRET_LEN, &tok,
-						 err, sizeof(err)),
-			     0);
+	assert_int_not_equal(
+	    gate_jwt_sign_hs256(&c, secret, SECRET_LEN, &tok, err, sizeof(err)),
+	    0);
 	c = sample();
-	assert_int_not_equal(gate_jwt_sign_hs256(&c, secret, 0, &tok, err,
-						 sizeof(err)),
-			     0);
+	assert_int_not_equal(
+	    gate_jwt_sign_hs256(&c, secret, 0, &tok, err, sizeof(err)), 0);
 	/* Optional user fields may be left out. */
 	c.user_name = NULL;
 	c.user_email = NULL;
-	assert_int_equal(gate_jwt_sign_hs256(&c, secret, SECRET_LEN, &tok, err,
-					     sizeof(err)),
-			 0);
+	assert_int_equal(
+	    gate_jwt_sign_hs256(&c, secret, SECRET_LEN, &tok, err, sizeof(err)),
+	    0);
 	free(tok);
 }
 
@@ -257,29 +264,29 @@ redirect_url_template(void **state)
 
 	(void)state;
 	assert_int_equal(gate_admit_render_url("https://meet.example.com/{room}"
-					       "?jwt={token}",
-					       "standup-42", "aa.bb.cc", 2048,
-					       &url, err, sizeof(err)),
-			 0);
+	                                       "?jwt={token}",
+	                                       "standup-42", "aa.bb.cc", 2048,
+	                                       &url, err, sizeof(err)),
+	                 0);
 	assert_string_equal(url,
-			    "https://meet.example.com/standup-42?jwt=aa.bb.cc");
+	                    "https://meet.example.com/standup-42?jwt=aa.bb.cc");
 	free(url);
 	assert_int_equal(gate_admit_render_url("https://m/{room}?jwt={token}"
-					       "#{room}",
-					       "a b/c?d&é", "t", 2048, &url,
-					       err, sizeof(err)),
-			 0);
+	                                       "#{room}",
+	                                       "a b/c?d&é", "t", 2048, &url,
+	                                       err, sizeof(err)),
+	                 0);
 	assert_string_equal(url, "https://m/a%20b%2Fc%3Fd%26%C3%A9?jwt=t#"
-				 "a%20b%2Fc%3Fd%26%C3%A9");
+	                         "a%20b%2Fc%3Fd%26%C3%A9");
 	free(url);
 	assert_int_not_equal(gate_admit_render_url("https://m/{room}", "abc",
-						   "t", 10, &url, err,
-						   sizeof(err)),
-			     0);
+	                                           "t", 10, &url, err,
+	                                           sizeof(err)),
+	                     0);
 	assert_null(url);
 	assert_int_equal(gate_admit_render_url("https://m/{room}", "abc", "t",
-					       13, &url, err, sizeof(err)),
-			 0);
+	                                       13, &url, err, sizeof(err)),
+	                 0);
 	free(url);
 }
 
@@ -287,12 +294,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(token_decodes_to_jitsi_claims),
-		cmocka_unit_test(token_verifies_in_its_window_only),
-		cmocka_unit_test(tampered_tokens_fail),
-		cmocka_unit_test(alg_none_and_malformed_refused),
-		cmocka_unit_test(missing_claims_refused),
-		cmocka_unit_test(redirect_url_template),
+	    cmocka_unit_test(token_decodes_to_jitsi_claims),
+	    cmocka_unit_test(token_verifies_in_its_window_only),
+	    cmocka_unit_test(tampered_tokens_fail),
+	    cmocka_unit_test(alg_none_and_malformed_refused),
+	    cmocka_unit_test(missing_claims_refused),
+	    cmocka_unit_test(redirect_url_template),
 	};
 
 	if (sodium_init() < 0)

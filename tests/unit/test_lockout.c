@@ -29,13 +29,12 @@ lock_doubles_up_to_the_cap(void **state)
 
 static void
 check_addr(const char *peer, const char *xff, const char *trusted,
-	   const char *want)
+           const char *want)
 {
 	char out[64];
 
-	assert_int_equal(gate_lockout_source_addr(peer, xff, trusted, out,
-						  sizeof(out)),
-			 0);
+	assert_int_equal(
+	    gate_lockout_source_addr(peer, xff, trusted, out, sizeof(out)), 0);
 	assert_string_equal(out, want);
 }
 
@@ -56,20 +55,22 @@ trusted_proxy_forwards_the_client(void **state)
 	(void)state;
 	check_addr("127.0.0.1", "198.51.100.4", "127.0.0.1", "198.51.100.4");
 	check_addr("127.0.0.1", " 198.51.100.4 ", "::1 127.0.0.1",
-		   "198.51.100.4");
+	           "198.51.100.4");
 	/* Spoofed entries on the left are not believed: the first hop our
 	 * proxies did not add is the client. */
 	check_addr("127.0.0.1", "6.6.6.6, 198.51.100.4, 10.0.0.2",
-		   "127.0.0.1 10.0.0.2", "198.51.100.4");
+	           "127.0.0.1 10.0.0.2", "198.51.100.4");
 	/* No header: the proxy itself. */
 	check_addr("127.0.0.1", NULL, "127.0.0.1", "127.0.0.1");
 	/* A malformed hop: nothing left of it is trusted. */
 	check_addr("127.0.0.1", "198.51.100.4, bogus", "127.0.0.1",
-		   "127.0.0.1");
+	           "127.0.0.1");
 	check_addr("127.0.0.1", "", "127.0.0.1", "127.0.0.1");
 	/* Every hop is a proxy of ours: the leftmost. */
-	check_addr("127.0.0.1", "10.0.0.3, 10.0.0.2", "127.0.0.1 10.0.0.2,"
-		   "10.0.0.3", "10.0.0.3");
+	check_addr("127.0.0.1", "10.0.0.3, 10.0.0.2",
+	           "127.0.0.1 10.0.0.2,"
+	           "10.0.0.3",
+	           "10.0.0.3");
 	check_addr("::1", "2001:db8::5", "::1", "2001:db8::5");
 }
 
@@ -79,25 +80,22 @@ bad_peer_is_an_error(void **state)
 	char out[64];
 
 	(void)state;
-	assert_int_not_equal(gate_lockout_source_addr("nope", NULL, NULL, out,
-						      sizeof(out)),
-			     0);
-	assert_int_not_equal(gate_lockout_source_addr(NULL, NULL, NULL, out,
-						      sizeof(out)),
-			     0);
-	assert_int_not_equal(gate_lockout_source_addr("2001:db8::1", NULL,
-						      NULL, out, 4),
-			     0);
+	assert_int_not_equal(
+	    gate_lockout_source_addr("nope", NULL, NULL, out, sizeof(out)), 0);
+	assert_int_not_equal(
+	    gate_lockout_source_addr(NULL, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_not_equal(
+	    gate_lockout_source_addr("2001:db8::1", NULL, NULL, out, 4), 0);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(lock_doubles_up_to_the_cap),
-		cmocka_unit_test(peer_is_the_client_without_trusted_proxy),
-		cmocka_unit_test(trusted_proxy_forwards_the_client),
-		cmocka_unit_test(bad_peer_is_an_error),
+	    cmocka_unit_test(lock_doubles_up_to_the_cap),
+	    cmocka_unit_test(peer_is_the_client_without_trusted_proxy),
+	    cmocka_unit_test(trusted_proxy_forwards_the_client),
+	    cmocka_unit_test(bad_peer_is_an_error),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
