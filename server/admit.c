@@ -50,8 +50,8 @@ dir_job_run(void *arg)
 	return NULL;
 }
 
-static int
-link_ok(const char *p, size_t len)
+int
+gate_join_link_ok(const char *p, size_t len)
 {
 	if (len == 0 || len > LINK_MAX)
 		return 0;
@@ -103,10 +103,11 @@ is_invitee(const struct db_meeting *m, const char *identity)
 	return 0;
 }
 
-/* The join token and redirect URL of an admission, into the answer. */
+/* The join token and redirect URL of an admission, into the verdict. */
 static int
-admitted_body(struct gate_app *app, const struct db_meeting *m,
-              const struct db_session *s, const char *admission_id, json_t *o)
+admitted_token(struct gate_app *app, const struct db_meeting *m,
+               const struct db_session *s, const char *admission_id,
+               struct gate_join_verdict *v)
 {
 	const struct gate_config *cfg = app->cfg;
 	struct gate_jwt_claims c;
@@ -140,10 +141,10 @@ admitted_body(struct gate_app *app, const struct db_meeting *m,
 		gate_log(GATE_LOG_ERROR, NULL, "admission.token", "%s", err);
 		goto out;
 	}
-	if (json_object_set_new(o, "token", json_string(tok)) != 0 ||
-	    json_object_set_new(o, "redirect_url", json_string(url)) != 0 ||
-	    json_object_set_new(o, "expires_at", json_integer(c.exp)) != 0)
-		goto out;
+	v->token = tok;
+	v->redirect_url = url;
+	v->expires_at = c.exp;
+	tok = url = NULL;
 	r = 0;
 out:
 	if (tok != NULL) {
@@ -172,26 +173,49 @@ unavailable_message(const char *reason)
 	       "try again in a moment";
 }
 
-/* The answer when there is no session: where to sign in first. */
+/* Sets a denial: status, stable error code and a message to act on. */
 static void
-need_login(const struct gate_rq *rq, const char *link, size_t linklen,
-           struct gate_resp *out)
+deny(struct gate_join_verdict *v, int status, const char *code, const char *msg)
 {
-	char url[160];
+	v->status = status;
+	v->code = code;
+	snprintf(v->message, sizeof(v->message), "%s", msg);
+}
 
-	if (link_ok(link, linklen))
-		snprintf(url, sizeof(url), "/saml/login?return=/j/%.*s",
-		         (int)linklen, link);
+/* No session: where to sign in first. */
+static void
+need_login(const char *link, size_t linklen, struct gate_join_verdict *v)
+{
+	if (gate_join_link_ok(link, linklen))
+		snprintf(v->login_url, sizeof(v->login_url),
+		         "/saml/login?return=/j/%.*s", (int)linklen, link);
 	else
-		snprintf(url, sizeof(url), "/saml/login");
-	gate_resp_error(out, rq, 401, "login_required",
-	                json_pack("{s:s}", "login_url", url),
-	                "sign in first, then try the code again");
+		snprintf(v->login_url, sizeof(v->login_url), "/saml/login");
+	deny(v, 401, "login_required",
+	     "sign in first, then try the code again");
 }
 
 void
-gate_h_join(struct gate_app *app, const struct gate_rq *rq,
-            struct gate_resp *out)
+gate_join_verdict_free(struct gate_join_verdict *v)
+{
+	if (v->token != NULL) {
+		sodium_memzero(v->token, strlen(v->token));
+		free(v->token);
+	}
+	if (v->redirect_url != NULL) {
+		sodium_memzero(v->redirect_url, strlen(v->redirect_url));
+		free(v->redirect_url);
+	}
+	free(v->identity);
+	free(v->title);
+	free(v->admission_id);
+	memset(v, 0, sizeof(*v));
+}
+
+int
+gate_join_decide(struct gate_app *app, const struct gate_rq *rq,
+                 const char *code_in, const char *code_hint,
+                 struct gate_join_verdict *v)
 {
 	const struct gate_config *cfg = app->cfg;
 	struct gate_lockout_policy pol;
@@ -201,10 +225,10 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 	struct db_attempt_result res;
 	struct dir_job job;
 	pthread_t th;
-	json_t *body = NULL, *details = NULL, *ok = NULL;
+	json_t *details = NULL;
 	char link[LINK_MAX + 1], src[64], im_key[1400], err[512], cerr[256];
 	char digits[GATE_CODE_BUF], *details_s = NULL;
-	const char *code_in, *xff, *ua, *reason = "error";
+	const char *xff, *ua, *reason = "error";
 	unsigned char shash[32];
 	size_t ndigits = 0;
 	long long until = 0, now = (long long)time(NULL);
@@ -212,6 +236,10 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 	int code_ok = -1, member_ok = -1, code_rc = -1, lock_rc = -1;
 	int status = 503, r;
 
+	memset(v, 0, sizeof(*v));
+	deny(v, 503, "unavailable",
+	     "the service cannot decide right now, so nobody is admitted; "
+	     "try again in a moment");
 	memset(&sess, 0, sizeof(sess));
 	memset(&m, 0, sizeof(m));
 	memset(&job, 0, sizeof(job));
@@ -222,25 +250,25 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 
 	r = gate_session_of(app, rq, &sess, err, sizeof(err));
 	if (r < 0) {
-		gate_resp_error(out, rq, 503, "database_unavailable", NULL,
-		                "the sign-in could not be checked; try again "
-		                "in a moment");
+		deny(v, 503, "database_unavailable",
+		     "the sign-in could not be checked; try again in a moment");
 		goto out;
 	}
 	if (r == 0) {
-		need_login(rq, rq->params[0].p, rq->params[0].len, out);
+		need_login(rq->params[0].p, rq->params[0].len, v);
 		goto out;
 	}
 	have_sess = 1;
+	if ((v->identity = strdup(sess.identity)) == NULL)
+		goto out;
 	if (cfg->tok_hs256_secret == NULL || cfg->adm_redirect_url == NULL) {
-		gate_resp_error(out, rq, 503, "not_configured", NULL,
-		                "admission is not configured on this server: "
-		                "set [tokens] hs256_secret and [admission] "
-		                "redirect_url");
+		deny(v, 503, "not_configured",
+		     "admission is not configured on this server: set "
+		     "[tokens] hs256_secret and [admission] redirect_url");
 		goto out;
 	}
 	if (!gate_cookie_hash(rq, GATE_SESSION_COOKIE, shash)) {
-		need_login(rq, rq->params[0].p, rq->params[0].len, out);
+		need_login(rq->params[0].p, rq->params[0].len, v);
 		goto out;
 	}
 	xff = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
@@ -252,7 +280,7 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 		snprintf(src, sizeof(src), "0.0.0.0");
 
 	/* The meeting; an unknown link is a failed attempt of this person. */
-	if (link_ok(rq->params[0].p, rq->params[0].len)) {
+	if (gate_join_link_ok(rq->params[0].p, rq->params[0].len)) {
 		snprintf(link, sizeof(link), "%.*s", (int)rq->params[0].len,
 		         rq->params[0].p);
 		r = db_admit_meeting_by_link(app->db, link, &m, err,
@@ -263,6 +291,10 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 			reason = "database_unavailable";
 			goto decide;
 		}
+	}
+	if (have_m && (v->title = strdup(m.title ? m.title : "")) == NULL) {
+		reason = "database_unavailable";
+		goto decide;
 	}
 	if (have_m)
 		r = snprintf(im_key, sizeof(im_key), "%s %s", m.id,
@@ -289,13 +321,10 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 	lock_rc =
 	    db_lockout_until(app->db, im_key, src, &until, err, sizeof(err));
 	if (have_m) {
-		body = json_loadb(rq->body, rq->body_len, 0, NULL);
-		code_in = json_string_value(json_object_get(body, "code"));
 		if (code_in == NULL) {
 			malformed = 1;
-			snprintf(cerr, sizeof(cerr),
-			         "send a JSON object with the code as a "
-			         "string: {\"code\": \"...\"}");
+			snprintf(cerr, sizeof(cerr), "%s",
+			         code_hint ? code_hint : "enter the code");
 		} else if (gate_code_normalize(code_in, strlen(code_in),
 		                               m.code_length, digits,
 		                               sizeof(digits), &ndigits, cerr,
@@ -395,67 +424,122 @@ decide:
 	    db_admit_record(app->db, &a, &res, err, sizeof(err)) != 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "admission.record",
 		         "the attempt could not be recorded, denied: %s", err);
-		gate_resp_error(out, rq, 503, "unavailable", NULL,
-		                "the attempt could not be recorded, so nobody "
-		                "is admitted; try again in a moment");
+		deny(v, 503, "unavailable",
+		     "the attempt could not be recorded, so nobody is "
+		     "admitted; try again in a moment");
 		goto out;
 	}
 
 	switch (status) {
 	case 404:
-		gate_resp_error(out, rq, 404, "unknown_link", NULL,
-		                "no meeting has this link; check the link you "
-		                "were sent");
+		deny(v, 404, "unknown_link",
+		     "no meeting has this link; check the link you were sent");
 		break;
 	case 400:
-		gate_resp_error(out, rq, 400, "malformed_code", NULL, "%s",
-		                cerr);
+		deny(v, 400, "malformed_code", cerr);
 		break;
 	case 429:
-		out->retry_after = (int)(until - now);
-		gate_resp_error(out, rq, 429, "locked",
-		                json_pack("{s:I,s:I}", "retry_after",
-		                          (json_int_t)(until - now), "retry_at",
-		                          (json_int_t)until),
-		                "too many failed attempts; try again in %lld "
-		                "seconds",
-		                until - now);
+		v->retry_after = until - now;
+		v->retry_at = until;
+		v->status = 429;
+		v->code = "locked";
+		snprintf(v->message, sizeof(v->message),
+		         "too many failed attempts; try again in %lld seconds",
+		         until - now);
 		break;
 	case 403:
-		gate_resp_error(out, rq, 403, "not_on_access_list", NULL,
-		                "you are not on this meeting's access list");
+		deny(v, 403, "not_on_access_list",
+		     "you are not on this meeting's access list");
 		break;
 	case 401:
-		gate_resp_error(out, rq, 401, "invalid_code", NULL,
-		                "invalid code");
+		deny(v, 401, "invalid_code", "invalid code");
 		break;
 	case 200:
 	case 202:
-		ok = json_pack(
-		    "{s:s,s:s,s:s}", "admission_id", res.admission_id, "state",
-		    status == 202 ? "waiting" : "admitted", "meeting_id", m.id);
-		if (ok == NULL || (status == 200 &&
-		                   admitted_body(app, &m, &sess,
-		                                 res.admission_id, ok) != 0)) {
-			gate_resp_error(out, rq, 503, "unavailable", NULL,
-			                "the join token could not be made; "
-			                "try again in a moment");
+		snprintf(v->meeting_id, sizeof(v->meeting_id), "%s", m.id);
+		if ((v->admission_id = strdup(res.admission_id)) == NULL ||
+		    (status == 200 &&
+		     admitted_token(app, &m, &sess, res.admission_id, v) !=
+		         0)) {
+			deny(v, 503, "unavailable",
+			     "the join token could not be made; try again in a "
+			     "moment");
 			break;
 		}
-		gate_resp_json(out, status, ok);
-		ok = NULL;
+		v->status = status;
+		v->code = status == 202 ? "waiting" : "admitted";
+		v->message[0] = '\0';
 		break;
 	default:
 		gate_log(GATE_LOG_WARN, rq->id, "admission.unavailable",
 		         "denied (%s)%s%s", reason, job.err[0] ? ": " : "",
 		         job.err);
-		gate_resp_error(out, rq, 503, reason, NULL, "%s",
-		                unavailable_message(reason));
+		deny(v, 503, reason, unavailable_message(reason));
 		break;
 	}
 out:
 	sodium_memzero(digits, sizeof(digits));
 	sodium_memzero(shash, sizeof(shash));
+	json_decref(details);
+	free(details_s);
+	if (have_m)
+		db_meeting_free(&m);
+	if (have_sess)
+		db_session_free(&sess);
+	return v->status == 200 || v->status == 202 ? 0 : -1;
+}
+
+/* The JSON rendering of a verdict. */
+void
+gate_h_join(struct gate_app *app, const struct gate_rq *rq,
+            struct gate_resp *out)
+{
+	struct gate_join_verdict v;
+	json_t *body, *ok = NULL, *extra = NULL;
+	const char *code_in;
+
+	body = json_loadb(rq->body, rq->body_len, 0, NULL);
+	code_in = json_string_value(json_object_get(body, "code"));
+	gate_join_decide(app, rq, code_in,
+	                 "send a JSON object with the code as a string: "
+	                 "{\"code\": \"...\"}",
+	                 &v);
+	switch (v.status) {
+	case 200:
+	case 202:
+		ok = json_pack("{s:s,s:s,s:s}", "admission_id", v.admission_id,
+		               "state", v.code, "meeting_id", v.meeting_id);
+		if (ok != NULL && v.status == 200 &&
+		    (json_object_set_new(ok, "token", json_string(v.token)) !=
+		         0 ||
+		     json_object_set_new(ok, "redirect_url",
+		                         json_string(v.redirect_url)) != 0 ||
+		     json_object_set_new(ok, "expires_at",
+		                         json_integer(v.expires_at)) != 0)) {
+			json_decref(ok);
+			ok = NULL;
+		}
+		if (ok == NULL) {
+			gate_resp_error(out, rq, 503, "unavailable", NULL,
+			                "the join token could not be made; "
+			                "try again in a moment");
+			break;
+		}
+		gate_resp_json(out, v.status, ok);
+		break;
+	default:
+		if (strcmp(v.code, "login_required") == 0)
+			extra = json_pack("{s:s}", "login_url", v.login_url);
+		else if (v.status == 429) {
+			out->retry_after = (int)v.retry_after;
+			extra = json_pack("{s:I,s:I}", "retry_after",
+			                  (json_int_t)v.retry_after, "retry_at",
+			                  (json_int_t)v.retry_at);
+		}
+		gate_resp_error(out, rq, v.status, v.code, extra, "%s",
+		                v.message);
+		break;
+	}
 	if (body != NULL) {
 		/* The typed code lives in the parsed body and the raw body;
 		 * the raw body is http.c's to wipe. */
@@ -466,11 +550,5 @@ out:
 			               json_string_length(c));
 		json_decref(body);
 	}
-	json_decref(ok);
-	json_decref(details);
-	free(details_s);
-	if (have_m)
-		db_meeting_free(&m);
-	if (have_sess)
-		db_session_free(&sess);
+	gate_join_verdict_free(&v);
 }

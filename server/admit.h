@@ -96,4 +96,44 @@ int64_t gate_lockout_duration(const struct gate_lockout_policy *p,
 int gate_lockout_source_addr(const char *peer, const char *xff,
                              const char *trusted, char *out, size_t outlen);
 
+/* ---- the decision (admit.c) --------------------------------------------- */
+
+struct gate_app;
+struct gate_rq;
+
+/*
+ * The answer to one attempt, for each front end (JSON API, HTML pages) to
+ * render its own way. status is 200 admitted, 202 waiting, or a denial
+ * (400, 401, 403, 404, 429, 503); code is the stable error code (static),
+ * message what a person can do. Heap strings are owned by the verdict:
+ * gate_join_verdict_free() wipes the token and URL and frees them.
+ */
+struct gate_join_verdict {
+	int status;
+	const char *code; /* "admitted", "waiting", "invalid_code"... */
+	char message[256];
+	char login_url[160]; /* code "login_required": where to sign in */
+	long long retry_after, retry_at; /* 429 */
+	char *identity;      /* the signed-in person, when there is one */
+	char *title;         /* the meeting's, when the link is known */
+	char meeting_id[40]; /* 200, 202 */
+	char *admission_id;  /* 200, 202 */
+	char *token, *redirect_url; /* 200: the join token and where to go */
+	long long expires_at;
+};
+
+/*
+ * The admission decision for the request's session and link (rq->params[0])
+ * with code_in as typed (NULL: none given; code_hint then says what to
+ * send). Records the attempt (audit, lockout, admission) in one
+ * transaction; if that fails the verdict is 503. *v is always filled;
+ * returns 0 when admitted or waiting, -1 otherwise.
+ */
+int gate_join_decide(struct gate_app *app, const struct gate_rq *rq,
+                     const char *code_in, const char *code_hint,
+                     struct gate_join_verdict *v);
+void gate_join_verdict_free(struct gate_join_verdict *v);
+/* 1 when p (len bytes) can be a meeting link: 1..64 of [A-Za-z0-9_-]. */
+int gate_join_link_ok(const char *p, size_t len);
+
 #endif

@@ -120,6 +120,32 @@ void gate_h_saml_slo(struct gate_app *app, const struct gate_rq *rq,
 void gate_h_me(struct gate_app *app, const struct gate_rq *rq,
 	       struct gate_resp *out);
 
+/* HTML-escapes s (& < > " ') into b. */
+void gate_html_escape(struct gate_buf *b, const char *s);
+/* The value of field name in an x-www-form-urlencoded body (malloc()ed,
+ * decoded with MHD_http_unescape, '+' as space; *outlen its length), or
+ * NULL when absent or out of memory. The caller frees it. */
+char *gate_form_value(const char *body, size_t len, const char *name,
+		      size_t *outlen);
+
+/* csrf.c: the join form's CSRF token, bound to the session: hex of
+ * HMAC-SHA-256 under a key derived from the server keys, over the session
+ * id's hash. -1 without server keys. */
+#define GATE_CSRF_HEX 65
+int gate_csrf_token(const struct gate_keys *keys,
+		    const unsigned char session_hash[32],
+		    char out[GATE_CSRF_HEX]);
+/* 1 when tok (len bytes) is the session's token (constant time), else 0. */
+int gate_csrf_check(const struct gate_keys *keys,
+		    const unsigned char session_hash[32], const char *tok,
+		    size_t len);
+
+/* pages.c: the HTML join pages (GET and POST /j/{link}). */
+void gate_h_join_page(struct gate_app *app, const struct gate_rq *rq,
+		      struct gate_resp *out);
+void gate_h_join_form(struct gate_app *app, const struct gate_rq *rq,
+		      struct gate_resp *out);
+
 /* admit.c: the admission decision (JSON API). */
 void gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 		 struct gate_resp *out);

@@ -32,6 +32,8 @@ static const struct route routes[] = {
 	{"GET", "/saml/slo", gate_h_saml_slo},
 	{"GET", "/v1/me", gate_h_me},
 	{"POST", "/v1/join/{link}", gate_h_join},
+	{"GET", "/j/{link}", gate_h_join_page},
+	{"POST", "/j/{link}", gate_h_join_form},
 };
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
 

@@ -70,8 +70,8 @@ audit(struct gate_app *app, const struct gate_rq *rq, const char *event,
 	return 0;
 }
 
-static void
-html_escape(struct gate_buf *b, const char *s)
+void
+gate_html_escape(struct gate_buf *b, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
@@ -97,11 +97,11 @@ error_page(struct gate_resp *out, const struct gate_rq *rq, int status,
 	gate_buf_printf(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
 			    "<title>Sign-in failed</title></head><body>"
 			    "<h1>Sign-in failed</h1><p>");
-	html_escape(&b, what);
+	gate_html_escape(&b, what);
 	gate_buf_printf(&b, "</p><p>Start again from the meeting link. If "
 			    "this keeps happening, give your administrator "
 			    "the code <code>");
-	html_escape(&b, reason);
+	gate_html_escape(&b, reason);
 	gate_buf_printf(&b, "</code> and request id <code>%s</code>.</p>"
 			    "</body></html>\n",
 			rq->id);
@@ -214,10 +214,8 @@ out:
 	free(html);
 }
 
-/* The value of field name in an x-www-form-urlencoded body (malloc()ed,
- * decoded), or NULL. */
-static char *
-form_value(const char *body, size_t len, const char *name, size_t *outlen)
+char *
+gate_form_value(const char *body, size_t len, const char *name, size_t *outlen)
 {
 	size_t nl = strlen(name), i = 0;
 
@@ -288,7 +286,7 @@ gate_h_saml_acs(struct gate_app *app, const struct gate_rq *rq,
 	memset(&id, 0, sizeof(id));
 	if (!saml_ready(app, rq, out))
 		return;
-	b64 = form_value(rq->body, rq->body_len, "SAMLResponse", &b64len);
+	b64 = gate_form_value(rq->body, rq->body_len, "SAMLResponse", &b64len);
 	if (b64 == NULL) {
 		acs_deny(app, rq, out, SAML_R_BAD_REQUEST, NULL, NULL,
 			 "no SAMLResponse form field");
