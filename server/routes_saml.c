@@ -239,6 +239,9 @@ gate_form_value(const char *body, size_t len, const char *name, size_t *outlen)
 				if (v[k] == '+')
 					v[k] = ' ';
 			*outlen = MHD_http_unescape(v);
+			/* Decoding shrinks in place: wipe what is left of
+			 * the encoded value (it may be a secret). */
+			sodium_memzero(v + *outlen, vl - *outlen);
 			return v;
 		}
 		i += flen + 1;

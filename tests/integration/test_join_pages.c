@@ -514,6 +514,36 @@ non_member_gets_the_403_page(void **state)
 }
 
 static void
+five_failures_lock_with_a_429_page(void **state)
+{
+	char link[80], code[16], id[40], bad[16];
+	struct sth_resp r;
+	char *tok;
+
+	(void)state;
+	new_meeting("pages lock", 0, link, code, id);
+	tok = csrf_of(&T.bob, link);
+	snprintf(bad, sizeof(bad), "%s", code);
+	bad[0] = bad[0] == '9' ? '0' : (char)(bad[0] + 1);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(page_post(&T.bob, link, tok, bad, &r), 401);
+		sth_resp_free(&r);
+	}
+	/* Locked: even the right code is refused, and the page says when. */
+	assert_int_equal(page_post(&T.bob, link, tok, code, &r), 429);
+	assert_non_null(strstr(r.body, "Too many failed attempts"));
+	assert_non_null(strstr(r.body, "Try again in "));
+	assert_null(strstr(r.body, "name=\"code\""));
+	expect_audit(r.request_id, "deny locked true true");
+	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
+	                          "meeting_id = $1::uuid",
+	                          id),
+	                 0);
+	free(tok);
+	sth_resp_free(&r);
+}
+
+static void
 unknown_link_is_404_page_and_counts(void **state)
 {
 	struct sth_resp r;
@@ -539,6 +569,7 @@ main(void)
 	    cmocka_unit_test(right_code_redirects_to_the_platform),
 	    cmocka_unit_test(waiting_room_page_refreshes_itself),
 	    cmocka_unit_test(non_member_gets_the_403_page),
+	    cmocka_unit_test(five_failures_lock_with_a_429_page),
 	    cmocka_unit_test(unknown_link_is_404_page_and_counts),
 	};
 
