@@ -380,4 +380,31 @@ struct db_attempt_result {
 int db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 		    struct db_attempt_result *out, char *err, size_t errlen);
 
+/* ---- forward-auth and revocation (queries_authz.c) --------------------- */
+
+/* The live meeting whose id or link id is meeting_ref: its id, and
+ * whether identity holds an unexpired admission in state "admitted"
+ * there. DB_ENOTFOUND for no such live meeting. */
+int db_authz_lookup(struct db_pool *pool, const char *meeting_ref,
+		    const char *identity, char meeting_id[37], int *admitted,
+		    char *err, size_t errlen);
+
+/* Who revokes whom (borrowed strings; all but identity may be NULL). */
+struct db_identity_revoke {
+	const char *identity;
+	const char *actor, *via; /* the admin and how they signed in */
+	const char *source_addr, *user_agent, *request_id, *node;
+	const char *note;	/* free text from the request */
+};
+/*
+ * Ends every live session (revoke_reason 'admin') and every admitted or
+ * waiting admission (state 'revoked', revoke_reason 'admin') of one
+ * identity, with an audit record (event 'identity.revoke', reason
+ * 'admin_revoked') and an outbox event 'identity.revoked', in one
+ * statement: all or nothing. *sessions, *admissions: how many ended.
+ */
+int db_identity_revoke(struct db_pool *pool,
+		       const struct db_identity_revoke *rv, long *sessions,
+		       long *admissions, char *err, size_t errlen);
+
 #endif

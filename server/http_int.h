@@ -150,6 +150,12 @@ void gate_h_join_form(struct gate_app *app, const struct gate_rq *rq,
 void gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 		 struct gate_resp *out);
 
+/* authz.c: forward-auth and revoking a person everywhere. */
+void gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
+		  struct gate_resp *out);
+void gate_h_identity_revoke(struct gate_app *app, const struct gate_rq *rq,
+			    struct gate_resp *out);
+
 /* session.c: cookies. */
 #define GATE_SESSION_COOKIE "rg_session"
 #define GATE_SAML_BINDING_COOKIE "rg_saml"

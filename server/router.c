@@ -32,6 +32,8 @@ static const struct route routes[] = {
 	{"GET", "/saml/slo", gate_h_saml_slo},
 	{"GET", "/v1/me", gate_h_me},
 	{"POST", "/v1/join/{link}", gate_h_join},
+	{"GET", "/v1/authz", gate_h_authz},
+	{"POST", "/v1/identities/{id}", gate_h_identity_revoke},
 	{"GET", "/j/{link}", gate_h_join_page},
 	{"POST", "/j/{link}", gate_h_join_form},
 };

@@ -1,0 +1,143 @@
+/*
+ * db/queries_authz.c -- the database side of forward-auth (GET /v1/authz)
+ * and of "revoke this person everywhere". See db.h for the contracts.
+ *
+ * The revocation is one statement (data-modifying CTEs): sessions,
+ * admissions, the audit record and the outbox event commit together or
+ * not at all.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db_int.h"
+
+static int
+authz_ok(const PGresult *res)
+{
+	return res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK;
+}
+
+#define AUTHZ_Q                                                                \
+	"SELECT m.id, EXISTS (SELECT 1 FROM admissions a WHERE a.meeting_id "  \
+	"= m.id AND a.identity = $2 AND a.state = 'admitted' AND "             \
+	"(a.expires_at IS NULL OR a.expires_at > now())) FROM meetings m "     \
+	"WHERE m.archived_at IS NULL AND "
+
+/* 8-4-4-4-12 hex digits. */
+static int
+authz_is_uuid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i < 36; i++) {
+		int dash = i == 8 || i == 13 || i == 18 || i == 23;
+		char ch = s[i];
+
+		if (dash ? ch != '-'
+		         : !((ch >= '0' && ch <= '9') ||
+		             (ch >= 'a' && ch <= 'f') ||
+		             (ch >= 'A' && ch <= 'F')))
+			return 0;
+	}
+	return i == 36 && s[i] == '\0';
+}
+
+int
+db_authz_lookup(struct db_pool *pool, const char *meeting_ref,
+                const char *identity, char meeting_id[37], int *admitted,
+                char *err, size_t errlen)
+{
+	struct db_conn *c = NULL;
+	const char *v[2] = {meeting_ref, identity};
+	PGresult *res = NULL;
+	int r;
+
+	meeting_id[0] = '\0';
+	*admitted = 0;
+	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
+		return r;
+	/* The reference is a meeting id or a link id; both are unique and
+	 * indexed, so each shape gets the query that uses its index. */
+	res =
+	    PQexecParams(db_conn_pg(c),
+	                 authz_is_uuid(meeting_ref) ? AUTHZ_Q "m.id = $1::uuid"
+	                                            : AUTHZ_Q "m.link_id = $1",
+	                 2, NULL, v, NULL, NULL, 0);
+	if (!authz_ok(res)) {
+		r = db_result_err(db_conn_pg(c), res,
+		                  "looking up the admission", err, errlen);
+		goto out;
+	}
+	if (PQntuples(res) == 0) {
+		r = DB_ENOTFOUND;
+		db_seterr(err, errlen, "no live meeting with that id or link");
+		goto out;
+	}
+	snprintf(meeting_id, 37, "%s", PQgetvalue(res, 0, 0));
+	*admitted = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	r = 0;
+out:
+	PQclear(res);
+	db_release(pool, c);
+	return r;
+}
+
+int
+db_identity_revoke(struct db_pool *pool, const struct db_identity_revoke *rv,
+                   long *sessions, long *admissions, char *err, size_t errlen)
+{
+	struct db_conn *c = NULL;
+	const char *v[8] = {rv->identity,    rv->actor,      rv->via,
+	                    rv->source_addr, rv->request_id, rv->node,
+	                    rv->note,        rv->user_agent};
+	PGresult *res = NULL;
+	int r;
+
+	*sessions = *admissions = 0;
+	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
+		return r;
+	res = PQexecParams(
+	    db_conn_pg(c),
+	    "WITH s AS (UPDATE sessions SET revoked_at = now(), "
+	    "revoke_reason = 'admin' WHERE identity = $1::text AND revoked_at "
+	    "IS "
+	    "NULL RETURNING 1), "
+	    "a AS (UPDATE admissions SET state = 'revoked', revoke_reason = "
+	    "'admin', ended_at = now() WHERE identity = $1 AND state IN "
+	    "('admitted', 'waiting') RETURNING meeting_id), "
+	    "n AS (SELECT (SELECT count(*) FROM s) AS ns, (SELECT count(*) "
+	    "FROM a) AS na, (SELECT coalesce(jsonb_agg(DISTINCT meeting_id), "
+	    "'[]'::jsonb) FROM a) AS ms), "
+	    "au AS (INSERT INTO audit_log (event_type, outcome, reason, "
+	    "identity, source_addr, user_agent, request_id, node, details) "
+	    "SELECT 'identity.revoke', 'info', 'admin_revoked', $1, "
+	    "$4::inet, left($8, 1024), $5, $6, jsonb_build_object('by', "
+	    "$2::text, "
+	    "'via', $3::text, 'sessions', n.ns, 'admissions', n.na, "
+	    "'meetings', "
+	    "n.ms, 'note', $7::text) FROM n RETURNING seq), "
+	    "o AS (INSERT INTO outbox (topic, payload) SELECT "
+	    "'identity.revoked', jsonb_build_object('identity', $1::text, "
+	    "'reason', 'admin_revoked', 'by', $2::text, 'sessions', n.ns, "
+	    "'admissions', n.na, 'meetings', n.ms) FROM n RETURNING id) "
+	    "SELECT n.ns, n.na, (SELECT count(*) FROM au), (SELECT count(*) "
+	    "FROM o) FROM n",
+	    8, NULL, v, NULL, NULL, 0);
+	if (!authz_ok(res) || PQntuples(res) != 1) {
+		r = db_result_err(db_conn_pg(c), res,
+		                  "revoking the identity's sessions and "
+		                  "admissions",
+		                  err, errlen);
+		if (r == 0)
+			r = DB_EQUERY;
+		goto out;
+	}
+	*sessions = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	*admissions = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+	r = 0;
+out:
+	PQclear(res);
+	db_release(pool, c);
+	return r;
+}
