@@ -101,6 +101,11 @@ write_config() {
   . "$data/pg/env"
   # shellcheck disable=SC1091
   . "$data/ldap/env"
+  # The join-token secret shared with the meeting platform (Jitsi's
+  # app_secret), made once.
+  if [[ ! -s $data/jitsi.secret ]]; then
+    (umask 077 && rand_hex 32 >"$data/jitsi.secret")
+  fi
   tmp=$(mktemp "$data/roomgate.ini.XXXXXX")
   chmod 0600 "$tmp"
   cat >"$tmp" <<EOF
@@ -131,6 +136,21 @@ key_file = $saml/sp.key
 cert_file = $saml/sp.crt
 idp_metadata_file = $saml/idp-md.xml
 name_id_format = urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress
+directory_key = uid
+
+[directory]
+host_group = cn=meeting-hosts,ou=groups,$LDAP_BASE_DN
+admin_group = cn=directory-admins,ou=groups,$LDAP_BASE_DN
+compliance_group = cn=compliance,ou=groups,$LDAP_BASE_DN
+
+[admission]
+; A stand-in platform: point this at your Jitsi Meet ({room}, {token}).
+redirect_url = https://meet.example.com/{room}?jwt={token}
+
+[tokens]
+hs256_secret_file = $data/jitsi.secret
+audience = jitsi
+subject = meet.example.com
 EOF
   mv "$tmp" "$ini"
 }
@@ -214,10 +234,10 @@ Demo directory users (password for all: $LDAP_DEMO_PASSWORD):
 Demo meeting (host alice, group meeting-allowed):
   link   $demo_link
   code   $demo_code
-Sign in at the demo IdP with any user above (mail: <user>@example.com is
-the identity). The join page behind the link arrives with the admission
-issue; until then the meeting is managed through /v1/meetings and
-\`roomgate -c $ini meeting ...\`.
+Open the link, sign in at the demo IdP with any user above, type the code:
+members are sent on to https://meet.example.com/<room>?jwt=<join token> (a
+stand-in platform; set [admission] redirect_url in $ini to your Jitsi Meet).
+Manage meetings with /v1/meetings or \`roomgate -c $ini meeting ...\`.
 
 Stop everything with: make stop
 EOF
