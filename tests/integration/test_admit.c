@@ -18,7 +18,7 @@
 /* The shared SAML helpers: this file uses only some of them. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
-#include "tests/integration/saml_th.h"
+#include "tests/integration/admit_th.h"
 #pragma GCC diagnostic pop
 
 #define SP_ENTITY "https://roomgate-admit.test/saml/metadata"
@@ -62,64 +62,6 @@ node_ini(int trust_loopback)
 	         T.base, th_env("RG_TEST_LDAP_BASE_DN"), key, crt, md,
 	         trust_loopback ? "trusted_proxies = 127.0.0.1\n" : "");
 	return ini;
-}
-
-static void
-make_host_token(void)
-{
-	char buf[4096];
-	const char *argv[] = {th_env("RG_TEST_BIN"),
-	                      "-c",
-	                      T.cfg_path,
-	                      "token",
-	                      "create",
-	                      "--role",
-	                      "host",
-	                      "--name",
-	                      "admit-host",
-	                      "--identity",
-	                      "alice",
-	                      NULL};
-	const char *p;
-
-	if (th_run_capture(argv, NULL, buf, sizeof(buf)) != 0)
-		fail_msg("token create failed: %s", buf);
-	p = strstr(buf, "rgt_");
-	assert_non_null(p);
-	memcpy(T.host_token, p, 47);
-	T.host_token[47] = '\0';
-}
-
-/* A meeting allowing GROUP; its link and code into the buffers. */
-static void
-new_meeting(const char *title, int waiting_room, char link[80], char code[16],
-            char id[40])
-{
-	struct th_http *r = calloc(1, sizeof(*r));
-	char url[256], auth[128], body[512];
-	const char *h[] = {auth, "Content-Type: application/json", NULL};
-	json_t *o;
-
-	assert_non_null(r);
-	snprintf(url, sizeof(url), "%s/v1/meetings", T.base);
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", T.host_token);
-	snprintf(body, sizeof(body),
-	         "{\"title\": \"%s\", \"allowed_groups\": [\"" GROUP "\"], "
-	         "\"waiting_room\": %s}",
-	         title, waiting_room ? "true" : "false");
-	if (th_http("POST", url, h, body, strlen(body), r) != 201)
-		fail_msg("create meeting: %ld %s", r->status, r->body);
-	o = json_loads(r->body, 0, NULL);
-	assert_non_null(o);
-	snprintf(link, 80, "%s",
-	         json_string_value(json_object_get(o, "link_id")));
-	snprintf(code, 16, "%s",
-	         json_string_value(
-	             json_object_get(json_object_get(o, "code"), "code")));
-	snprintf(id, 40, "%s", json_string_value(json_object_get(o, "id")));
-	assert_int_equal(strlen(code), 8);
-	json_decref(o);
-	free(r);
 }
 
 /* A code of the same length that is not the meeting's. */
@@ -199,16 +141,6 @@ expect_join(struct sth_browser *b, const char *base, const char *link,
 	sth_resp_free(&r);
 }
 
-static long
-pg_count(const char *sql, const char *param)
-{
-	char *v = sth_pg_value(T.pg, sql, param);
-	long n = v ? strtol(v, NULL, 10) : -1;
-
-	free(v);
-	return n;
-}
-
 /* The audit record of the request with this id: "reason code_ok
  * member_ok" (t/f/-), and there is exactly one. */
 static void
@@ -216,9 +148,10 @@ expect_audit(const char *request_id, const char *want)
 {
 	char *got;
 
-	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-	                          "request_id = $1",
-	                          request_id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "request_id = $1",
+	                              request_id),
 	                 1);
 	got = sth_pg_value(T.pg,
 	                   "SELECT event_type || ' ' || outcome || ' ' || "
@@ -229,25 +162,6 @@ expect_audit(const char *request_id, const char *want)
 	assert_non_null(got);
 	assert_string_equal(got, want);
 	free(got);
-}
-
-static int
-ldap_admin_try(const char *ldif)
-{
-	const char *path = th_write_file("admit-fixture.ldif", ldif);
-
-	return th_sh("ldapmodify -x -H \"$RG_TEST_LDAP_URI\" -D "
-	             "\"$RG_TEST_LDAP_ADMIN_DN\" -w "
-	             "\"$RG_TEST_LDAP_ADMIN_PASSWORD\" -c -f '%s' "
-	             ">>\"$RG_TEST_TMP/admit-fixture.log\" 2>&1",
-	             path);
-}
-
-static void
-ldap_admin(const char *ldif)
-{
-	if (ldap_admin_try(ldif) != 0)
-		fail_msg("ldapmodify failed:\n%s", ldif);
 }
 
 static const char bob_back[] = "dn: " GROUP "\nchangetype: modify\n"
@@ -303,7 +217,7 @@ setup(void **state)
 	th_server_start(&T.b, th_config("admit-b.ini", node_ini(1)), T.b_port);
 	sth_save_sp_metadata(T.base, "admit-sp-md.xml");
 	T.pg = sth_pg();
-	make_host_token();
+	ath_token(T.cfg_path, "host", "admit-host", "alice", T.host_token);
 	sth_browser_init(&T.alice);
 	sth_browser_init(&T.bob);
 	sth_browser_init(&T.dave);
@@ -322,7 +236,7 @@ teardown(void **state)
 	(void)state;
 	/* Whatever a failed test left behind: the demo data and grants
 	 * (bob is normally back already: that add then fails, harmlessly). */
-	(void)ldap_admin_try(bob_back);
+	(void)ath_ldap_admin_try(bob_back);
 	admin_sql("GRANT INSERT ON audit_log TO roomgate");
 	sth_browser_free(&T.alice);
 	sth_browser_free(&T.bob);
@@ -348,7 +262,8 @@ member_with_right_code_gets_a_token(void **state)
 	const char *tok, *url, *adm;
 
 	(void)state;
-	new_meeting("admit ok", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit ok", 0, link, code,
+	                id);
 	assert_int_equal(join(&T.alice, T.base, link, code, &r), 200);
 	o = json_loads(r.body, 0, NULL);
 	assert_non_null(o);
@@ -398,10 +313,11 @@ member_with_right_code_gets_a_token(void **state)
 	    0);
 	expect_audit(r.request_id, "admission allow admitted true true");
 	assert_int_equal(
-	    pg_count("SELECT count(*) FROM admissions WHERE "
-	             "id = $1::uuid AND state = 'admitted' AND "
-	             "identity = 'alice' AND matched_group = '" GROUP "'",
-	             adm),
+	    ath_pg_count(T.pg,
+	                 "SELECT count(*) FROM admissions WHERE "
+	                 "id = $1::uuid AND state = 'admitted' AND "
+	                 "identity = 'alice' AND matched_group = '" GROUP "'",
+	                 adm),
 	    1);
 	json_decref(o);
 	sth_resp_free(&r);
@@ -414,15 +330,17 @@ member_with_wrong_code_is_401(void **state)
 	struct sth_resp r;
 
 	(void)state;
-	new_meeting("admit wrong", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit wrong", 0, link,
+	                code, id);
 	wrong_of(code, bad);
 	assert_int_equal(join(&T.alice, T.base, link, bad, &r), 401);
 	assert_non_null(strstr(r.body, "invalid code"));
 	expect_audit(r.request_id, "admission deny invalid_code false true");
 	sth_resp_free(&r);
-	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-	                          "meeting_id = $1::uuid",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
 	                 0);
 }
 
@@ -435,7 +353,8 @@ non_member_never_learns_the_code(void **state)
 	struct sth_resp r1, r2;
 
 	(void)state;
-	new_meeting("admit dave", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit dave", 0, link,
+	                code, id);
 	wrong_of(code, bad);
 	assert_int_equal(join(&T.dave, T.base, link, code, &r1), 403);
 	assert_int_equal(join(&T.dave, T.base, link, bad, &r2), 403);
@@ -466,7 +385,8 @@ locked_account_is_403(void **state)
 	struct sth_resp r;
 
 	(void)state;
-	new_meeting("admit mallory", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit mallory", 0, link,
+	                code, id);
 	assert_int_equal(join(&T.mallory, T.base, link, code, &r), 403);
 	expect_audit(r.request_id, "admission deny not_member true false");
 	sth_resp_free(&r);
@@ -479,7 +399,8 @@ malformed_code_is_400_and_counts(void **state)
 	struct sth_resp r;
 
 	(void)state;
-	new_meeting("admit malformed", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit malformed", 0, link,
+	                code, id);
 	assert_int_equal(join(&T.alice, T.base, link, "1234567", &r), 400);
 	assert_non_null(strstr(r.body, "leading zero"));
 	expect_audit(r.request_id, "admission deny malformed false true");
@@ -487,10 +408,11 @@ malformed_code_is_400_and_counts(void **state)
 	expect_join(&T.alice, T.base, link, "{\"code\": 12345678}", 400,
 	            "malformed_code");
 	expect_join(&T.alice, T.base, link, "not json", 400, "malformed_code");
-	assert_int_equal(pg_count("SELECT failures FROM lockout_counters "
-	                          "WHERE scope = 'identity_meeting' AND "
-	                          "key = $1 || ' alice'",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT failures FROM lockout_counters "
+	                              "WHERE scope = 'identity_meeting' AND "
+	                              "key = $1 || ' alice'",
+	                              id),
 	                 3);
 }
 
@@ -504,7 +426,8 @@ five_failures_lock_across_nodes(void **state)
 	const char *bases[2] = {T.base, T.base_b};
 
 	(void)state;
-	new_meeting("admit lock", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit lock", 0, link,
+	                code, id);
 	wrong_of(code, bad);
 	for (int i = 0; i < 5; i++)
 		expect_join(&T.bob, bases[i % 2], link, bad, 401,
@@ -514,14 +437,16 @@ five_failures_lock_across_nodes(void **state)
 	expect_audit(r.request_id, "admission deny locked true true");
 	sth_resp_free(&r);
 	expect_join(&T.bob, T.base, link, code, 429, "locked");
-	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-	                          "meeting_id = $1::uuid",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
 	                 0);
-	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-	                          "meeting_id = $1::uuid AND event_type = "
-	                          "'admission'",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "meeting_id = $1::uuid AND event_type = "
+	                              "'admission'",
+	                              id),
 	                 7);
 	/* The lock is bob's for this meeting, not alice's. */
 	expect_join(&T.alice, T.base_b, link, code, 200, NULL);
@@ -537,9 +462,10 @@ unknown_link_is_404_and_counts(void **state)
 	    join(&T.alice, T.base, "NoSuchLinkNoSuchLink", "1", &r), 404);
 	expect_audit(r.request_id, "admission deny unknown_link - -");
 	sth_resp_free(&r);
-	assert_true(pg_count("SELECT failures FROM lockout_counters WHERE "
-	                     "scope = 'identity_meeting' AND key = $1",
-	                     "unknown-link alice") >= 1);
+	assert_true(ath_pg_count(T.pg,
+	                         "SELECT failures FROM lockout_counters WHERE "
+	                         "scope = 'identity_meeting' AND key = $1",
+	                         "unknown-link alice") >= 1);
 }
 
 static void
@@ -549,7 +475,8 @@ no_session_is_401_with_login_url(void **state)
 	struct sth_resp r;
 
 	(void)state;
-	new_meeting("admit anon", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit anon", 0, link,
+	                code, id);
 	assert_int_equal(join(&T.anon, T.base, link, code, &r), 401);
 	snprintf(want, sizeof(want), "/saml/login?return=/j/%s", link);
 	assert_non_null(strstr(r.body, want));
@@ -563,15 +490,17 @@ waiting_room_is_202(void **state)
 	struct sth_resp r;
 
 	(void)state;
-	new_meeting("admit waiting", 1, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit waiting", 1, link,
+	                code, id);
 	assert_int_equal(join(&T.alice, T.base, link, code, &r), 202);
 	assert_null(strstr(r.body, "token"));
 	expect_audit(r.request_id, "admission allow waiting true true");
 	sth_resp_free(&r);
-	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-	                          "meeting_id = $1::uuid AND state = "
-	                          "'waiting'",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid AND state = "
+	                              "'waiting'",
+	                              id),
 	                 1);
 }
 
@@ -583,14 +512,15 @@ removal_from_group_counts_at_once(void **state)
 	struct sth_resp r;
 
 	(void)state;
-	new_meeting("admit removal", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit removal", 0, link,
+	                code, id);
 	expect_join(&T.bob, T.base, link, code, 200, NULL);
-	ldap_admin("dn: " GROUP "\nchangetype: modify\n"
-	           "delete: member\nmember: " BOB_DN "\n");
+	ath_ldap_admin("dn: " GROUP "\nchangetype: modify\n"
+	               "delete: member\nmember: " BOB_DN "\n");
 	assert_int_equal(join(&T.bob, T.base_b, link, code, &r), 403);
 	expect_audit(r.request_id, "admission deny not_member true false");
 	sth_resp_free(&r);
-	ldap_admin(bob_back);
+	ath_ldap_admin(bob_back);
 	expect_join(&T.bob, T.base, link, code, 200, NULL);
 }
 
@@ -602,20 +532,23 @@ audit_failure_fails_closed(void **state)
 	struct sth_resp r;
 
 	(void)state;
-	new_meeting("admit audit", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit audit", 0, link,
+	                code, id);
 	admin_sql("REVOKE INSERT ON audit_log FROM roomgate");
 	assert_int_equal(join(&T.alice, T.base, link, code, &r), 503);
 	assert_null(strstr(r.body, "token"));
 	sth_resp_free(&r);
 	admin_sql("GRANT INSERT ON audit_log TO roomgate");
-	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-	                          "meeting_id = $1::uuid",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
 	                 0);
-	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-	                          "meeting_id = $1::uuid AND event_type = "
-	                          "'admission'",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "meeting_id = $1::uuid AND event_type = "
+	                              "'admission'",
+	                              id),
 	                 0);
 	expect_join(&T.alice, T.base, link, code, 200, NULL);
 }
@@ -628,7 +561,8 @@ directory_down_fails_closed(void **state)
 	struct sth_resp r;
 
 	(void)state;
-	new_meeting("admit ldap down", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit ldap down", 0, link,
+	                code, id);
 	th_ldap_stop();
 	assert_int_equal(join(&T.alice, T.base, link, code, &r), 503);
 	assert_non_null(strstr(r.body, "directory_unavailable"));
@@ -636,9 +570,10 @@ directory_down_fails_closed(void **state)
 	             "admission deny directory_unavailable true -");
 	sth_resp_free(&r);
 	th_ldap_start();
-	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-	                          "meeting_id = $1::uuid",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
 	                 0);
 	for (int i = 0; i < 50; i++) {
 		if (join(&T.alice, T.base, link, code, &r) == 200)
@@ -713,21 +648,24 @@ racing_nodes_count_every_failure(void **state)
 	char link[80], code[16], id[40], bad[16], key[128];
 
 	(void)state;
-	new_meeting("admit race", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit race", 0, link,
+	                code, id);
 	wrong_of(code, bad);
 	snprintf(key, sizeof(key), "%s bob", id);
 	concurrent_failures(&T.bob, link, bad, 4);
-	assert_int_equal(pg_count("SELECT failures FROM lockout_counters "
-	                          "WHERE scope = 'identity_meeting' AND "
-	                          "key = $1",
-	                          key),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT failures FROM lockout_counters "
+	                              "WHERE scope = 'identity_meeting' AND "
+	                              "key = $1",
+	                              key),
 	                 4);
 	expect_join(&T.bob, T.base_b, link, bad, 401, "invalid_code");
 	expect_join(&T.bob, T.base, link, code, 429, "locked");
-	assert_int_equal(pg_count("SELECT lock_count FROM lockout_counters "
-	                          "WHERE scope = 'identity_meeting' AND "
-	                          "key = $1",
-	                          key),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT lock_count FROM lockout_counters "
+	                              "WHERE scope = 'identity_meeting' AND "
+	                              "key = $1",
+	                              key),
 	                 1);
 }
 
@@ -739,33 +677,42 @@ probing_switches_the_waiting_room_on(void **state)
 	char link[80], code[16], id[40], bad[16];
 
 	(void)state;
-	new_meeting("admit probing", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit probing", 0, link,
+	                code, id);
 	wrong_of(code, bad);
 	expect_join(&T.alice, T.base, link, bad, 401, "invalid_code");
 	expect_join(&T.dave, T.base_b, link, bad, 403, "not_on_access_list");
-	assert_int_equal(pg_count("SELECT count(*) FROM meetings WHERE id = "
-	                          "$1::uuid AND probed_at IS NULL AND NOT "
-	                          "waiting_room",
-	                          id),
-	                 1);
+	assert_int_equal(
+	    ath_pg_count(T.pg,
+	                 "SELECT count(*) FROM meetings WHERE id = "
+	                 "$1::uuid AND probed_at IS NULL AND NOT "
+	                 "waiting_room",
+	                 id),
+	    1);
 	expect_join(&T.mallory, T.base, link, bad, 403, "not_on_access_list");
-	assert_int_equal(pg_count("SELECT count(*) FROM meetings WHERE id = "
-	                          "$1::uuid AND probed_at IS NOT NULL AND "
-	                          "waiting_room",
-	                          id),
-	                 1);
-	assert_int_equal(pg_count("SELECT count(*) FROM outbox WHERE topic = "
-	                          "'meeting.probed' AND payload->>'meeting_id' "
-	                          "= $1 AND payload->>'host' = 'alice'",
-	                          id),
-	                 1);
+	assert_int_equal(
+	    ath_pg_count(T.pg,
+	                 "SELECT count(*) FROM meetings WHERE id = "
+	                 "$1::uuid AND probed_at IS NOT NULL AND "
+	                 "waiting_room",
+	                 id),
+	    1);
+	assert_int_equal(
+	    ath_pg_count(T.pg,
+	                 "SELECT count(*) FROM outbox WHERE topic = "
+	                 "'meeting.probed' AND payload->>'meeting_id' "
+	                 "= $1 AND payload->>'host' = 'alice'",
+	                 id),
+	    1);
 	/* More failures do not notify again. */
 	expect_join(&T.dave, T.base, link, code, 403, "not_on_access_list");
-	assert_int_equal(pg_count("SELECT count(*) FROM outbox WHERE topic = "
-	                          "'meeting.probed' AND payload->>'meeting_id' "
-	                          "= $1",
-	                          id),
-	                 1);
+	assert_int_equal(
+	    ath_pg_count(T.pg,
+	                 "SELECT count(*) FROM outbox WHERE topic = "
+	                 "'meeting.probed' AND payload->>'meeting_id' "
+	                 "= $1",
+	                 id),
+	    1);
 	/* A member with the right code now waits for the host. */
 	expect_join(&T.alice, T.base, link, code, 202, NULL);
 }
@@ -779,7 +726,8 @@ forwarded_for_only_from_trusted_proxies(void **state)
 	char *addr;
 
 	(void)state;
-	new_meeting("admit xff", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit xff", 0, link, code,
+	                id);
 	wrong_of(code, bad);
 	/* Node A trusts nobody: the connection's address counts. */
 	assert_int_equal(join_h(&T.alice, T.base, link, bad,
@@ -807,9 +755,10 @@ forwarded_for_only_from_trusted_proxies(void **state)
 	assert_string_equal(addr, "198.51.100.7");
 	free(addr);
 	sth_resp_free(&r);
-	assert_int_equal(pg_count("SELECT failures FROM lockout_counters "
-	                          "WHERE scope = 'source' AND key = $1",
-	                          "198.51.100.7"),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT failures FROM lockout_counters "
+	                              "WHERE scope = 'source' AND key = $1",
+	                              "198.51.100.7"),
 	                 1);
 }
 

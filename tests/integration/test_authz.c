@@ -15,7 +15,7 @@
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
-#include "tests/integration/saml_th.h"
+#include "tests/integration/admit_th.h"
 #pragma GCC diagnostic pop
 
 #define SP_ENTITY "https://roomgate-authz.test/saml/metadata"
@@ -64,89 +64,6 @@ node_ini(void)
 	return ini;
 }
 
-static void
-make_token(const char *role, const char *name, const char *identity,
-           char out[64])
-{
-	char buf[4096];
-	const char *argv[] = {th_env("RG_TEST_BIN"),
-	                      "-c",
-	                      T.cfg_path,
-	                      "token",
-	                      "create",
-	                      "--role",
-	                      role,
-	                      "--name",
-	                      name,
-	                      "--identity",
-	                      identity,
-	                      NULL};
-	const char *p;
-
-	if (th_run_capture(argv, NULL, buf, sizeof(buf)) != 0)
-		fail_msg("token create failed: %s", buf);
-	p = strstr(buf, "rgt_");
-	assert_non_null(p);
-	memcpy(out, p, 47);
-	out[47] = '\0';
-}
-
-/* A request with browser b's cookies and extra headers (NULL-ended). */
-static long
-req(struct sth_browser *b, const char *method, const char *path,
-    const char *const *headers, const char *body, struct sth_resp *r)
-{
-	struct curl_slist *hl = NULL;
-	char url[512];
-	CURLcode rc;
-
-	memset(r, 0, sizeof(*r));
-	snprintf(url, sizeof(url), "%s%s", T.base, path);
-	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
-		hl = curl_slist_append(hl, headers[i]);
-	if (body != NULL)
-		hl = curl_slist_append(hl, "Content-Type: application/json");
-	curl_easy_setopt(b->h, CURLOPT_URL, url);
-	curl_easy_setopt(b->h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(b->h, CURLOPT_WRITEFUNCTION, sth_write);
-	curl_easy_setopt(b->h, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(b->h, CURLOPT_HEADERFUNCTION, sth_header);
-	curl_easy_setopt(b->h, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, hl);
-	if (body != NULL) {
-		curl_easy_setopt(b->h, CURLOPT_POSTFIELDSIZE_LARGE,
-		                 (curl_off_t)strlen(body));
-		curl_easy_setopt(b->h, CURLOPT_COPYPOSTFIELDS, body);
-	} else {
-		curl_easy_setopt(b->h, CURLOPT_HTTPGET, 1L);
-	}
-	curl_easy_setopt(b->h, CURLOPT_CUSTOMREQUEST,
-	                 strcmp(method, "GET") == 0 ? NULL : method);
-	rc = curl_easy_perform(b->h);
-	curl_easy_setopt(b->h, CURLOPT_CUSTOMREQUEST, NULL);
-	curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hl);
-	r->status = -1;
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(b->h, CURLINFO_RESPONSE_CODE, &r->status);
-	if (r->body == NULL) {
-		r->body = calloc(1, 1);
-		assert_non_null(r->body);
-	}
-	return r->status;
-}
-
-static long
-req_status(struct sth_browser *b, const char *method, const char *path,
-           const char *const *headers, const char *body)
-{
-	struct sth_resp r;
-	long st = req(b, method, path, headers, body, &r);
-
-	sth_resp_free(&r);
-	return st;
-}
-
 /* The value of response header name in the last transfer of b. */
 static int
 header_of(struct sth_browser *b, const char *name, char *out, size_t n)
@@ -159,66 +76,10 @@ header_of(struct sth_browser *b, const char *name, char *out, size_t n)
 	return 0;
 }
 
-static long
-pg_count(const char *sql, const char *param)
-{
-	char *v = sth_pg_value(T.pg, sql, param);
-	long n = v ? strtol(v, NULL, 10) : -1;
-
-	free(v);
-	return n;
-}
-
-static int
-ldap_admin_try(const char *ldif)
-{
-	const char *path = th_write_file("authz-fixture.ldif", ldif);
-
-	return th_sh("ldapmodify -x -H \"$RG_TEST_LDAP_URI\" -D "
-	             "\"$RG_TEST_LDAP_ADMIN_DN\" -w "
-	             "\"$RG_TEST_LDAP_ADMIN_PASSWORD\" -c -f '%s' "
-	             ">>\"$RG_TEST_TMP/authz-fixture.log\" 2>&1",
-	             path);
-}
-
-static void
-ldap_admin(const char *ldif)
-{
-	if (ldap_admin_try(ldif) != 0)
-		fail_msg("ldapmodify failed:\n%s", ldif);
-}
-
 static const char bob_out[] = "dn: " ALLOWED "\nchangetype: modify\n"
                               "delete: member\nmember: " BOB_DN "\n";
 static const char bob_back[] = "dn: " ALLOWED "\nchangetype: modify\n"
                                "add: member\nmember: " BOB_DN "\n";
-
-/* A meeting allowing ALLOWED, made with the host token: link and id. */
-static void
-new_meeting(const char *title, char link[80], char code[16], char id[40])
-{
-	struct sth_resp r;
-	char auth[128], body[256];
-	const char *h[] = {auth, NULL};
-	json_t *o;
-
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", T.host_token);
-	snprintf(body, sizeof(body),
-	         "{\"title\": \"%s\", \"allowed_groups\": [\"" ALLOWED "\"]}",
-	         title);
-	if (req(&T.anon, "POST", "/v1/meetings", h, body, &r) != 201)
-		fail_msg("create meeting: %ld %s", r.status, r.body);
-	o = json_loads(r.body, 0, NULL);
-	assert_non_null(o);
-	snprintf(link, 80, "%s",
-	         json_string_value(json_object_get(o, "link_id")));
-	snprintf(code, 16, "%s",
-	         json_string_value(
-	             json_object_get(json_object_get(o, "code"), "code")));
-	snprintf(id, 40, "%s", json_string_value(json_object_get(o, "id")));
-	json_decref(o);
-	sth_resp_free(&r);
-}
 
 static void
 admit(struct sth_browser *b, const char *link, const char *code)
@@ -228,7 +89,7 @@ admit(struct sth_browser *b, const char *link, const char *code)
 
 	snprintf(path, sizeof(path), "/v1/join/%s", link);
 	snprintf(body, sizeof(body), "{\"code\": \"%s\"}", code);
-	if (req(b, "POST", path, NULL, body, &r) != 200)
+	if (ath_req(T.base, b, "POST", path, NULL, body, &r) != 200)
 		fail_msg("join: %ld %s", r.status, r.body);
 	sth_resp_free(&r);
 }
@@ -239,7 +100,7 @@ authz(struct sth_browser *b, const char *hdr)
 {
 	const char *h[] = {hdr, NULL};
 
-	return req_status(b, "GET", "/v1/authz", h, NULL);
+	return ath_req_status(T.base, b, "GET", "/v1/authz", h, NULL);
 }
 
 /* ---- fixture ---------------------------------------------------------- */
@@ -270,8 +131,8 @@ setup(void **state)
 	th_server_start(&T.s, T.cfg_path, T.port);
 	sth_save_sp_metadata(T.base, "authz-sp-md.xml");
 	T.pg = sth_pg();
-	make_token("host", "authz-host", "user01", T.host_token);
-	make_token("admin", "authz-admin", "ops", T.admin_token);
+	ath_token(T.cfg_path, "host", "authz-host", "user01", T.host_token);
+	ath_token(T.cfg_path, "admin", "authz-admin", "ops", T.admin_token);
 	sth_browser_init(&T.alice);
 	sth_browser_init(&T.bob);
 	sth_browser_init(&T.carol);
@@ -288,7 +149,7 @@ teardown(void **state)
 	(void)state;
 	/* Whatever a failed test left out comes back (an add of a member
 	 * already there fails, harmlessly). */
-	(void)ldap_admin_try(bob_back);
+	(void)ath_ldap_admin_try(bob_back);
 	sth_browser_free(&T.alice);
 	sth_browser_free(&T.bob);
 	sth_browser_free(&T.carol);
@@ -311,15 +172,17 @@ authz_after_admission(void **state)
 	const char *h[] = {uri, NULL};
 
 	(void)state;
-	new_meeting("authz one", link, code, id);
-	new_meeting("authz other", other, ocode, oid);
+	ath_new_meeting(T.base, T.host_token, ALLOWED, "authz one", 0, link,
+	                code, id);
+	ath_new_meeting(T.base, T.host_token, ALLOWED, "authz other", 0, other,
+	                ocode, oid);
 	snprintf(hdr, sizeof(hdr), "X-Roomgate-Meeting: %s", link);
 	/* Not admitted yet. */
 	assert_int_equal(authz(&T.bob, hdr), 403);
 	admit(&T.bob, link, code);
 
-	assert_int_equal(req(&T.bob, "GET", "/v1/authz",
-	                     (const char *[]){hdr, NULL}, NULL, &r),
+	assert_int_equal(ath_req(T.base, &T.bob, "GET", "/v1/authz",
+	                         (const char *[]){hdr, NULL}, NULL, &r),
 	                 200);
 	sth_resp_free(&r);
 	assert_int_equal(header_of(&T.bob, "X-Roomgate-User", got, sizeof(got)),
@@ -333,7 +196,8 @@ authz_after_admission(void **state)
 	snprintf(hdr, sizeof(hdr), "X-Roomgate-Meeting: %s", id);
 	assert_int_equal(authz(&T.bob, hdr), 200);
 	snprintf(uri, sizeof(uri), "X-Original-URI: /j/%s?x=1", link);
-	assert_int_equal(req_status(&T.bob, "GET", "/v1/authz", h, NULL), 200);
+	assert_int_equal(
+	    ath_req_status(T.base, &T.bob, "GET", "/v1/authz", h, NULL), 200);
 
 	/* No cookie: 401; another meeting, no meeting, unknown: 403. */
 	assert_int_equal(authz(&T.anon, hdr), 401);
@@ -345,9 +209,9 @@ authz_after_admission(void **state)
 
 	/* Out of the group: the very next request is refused. */
 	snprintf(hdr, sizeof(hdr), "X-Roomgate-Meeting: %s", link);
-	ldap_admin(bob_out);
+	ath_ldap_admin(bob_out);
 	assert_int_equal(authz(&T.bob, hdr), 403);
-	ldap_admin(bob_back);
+	ath_ldap_admin(bob_back);
 	assert_int_equal(authz(&T.bob, hdr), 200);
 
 	/* slapd down: fail closed. */
@@ -371,32 +235,36 @@ revoke_everywhere(void **state)
 	json_t *o;
 
 	(void)state;
-	new_meeting("authz revoke", link, code, id);
+	ath_new_meeting(T.base, T.host_token, ALLOWED, "authz revoke", 0, link,
+	                code, id);
 	admit(&T.bob, link, code);
 	snprintf(hdr, sizeof(hdr), "X-Roomgate-Meeting: %s", link);
 	assert_int_equal(authz(&T.bob, hdr), 200);
-	assert_int_equal(req_status(&T.bob, "GET", "/v1/me", NULL, NULL), 200);
+	assert_int_equal(
+	    ath_req_status(T.base, &T.bob, "GET", "/v1/me", NULL, NULL), 200);
 
 	/* Not an admin: a host token, a host via SSO, nobody at all. */
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", T.host_token);
-	assert_int_equal(
-	    req_status(&T.anon, "POST", "/v1/identities/bob:revoke", ah, NULL),
-	    403);
-	assert_int_equal(req_status(&T.alice, "POST",
-	                            "/v1/identities/bob:revoke", NULL, "{}"),
+	assert_int_equal(ath_req_status(T.base, &T.anon, "POST",
+	                                "/v1/identities/bob:revoke", ah, NULL),
 	                 403);
-	assert_int_equal(req_status(&T.anon, "POST",
-	                            "/v1/identities/bob:revoke", NULL, NULL),
+	assert_int_equal(ath_req_status(T.base, &T.alice, "POST",
+	                                "/v1/identities/bob:revoke", NULL,
+	                                "{}"),
+	                 403);
+	assert_int_equal(ath_req_status(T.base, &T.anon, "POST",
+	                                "/v1/identities/bob:revoke", NULL,
+	                                NULL),
 	                 401);
 	assert_int_equal(authz(&T.bob, hdr), 200);
 
 	/* The admin token: bob's session and admissions end at once. */
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", T.admin_token);
-	assert_int_equal(
-	    req_status(&T.anon, "POST", "/v1/identities/bob:nuke", ah, NULL),
-	    404);
-	if (req(&T.anon, "POST", "/v1/identities/bob:revoke", ah,
-	        "{\"note\": \"left\"}", &r) != 200)
+	assert_int_equal(ath_req_status(T.base, &T.anon, "POST",
+	                                "/v1/identities/bob:nuke", ah, NULL),
+	                 404);
+	if (ath_req(T.base, &T.anon, "POST", "/v1/identities/bob:revoke", ah,
+	            "{\"note\": \"left\"}", &r) != 200)
 		fail_msg("revoke: %ld %s", r.status, r.body);
 	o = json_loads(r.body, 0, NULL);
 	assert_non_null(o);
@@ -406,34 +274,42 @@ revoke_everywhere(void **state)
 	assert_true(n >= 1);
 	json_decref(o);
 	sth_resp_free(&r);
-	assert_int_equal(req_status(&T.bob, "GET", "/v1/me", NULL, NULL), 401);
+	assert_int_equal(
+	    ath_req_status(T.base, &T.bob, "GET", "/v1/me", NULL, NULL), 401);
 	assert_int_equal(authz(&T.bob, hdr), 401);
-	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-	                          "identity = $1 AND state = 'revoked' AND "
-	                          "revoke_reason = 'admin'",
-	                          "bob"),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "identity = $1 AND state = 'revoked' AND "
+	                              "revoke_reason = 'admin'",
+	                              "bob"),
 	                 n);
-	assert_int_equal(pg_count("SELECT count(*) FROM sessions WHERE "
-	                          "identity = $1 AND revoked_at IS NULL",
-	                          "bob"),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM sessions WHERE "
+	                              "identity = $1 AND revoked_at IS NULL",
+	                              "bob"),
 	                 0);
-	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-	                          "identity = $1 AND state IN ('admitted', "
-	                          "'waiting')",
-	                          "bob"),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "identity = $1 AND state IN ('admitted', "
+	                              "'waiting')",
+	                              "bob"),
 	                 0);
-	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-	                          "event_type = 'identity.revoke' AND "
-	                          "reason = 'admin_revoked' AND identity = $1 "
-	                          "AND details->>'by' = 'ops' AND "
-	                          "details->>'note' = 'left'",
-	                          "bob"),
-	                 1);
-	assert_int_equal(pg_count("SELECT count(*) FROM outbox WHERE topic = "
-	                          "'identity.revoked' AND payload->>'identity' "
-	                          "= $1",
-	                          "bob"),
-	                 1);
+	assert_int_equal(
+	    ath_pg_count(T.pg,
+	                 "SELECT count(*) FROM audit_log WHERE "
+	                 "event_type = 'identity.revoke' AND "
+	                 "reason = 'admin_revoked' AND identity = $1 "
+	                 "AND details->>'by' = 'ops' AND "
+	                 "details->>'note' = 'left'",
+	                 "bob"),
+	    1);
+	assert_int_equal(
+	    ath_pg_count(T.pg,
+	                 "SELECT count(*) FROM outbox WHERE topic = "
+	                 "'identity.revoked' AND payload->>'identity' "
+	                 "= $1",
+	                 "bob"),
+	    1);
 
 	/* Signed in again, bob is not admitted any more. */
 	sth_sign_in(&T.bob, T.base, T.idp_base, "bob");
@@ -444,26 +320,31 @@ revoke_everywhere(void **state)
 	 * path is percent-decoded. */
 	/* A change by cookie must be JSON (no cross-site form posts). */
 	assert_int_equal(
-	    req(&T.carol, "POST", "/v1/identities/someone%40example.com:revoke",
-	        (const char *[]){"Content-Type: text/plain", NULL}, NULL, &r),
+	    ath_req(T.base, &T.carol, "POST",
+	            "/v1/identities/someone%40example.com:revoke",
+	            (const char *[]){"Content-Type: text/plain", NULL}, NULL,
+	            &r),
 	    403);
 	assert_non_null(strstr(r.body, "csrf"));
 	sth_resp_free(&r);
-	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-	                          "identity = $1",
-	                          "someone@example.com"),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "identity = $1",
+	                              "someone@example.com"),
 	                 0);
-	assert_int_equal(req(&T.carol, "POST",
-	                     "/v1/identities/someone%40example.com:revoke",
-	                     NULL, "{}", &r),
+	assert_int_equal(ath_req(T.base, &T.carol, "POST",
+	                         "/v1/identities/someone%40example.com:revoke",
+	                         NULL, "{}", &r),
 	                 200);
 	assert_non_null(strstr(r.body, "\"someone@example.com\""));
 	sth_resp_free(&r);
-	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-	                          "event_type = 'identity.revoke' AND "
-	                          "identity = $1 AND details->>'by' = 'carol'",
-	                          "someone@example.com"),
-	                 1);
+	assert_int_equal(
+	    ath_pg_count(T.pg,
+	                 "SELECT count(*) FROM audit_log WHERE "
+	                 "event_type = 'identity.revoke' AND "
+	                 "identity = $1 AND details->>'by' = 'carol'",
+	                 "someone@example.com"),
+	    1);
 }
 
 int

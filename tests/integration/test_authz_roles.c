@@ -13,7 +13,7 @@
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
-#include "tests/integration/saml_th.h"
+#include "tests/integration/admit_th.h"
 #pragma GCC diagnostic pop
 
 #define SP_ENTITY "https://roomgate-roles.test/saml/metadata"
@@ -61,108 +61,6 @@ node_ini(void)
 	return ini;
 }
 
-static void
-make_token(const char *role, const char *name, const char *identity,
-           char out[64])
-{
-	char buf[4096];
-	const char *argv[] = {th_env("RG_TEST_BIN"),
-	                      "-c",
-	                      T.cfg_path,
-	                      "token",
-	                      "create",
-	                      "--role",
-	                      role,
-	                      "--name",
-	                      name,
-	                      "--identity",
-	                      identity,
-	                      NULL};
-	const char *p;
-
-	if (th_run_capture(argv, NULL, buf, sizeof(buf)) != 0)
-		fail_msg("token create failed: %s", buf);
-	p = strstr(buf, "rgt_");
-	assert_non_null(p);
-	memcpy(out, p, 47);
-	out[47] = '\0';
-}
-
-/* A request with browser b's cookies and extra headers (NULL-ended). */
-static long
-req(struct sth_browser *b, const char *method, const char *path,
-    const char *const *headers, const char *body, struct sth_resp *r)
-{
-	struct curl_slist *hl = NULL;
-	char url[512];
-	CURLcode rc;
-
-	memset(r, 0, sizeof(*r));
-	snprintf(url, sizeof(url), "%s%s", T.base, path);
-	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
-		hl = curl_slist_append(hl, headers[i]);
-	if (body != NULL)
-		hl = curl_slist_append(hl, "Content-Type: application/json");
-	curl_easy_setopt(b->h, CURLOPT_URL, url);
-	curl_easy_setopt(b->h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(b->h, CURLOPT_WRITEFUNCTION, sth_write);
-	curl_easy_setopt(b->h, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(b->h, CURLOPT_HEADERFUNCTION, sth_header);
-	curl_easy_setopt(b->h, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, hl);
-	if (body != NULL) {
-		curl_easy_setopt(b->h, CURLOPT_POSTFIELDSIZE_LARGE,
-		                 (curl_off_t)strlen(body));
-		curl_easy_setopt(b->h, CURLOPT_COPYPOSTFIELDS, body);
-	} else {
-		curl_easy_setopt(b->h, CURLOPT_HTTPGET, 1L);
-	}
-	curl_easy_setopt(b->h, CURLOPT_CUSTOMREQUEST,
-	                 strcmp(method, "GET") == 0 ? NULL : method);
-	rc = curl_easy_perform(b->h);
-	curl_easy_setopt(b->h, CURLOPT_CUSTOMREQUEST, NULL);
-	curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hl);
-	r->status = -1;
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(b->h, CURLINFO_RESPONSE_CODE, &r->status);
-	if (r->body == NULL) {
-		r->body = calloc(1, 1);
-		assert_non_null(r->body);
-	}
-	return r->status;
-}
-
-static long
-req_status(struct sth_browser *b, const char *method, const char *path,
-           const char *const *headers, const char *body)
-{
-	struct sth_resp r;
-	long st = req(b, method, path, headers, body, &r);
-
-	sth_resp_free(&r);
-	return st;
-}
-
-static int
-ldap_admin_try(const char *ldif)
-{
-	const char *path = th_write_file("roles-fixture.ldif", ldif);
-
-	return th_sh("ldapmodify -x -H \"$RG_TEST_LDAP_URI\" -D "
-	             "\"$RG_TEST_LDAP_ADMIN_DN\" -w "
-	             "\"$RG_TEST_LDAP_ADMIN_PASSWORD\" -c -f '%s' "
-	             ">>\"$RG_TEST_TMP/roles-fixture.log\" 2>&1",
-	             path);
-}
-
-static void
-ldap_admin(const char *ldif)
-{
-	if (ldap_admin_try(ldif) != 0)
-		fail_msg("ldapmodify failed:\n%s", ldif);
-}
-
 static const char alice_host_out[] = "dn: " HOSTS "\nchangetype: modify\n"
                                      "delete: member\nmember: " ALICE_DN "\n";
 static const char alice_host_back[] = "dn: " HOSTS "\nchangetype: modify\n"
@@ -195,7 +93,7 @@ setup(void **state)
 	th_server_start(&T.s, T.cfg_path, T.port);
 	sth_save_sp_metadata(T.base, "roles-sp-md.xml");
 	T.pg = sth_pg();
-	make_token("host", "roles-host", "user01", T.host_token);
+	ath_token(T.cfg_path, "host", "roles-host", "user01", T.host_token);
 	sth_browser_init(&T.alice);
 	sth_browser_init(&T.bob);
 	sth_sign_in(&T.alice, T.base, T.idp_base, "alice");
@@ -209,7 +107,7 @@ teardown(void **state)
 	(void)state;
 	/* Whatever a failed test left out comes back (an add of a member
 	 * already there fails, harmlessly). */
-	(void)ldap_admin_try(alice_host_back);
+	(void)ath_ldap_admin_try(alice_host_back);
 	sth_browser_free(&T.alice);
 	sth_browser_free(&T.bob);
 	sth_idp_stop(T.idp);
@@ -232,20 +130,23 @@ host_role_from_the_directory_live(void **state)
 	json_t *o, *arr;
 
 	(void)state;
-	assert_int_equal(req(&T.alice, "POST", "/v1/meetings", NULL, body, &r),
-	                 201);
+	assert_int_equal(
+	    ath_req(T.base, &T.alice, "POST", "/v1/meetings", NULL, body, &r),
+	    201);
 	o = json_loads(r.body, 0, NULL);
 	assert_non_null(o);
 	assert_string_equal(
 	    json_string_value(json_object_get(o, "host_identity")), "alice");
 	json_decref(o);
 	sth_resp_free(&r);
-	assert_int_equal(req_status(&T.bob, "POST", "/v1/meetings", NULL, body),
-	                 403);
+	assert_int_equal(
+	    ath_req_status(T.base, &T.bob, "POST", "/v1/meetings", NULL, body),
+	    403);
 
 	/* A host via SSO sees only her own meetings. */
-	assert_int_equal(req(&T.alice, "GET", "/v1/meetings", NULL, NULL, &r),
-	                 200);
+	assert_int_equal(
+	    ath_req(T.base, &T.alice, "GET", "/v1/meetings", NULL, NULL, &r),
+	    200);
 	o = json_loads(r.body, 0, NULL);
 	assert_non_null(o);
 	arr = json_is_array(o) ? o : json_object_get(o, "meetings");
@@ -258,12 +159,14 @@ host_role_from_the_directory_live(void **state)
 	json_decref(o);
 	sth_resp_free(&r);
 
-	ldap_admin(alice_host_out);
-	assert_int_equal(
-	    req_status(&T.alice, "POST", "/v1/meetings", NULL, body), 403);
-	ldap_admin(alice_host_back);
-	assert_int_equal(
-	    req_status(&T.alice, "POST", "/v1/meetings", NULL, body), 201);
+	ath_ldap_admin(alice_host_out);
+	assert_int_equal(ath_req_status(T.base, &T.alice, "POST",
+	                                "/v1/meetings", NULL, body),
+	                 403);
+	ath_ldap_admin(alice_host_back);
+	assert_int_equal(ath_req_status(T.base, &T.alice, "POST",
+	                                "/v1/meetings", NULL, body),
+	                 201);
 }
 
 int

@@ -19,7 +19,7 @@
 /* The shared SAML helpers: this file uses only some of them. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
-#include "tests/integration/saml_th.h"
+#include "tests/integration/admit_th.h"
 #pragma GCC diagnostic pop
 
 #define SP_ENTITY "https://roomgate-pages.test/saml/metadata"
@@ -60,74 +60,6 @@ node_ini(void)
 	         "audience = jitsi\nsubject = meet.example.com\n",
 	         T.base, th_env("RG_TEST_LDAP_BASE_DN"), key, crt, md);
 	return ini;
-}
-
-static void
-make_host_token(void)
-{
-	char buf[4096];
-	const char *argv[] = {th_env("RG_TEST_BIN"),
-	                      "-c",
-	                      T.cfg_path,
-	                      "token",
-	                      "create",
-	                      "--role",
-	                      "host",
-	                      "--name",
-	                      "pages-host",
-	                      "--identity",
-	                      "alice",
-	                      NULL};
-	const char *p;
-
-	if (th_run_capture(argv, NULL, buf, sizeof(buf)) != 0)
-		fail_msg("token create failed: %s", buf);
-	p = strstr(buf, "rgt_");
-	assert_non_null(p);
-	memcpy(T.host_token, p, 47);
-	T.host_token[47] = '\0';
-}
-
-/* A meeting allowing GROUP; title is put in JSON as is. */
-static void
-new_meeting(const char *title, int waiting_room, char link[80], char code[16],
-            char id[40])
-{
-	struct th_http *r = calloc(1, sizeof(*r));
-	char url[256], auth[128], body[512];
-	const char *h[] = {auth, "Content-Type: application/json", NULL};
-	json_t *o;
-
-	assert_non_null(r);
-	snprintf(url, sizeof(url), "%s/v1/meetings", T.base);
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", T.host_token);
-	snprintf(body, sizeof(body),
-	         "{\"title\": \"%s\", \"allowed_groups\": [\"" GROUP "\"], "
-	         "\"waiting_room\": %s}",
-	         title, waiting_room ? "true" : "false");
-	if (th_http("POST", url, h, body, strlen(body), r) != 201)
-		fail_msg("create meeting: %ld %s", r->status, r->body);
-	o = json_loads(r->body, 0, NULL);
-	assert_non_null(o);
-	snprintf(link, 80, "%s",
-	         json_string_value(json_object_get(o, "link_id")));
-	snprintf(code, 16, "%s",
-	         json_string_value(
-	             json_object_get(json_object_get(o, "code"), "code")));
-	snprintf(id, 40, "%s", json_string_value(json_object_get(o, "id")));
-	assert_int_equal(strlen(code), 8);
-	json_decref(o);
-	free(r);
-}
-
-static long
-pg_count(const char *sql, const char *param)
-{
-	char *v = sth_pg_value(T.pg, sql, param);
-	long n = v ? strtol(v, NULL, 10) : -1;
-
-	free(v);
-	return n;
 }
 
 /* The Content-Security-Policy of the last response. */
@@ -191,9 +123,10 @@ expect_audit(const char *request_id, const char *want)
 {
 	char *got;
 
-	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-	                          "request_id = $1",
-	                          request_id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "request_id = $1",
+	                              request_id),
 	                 1);
 	got = sth_pg_value(T.pg,
 	                   "SELECT outcome || ' ' || reason || ' ' || "
@@ -242,7 +175,7 @@ setup(void **state)
 	th_server_start(&T.srv, T.cfg_path, T.port);
 	sth_save_sp_metadata(T.base, "pages-sp-md.xml");
 	T.pg = sth_pg();
-	make_host_token();
+	ath_token(T.cfg_path, "host", "pages-host", "alice", T.host_token);
 	sth_browser_init(&T.alice);
 	sth_browser_init(&T.bob);
 	sth_browser_init(&T.dave);
@@ -277,7 +210,8 @@ no_session_redirects_to_login(void **state)
 	struct sth_resp r;
 
 	(void)state;
-	new_meeting("pages login", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "pages login", 0, link,
+	                code, id);
 	snprintf(want, sizeof(want), "/saml/login?return=/j/%s", link);
 	assert_int_equal(page_get(&T.anon, link, &r), 303);
 	assert_string_equal(r.location, want);
@@ -285,10 +219,11 @@ no_session_redirects_to_login(void **state)
 	/* The form too: no session, no decision, no record. */
 	assert_int_equal(page_post(&T.anon, link, "x", code, &r), 303);
 	assert_string_equal(r.location, want);
-	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-	                          "meeting_id = $1::uuid AND "
-	                          "event_type = 'admission'",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "meeting_id = $1::uuid AND "
+	                              "event_type = 'admission'",
+	                              id),
 	                 0);
 	sth_resp_free(&r);
 }
@@ -301,7 +236,8 @@ page_shows_escaped_title_identity_and_form(void **state)
 	char *tok;
 
 	(void)state;
-	new_meeting("<script>x</script>", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "<script>x</script>", 0,
+	                link, code, id);
 	curl_easy_setopt(T.alice.h, CURLOPT_HEADERFUNCTION, csp_header);
 	last_csp[0] = '\0';
 	{
@@ -334,10 +270,11 @@ page_shows_escaped_title_identity_and_form(void **state)
 	assert_non_null(tok);
 	assert_int_equal(strlen(tok), 64);
 	/* Showing the page is not an attempt. */
-	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-	                          "meeting_id = $1::uuid AND "
-	                          "event_type = 'admission'",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "meeting_id = $1::uuid AND "
+	                              "event_type = 'admission'",
+	                              id),
 	                 0);
 	free(tok);
 	sth_resp_free(&r);
@@ -352,7 +289,8 @@ csrf_missing_or_wrong_is_403_without_a_trace(void **state)
 	char *mine, *bobs;
 
 	(void)state;
-	new_meeting("pages csrf", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "pages csrf", 0, link,
+	                code, id);
 	mine = csrf_of(&T.alice, link);
 	bobs = csrf_of(&T.bob, link);
 	assert_string_not_equal(mine, bobs);
@@ -372,20 +310,23 @@ csrf_missing_or_wrong_is_403_without_a_trace(void **state)
 	bad[63] = '\0';
 	assert_int_equal(page_post(&T.alice, link, bad, code, &r), 403);
 	sth_resp_free(&r);
-	assert_int_equal(pg_count("SELECT count(*) FROM audit_log WHERE "
-	                          "meeting_id = $1::uuid AND "
-	                          "event_type = 'admission'",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "meeting_id = $1::uuid AND "
+	                              "event_type = 'admission'",
+	                              id),
 	                 0);
-	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-	                          "meeting_id = $1::uuid",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
 	                 0);
 	/* The right token with the right code then admits. */
 	assert_int_equal(page_post(&T.alice, link, mine, code, &r), 303);
-	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-	                          "meeting_id = $1::uuid",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
 	                 1);
 	sth_resp_free(&r);
 	free(mine);
@@ -400,7 +341,8 @@ wrong_code_is_401_page_with_the_form(void **state)
 	char *tok, *again;
 
 	(void)state;
-	new_meeting("pages wrong", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "pages wrong", 0, link,
+	                code, id);
 	tok = csrf_of(&T.alice, link);
 	snprintf(bad, sizeof(bad), "%s", code);
 	bad[0] = bad[0] == '9' ? '0' : (char)(bad[0] + 1);
@@ -425,7 +367,8 @@ seven_digits_is_400_with_the_leading_zero_hint(void **state)
 	char *tok;
 
 	(void)state;
-	new_meeting("pages short", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "pages short", 0, link,
+	                code, id);
 	tok = csrf_of(&T.alice, link);
 	code[7] = '\0';
 	assert_int_equal(page_post(&T.alice, link, tok, code, &r), 400);
@@ -446,7 +389,8 @@ right_code_redirects_to_the_platform(void **state)
 	char *tok, *jwt;
 
 	(void)state;
-	new_meeting("pages ok", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "pages ok", 0, link, code,
+	                id);
 	tok = csrf_of(&T.alice, link);
 	assert_int_equal(page_post(&T.alice, link, tok, code, &r), 303);
 	room = sth_pg_value(T.pg,
@@ -480,7 +424,8 @@ waiting_room_page_refreshes_itself(void **state)
 	char *tok;
 
 	(void)state;
-	new_meeting("pages waiting", 1, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "pages waiting", 1, link,
+	                code, id);
 	tok = csrf_of(&T.alice, link);
 	assert_int_equal(page_post(&T.alice, link, tok, code, &r), 202);
 	assert_non_null(
@@ -498,16 +443,18 @@ non_member_gets_the_403_page(void **state)
 	char *tok;
 
 	(void)state;
-	new_meeting("pages dave", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "pages dave", 0, link,
+	                code, id);
 	tok = csrf_of(&T.dave, link);
 	assert_int_equal(page_post(&T.dave, link, tok, code, &r), 403);
 	assert_non_null(strstr(r.body, "You are not on this meeting&#39;s "
 	                               "access list"));
 	assert_null(strstr(r.body, "name=\"code\""));
 	expect_audit(r.request_id, "deny not_member true false");
-	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-	                          "meeting_id = $1::uuid",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
 	                 0);
 	free(tok);
 	sth_resp_free(&r);
@@ -521,7 +468,8 @@ five_failures_lock_with_a_429_page(void **state)
 	char *tok;
 
 	(void)state;
-	new_meeting("pages lock", 0, link, code, id);
+	ath_new_meeting(T.base, T.host_token, GROUP, "pages lock", 0, link,
+	                code, id);
 	tok = csrf_of(&T.bob, link);
 	snprintf(bad, sizeof(bad), "%s", code);
 	bad[0] = bad[0] == '9' ? '0' : (char)(bad[0] + 1);
@@ -535,9 +483,10 @@ five_failures_lock_with_a_429_page(void **state)
 	assert_non_null(strstr(r.body, "Try again in "));
 	assert_null(strstr(r.body, "name=\"code\""));
 	expect_audit(r.request_id, "deny locked true true");
-	assert_int_equal(pg_count("SELECT count(*) FROM admissions WHERE "
-	                          "meeting_id = $1::uuid",
-	                          id),
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
 	                 0);
 	free(tok);
 	sth_resp_free(&r);
