@@ -158,14 +158,18 @@ void gate_meeting_new_ids(struct db_meeting *m);
 /* ---- the rotation job (meetings_sched.c) -------------------------------- */
 
 struct gate_rotation;
-/* Starts the background thread that runs db_rotation_run() every
- * [codes] rotation_check_interval seconds (none when 0). */
+/* Starts the housekeeping thread: db_rotation_run() every [codes]
+ * rotation_check_interval seconds (no rotation when 0; the lockout sweep
+ * then runs every 60 s) and the lockout sweep on each pass. */
 int gate_rotation_start(struct gate_app *app, struct gate_rotation **out,
                         char *err, size_t errlen);
 void gate_rotation_stop(struct gate_rotation *r);
 /* One pass, as the thread runs it (for the CLI and tests). */
 int gate_rotation_once(struct gate_app *app, int *rotated, char *err,
                        size_t errlen);
+/* One lockout sweep pass (db_sweep_lockouts() in batches); *deleted rows. */
+int gate_sweep_once(struct gate_app *app, int *deleted, char *err,
+                    size_t errlen);
 
 /* ---- CLI (meetings_cli.c) ------------------------------------------------ */
 

@@ -1,9 +1,13 @@
 /*
- * Scheduled code rotation: a background thread in `serve` that, every
- * [codes] rotation_check_interval seconds, rotates the codes of meetings
- * whose rotation is due. db_rotation_run() takes a PostgreSQL advisory
- * lock, so with several nodes only one works at a time, and each rotation
- * re-checks that it is still due, so none happens twice.
+ * Housekeeping thread of `serve`:
+ * - scheduled code rotation: every [codes] rotation_check_interval seconds
+ *   it rotates the codes of meetings whose rotation is due.
+ *   db_rotation_run() takes a PostgreSQL advisory lock, so with several
+ *   nodes only one works at a time, and each rotation re-checks that it is
+ *   still due, so none happens twice;
+ * - lockout sweep: deletes lockout counters that can no longer change a
+ *   decision (db_sweep.h), so a flood of wrong codes from many addresses
+ *   does not leave the table growing. Safe on every node at once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -13,9 +17,13 @@
 
 #include <sodium.h>
 
+#include "db/db_sweep.h"
 #include "server/meetings.h"
 
 #define BATCH 100
+#define SWEEP_BATCH 1000
+#define SWEEP_BATCHES 20  /* per pass: at most 20k rows, then yield */
+#define SWEEP_INTERVAL_S 60 /* when rotation is off */
 
 struct gate_rotation {
 	struct gate_app *app;
@@ -55,28 +63,78 @@ gate_rotation_once(struct gate_app *app, int *rotated, char *err, size_t errlen)
 	return r;
 }
 
+/* The longest time a counter can still matter: its counting windows and
+ * the longest lock (after which lock_count is forgotten too). */
+static long long
+sweep_quiet_s(const struct gate_config *cfg)
+{
+	long long q = cfg->adm_lock_max_s;
+
+	if (cfg->adm_window_s > q)
+		q = cfg->adm_window_s;
+	if (cfg->adm_probe_window_s > q)
+		q = cfg->adm_probe_window_s;
+	if (cfg->adm_lock_s > q)
+		q = cfg->adm_lock_s;
+	return q + 60; /* clock skew between nodes */
+}
+
+int
+gate_sweep_once(struct gate_app *app, int *deleted, char *err, size_t errlen)
+{
+	int n = 0, r = 0, total = 0;
+
+	for (int i = 0; i < SWEEP_BATCHES; i++) {
+		r = db_sweep_lockouts(app->db, sweep_quiet_s(app->cfg),
+		                      SWEEP_BATCH, &n, err, errlen);
+		total += n;
+		if (r != 0 || n < SWEEP_BATCH)
+			break;
+	}
+	if (deleted != NULL)
+		*deleted = total;
+	return r;
+}
+
+static void
+pass(struct gate_app *app)
+{
+	char err[512];
+	int n;
+
+	if (gate_sweep_once(app, &n, err, sizeof(err)) != 0)
+		gate_log(GATE_LOG_WARN, NULL, "sweep_failed",
+		         "sweeping lockout counters failed, will retry: %s",
+		         err);
+	else if (n > 0)
+		gate_log(GATE_LOG_INFO, NULL, "sweep",
+		         "deleted %d expired lockout counter(s)", n);
+	if (app->codes->rotation_check_s <= 0)
+		return;
+	if (gate_rotation_once(app, &n, err, sizeof(err)) != 0)
+		gate_log(GATE_LOG_WARN, NULL, "rotation_failed",
+		         "scheduled code rotation failed, will retry: %s", err);
+	else if (n > 0)
+		gate_log(GATE_LOG_INFO, NULL, "rotation",
+		         "rotated the codes of %d meeting(s)", n);
+}
+
 static void *
 run(void *arg)
 {
 	struct gate_rotation *rt = arg;
+	int every = rt->app->codes->rotation_check_s > 0
+	                ? rt->app->codes->rotation_check_s
+	                : SWEEP_INTERVAL_S;
 	struct timespec until;
-	char err[512];
-	int n;
 
 	pthread_mutex_lock(&rt->mu);
 	while (!rt->stop) {
 		pthread_mutex_unlock(&rt->mu);
-		if (gate_rotation_once(rt->app, &n, err, sizeof(err)) != 0)
-			gate_log(GATE_LOG_WARN, NULL, "rotation_failed",
-			         "scheduled code rotation failed, will retry: "
-			         "%s",
-			         err);
-		else if (n > 0)
-			gate_log(GATE_LOG_INFO, NULL, "rotation",
-			         "rotated the codes of %d meeting(s)", n);
+		pass(rt->app);
 		pthread_mutex_lock(&rt->mu);
 		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += rt->app->codes->rotation_check_s;
+		until.tv_sec += every;
 		while (!rt->stop && pthread_cond_timedwait(&rt->cv, &rt->mu,
 		                                           &until) != ETIMEDOUT)
 			;
@@ -93,8 +151,6 @@ gate_rotation_start(struct gate_app *app, struct gate_rotation **out, char *err,
 	pthread_condattr_t ca;
 
 	*out = NULL;
-	if (app->codes->rotation_check_s <= 0)
-		return 0;
 	rt = calloc(1, sizeof(*rt));
 	if (rt == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -107,7 +163,7 @@ gate_rotation_start(struct gate_app *app, struct gate_rotation **out, char *err,
 	pthread_cond_init(&rt->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	if (pthread_create(&rt->thread, NULL, run, rt) != 0) {
-		snprintf(err, errlen, "cannot start the rotation thread");
+		snprintf(err, errlen, "cannot start the housekeeping thread");
 		pthread_cond_destroy(&rt->cv);
 		pthread_mutex_destroy(&rt->mu);
 		free(rt);
