@@ -107,7 +107,15 @@ run: deps
 stop:
 	@deploy/dev/stack.sh stop
 
-test: deps
+# The browser tests' npm packages (playwright-core, pinned by
+# tests/browser/package-lock.json), installed again whenever the lock file
+# or package.json is newer than the install.
+BROWSER_STAMP := tests/browser/node_modules/.package-lock.json
+$(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json | deps
+	cd tests/browser && npm ci --no-audit --no-fund --prefer-offline
+	@touch $@
+
+test: deps $(BROWSER_STAMP)
 	@$(MAKE) --no-print-directory MODE=asan tests
 	@tests/run.sh build/asan
 

@@ -8,6 +8,12 @@
 #   --check   only report what is missing; exit 1 if anything is.
 set -euo pipefail
 
+# chromium, nodejs and npm: the browser tests (tests/browser, playwright-core
+# from npm driving Debian's chromium). nginx: the auth_request test
+# (tests/integration/test_nginx.c); Debian's nginx package is built with
+# ngx_http_auth_request_module, and the policy-rc.d below keeps it from
+# starting the system's own nginx on port 80.
+
 PKGS=(
   build-essential pkg-config make gcc clang llvm libclang-rt-14-dev
   libmicrohttpd-dev liblasso3-dev libldap-dev libpq-dev libcurl4-openssl-dev
@@ -15,10 +21,16 @@ PKGS=(
   libxml2-dev libxmlsec1-dev libglib2.0-dev
   slapd ldap-utils postgresql postgresql-contrib openssl ca-certificates
   curl procps iproute2 util-linux
+  chromium nodejs npm nginx
 )
 
 missing=()
 for p in "${PKGS[@]}"; do
+  # NodeSource's nodejs package carries its own npm and conflicts with
+  # Debian's: an npm already on PATH is enough.
+  if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then
+    continue
+  fi
   if ! dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed; then
     missing+=("$p")
   fi
