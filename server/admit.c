@@ -22,6 +22,7 @@
 
 #include "server/admit.h"
 #include "server/http_int.h"
+#include "server/jwt.h"
 #include "server/meetings.h"
 
 #define LINK_MAX 64
@@ -133,9 +134,7 @@ admitted_token(struct gate_app *app, const struct db_meeting *m,
 		c.user_email = attr(attrs, "email");
 	c.nbf = now;
 	c.exp = now + cfg->tok_ttl_s;
-	if (gate_jwt_sign_hs256(
-	        &c, (const unsigned char *)cfg->tok_hs256_secret,
-	        strlen(cfg->tok_hs256_secret), &tok, err, sizeof(err)) != 0 ||
+	if (gate_jwt_mint(app->jwt, &c, &tok, err, sizeof(err)) != 0 ||
 	    gate_admit_render_url(cfg->adm_redirect_url, m->platform_room, tok,
 	                          REDIRECT_MAX, &url, err, sizeof(err)) != 0) {
 		gate_log(GATE_LOG_ERROR, NULL, "admission.token", "%s", err);
@@ -261,10 +260,11 @@ gate_join_decide(struct gate_app *app, const struct gate_rq *rq,
 	have_sess = 1;
 	if ((v->identity = strdup(sess.identity)) == NULL)
 		goto out;
-	if (cfg->tok_hs256_secret == NULL || cfg->adm_redirect_url == NULL) {
+	if (app->jwt == NULL || cfg->adm_redirect_url == NULL) {
 		deny(v, 503, "not_configured",
 		     "admission is not configured on this server: set "
-		     "[tokens] hs256_secret and [admission] redirect_url");
+		     "[tokens] hs256_secret or rs256_key_file, and "
+		     "[admission] redirect_url");
 		goto out;
 	}
 	if (!gate_cookie_hash(rq, GATE_SESSION_COOKIE, shash)) {

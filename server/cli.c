@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "saml/saml.h"
+#include "server/jwt.h"
 #include "server/server.h"
 #include "server/meetings.h"
 
@@ -35,6 +36,7 @@ static const char usage_main[] =
 	"  token     create, list or revoke API tokens\n"
 	"  code      `code check`: explain whether codes pass the policy\n"
 	"  saml-keygen  create the SAML key pair and certificate\n"
+	"  jwt-keygen   create an RS256 join-token key (mode 0600)\n"
 	"  version   print the version\n"
 	"  help      this text; `roomgate help config` lists every setting\n"
 	"\n"
@@ -78,6 +80,19 @@ static const char usage_saml_keygen[] =
 	"  --cert FILE  where to write the certificate (PEM)\n"
 	"  --name CN    the certificate's common name (default: roomgate-sp)\n"
 	"  --days N     validity in days (default 3650)\n";
+
+static const char usage_jwt_keygen[] =
+	"usage: roomgate jwt-keygen [--bits N] [-o] FILE\n"
+	"\n"
+	"Creates FILE with a fresh RSA private key (PKCS#8 PEM, mode 0600) for\n"
+	"RS256 join tokens: [tokens] rs256_key_file = FILE. Refuses to overwrite\n"
+	"an existing file. Platforms verify the tokens with the public key that\n"
+	"GET /.well-known/jwks.json serves (kid: its RFC 7638 thumbprint). To\n"
+	"rotate: make a new key, point rs256_key_file at it and list the old\n"
+	"file (or `openssl pkey -in OLD -pubout`) in rs256_previous_key_files\n"
+	"until tokens signed with it have expired.\n"
+	"  --bits N           RSA modulus size, 2048 to 8192 (default 3072)\n"
+	"  -o, --output FILE  where to write the key\n";
 
 static const char usage_version[] = "usage: roomgate version\n";
 
@@ -196,6 +211,68 @@ cmd_keygen(int argc, char **argv)
 		return 1;
 	}
 	printf("wrote server keys to %s (mode 0600)\n", out);
+	return 0;
+}
+
+static int
+cmd_jwt_keygen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"output", required_argument, NULL, 'o'},
+		{"bits", required_argument, NULL, 'b'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct gate_jwt_keys *ks = NULL;
+	EVP_PKEY *pk = NULL;
+	const char *out = NULL;
+	char err[1024], *end;
+	long bits = 3072;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'b':
+			bits = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' ||
+			    bits < GATE_JWT_RSA_MIN_BITS ||
+			    bits > GATE_JWT_RSA_MAX_BITS) {
+				fprintf(stderr, "roomgate: --bits must be %d to "
+						"%d\n",
+					GATE_JWT_RSA_MIN_BITS,
+					GATE_JWT_RSA_MAX_BITS);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			fputs(usage_jwt_keygen, stdout);
+			return 0;
+		default:
+			fputs(usage_jwt_keygen, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (out == NULL && optind == argc - 1)
+		out = argv[optind++];
+	if (out == NULL || optind != argc) {
+		fputs(usage_jwt_keygen, stderr);
+		return EXIT_USAGE;
+	}
+	/* Read back the way serve reads it, for the kid. */
+	if (gate_jwt_keygen(out, (int)bits, err, sizeof(err)) != 0 ||
+	    gate_jwt_read_key_file(out, 1, &pk, err, sizeof(err)) != 0 ||
+	    gate_jwt_keys_rs256(pk, NULL, 0, &ks, err, sizeof(err)) != 0) {
+		fprintf(stderr, "roomgate: jwt-keygen: %s\n", err);
+		EVP_PKEY_free(pk);
+		return 1;
+	}
+	printf("wrote RS256 join-token key %s (RSA-%ld, mode 0600), kid %s\n",
+	       out, bits, ks->rsa[0].kid);
+	gate_jwt_keys_free(ks);
+	EVP_PKEY_free(pk);
 	return 0;
 }
 
@@ -368,6 +445,8 @@ serve(struct gate_config *cfg, int migrate)
 	    (saml_up = (saml_init(err, sizeof(err)) == 0)) == 0)
 		goto fail;
 	app.keys = keys;
+	if (gate_jwt_keys_open(cfg, &app.jwt, err, sizeof(err)) != 0)
+		goto fail;
 	if (gate_codes_open(cfg, keys, &app.codes, err, sizeof(err)) != 0)
 		goto fail;
 	if (open_saml(cfg, &app.saml, err, sizeof(err)) != 0)
@@ -442,6 +521,7 @@ out:
 	if (saml_up)
 		saml_shutdown();
 	gate_codes_close(app.codes);
+	gate_jwt_keys_free(app.jwt);
 	gate_keys_free(keys);
 	return r;
 }
@@ -544,6 +624,8 @@ gate_cli_main(int argc, char **argv, char **envp)
 		return cmd_keygen(argc, argv);
 	if (strcmp(cmd, "saml-keygen") == 0)
 		return cmd_saml_keygen(argc, argv);
+	if (strcmp(cmd, "jwt-keygen") == 0)
+		return cmd_jwt_keygen(argc, argv);
 	if (strcmp(cmd, "version") == 0)
 		return cmd_version(argc, argv);
 	if (strcmp(cmd, "code") == 0)

@@ -40,6 +40,8 @@ static const char *const dir_actives[] = {"openldap", "ad", "freeipa", "none",
 static const char *const dir_memberships[] = {"memberof", "member",
 					      "ad_chain", "nested", NULL};
 static const char *const saml_bindings[] = {"redirect", "post", NULL};
+/* Index order is that of enum gate_jwt_alg (jwt.h). */
+static const char *const token_algs[] = {"auto", "HS256", "RS256", NULL};
 
 #define OFF(f) offsetof(struct gate_config, f)
 static const struct key keys[] = {
@@ -224,6 +226,15 @@ static const struct key keys[] = {
 	 NULL, "join-token shared secret (Jitsi app_secret)"},
 	{"tokens", "hs256_secret_file", K_STR, OFF(tok_hs256_secret_file), 0, 0,
 	 NULL, NULL, "file holding hs256_secret"},
+	{"tokens", "alg", K_ENUM, OFF(tok_alg), 0, 0, token_algs, "auto",
+	 "join-token algorithm, pinned (auto: the one whose key is set)"},
+	{"tokens", "rs256_key_file", K_STR, OFF(tok_rs256_key_file), 0, 0,
+	 NULL, NULL,
+	 "RS256 PEM RSA private key, >= 2048 bits, mode 0600 (`roomgate "
+	 "jwt-keygen FILE`)"},
+	{"tokens", "rs256_previous_key_files", K_STR,
+	 OFF(tok_rs256_previous_key_files), 0, 0, NULL, NULL,
+	 "rotated-out RS256 keys (PEM, space separated) kept in the JWKS"},
 	{"tokens", "issuer", K_STR, OFF(tok_issuer), 0, 0, NULL, "roomgate",
 	 "iss claim (Jitsi app_id)"},
 	{"tokens", "audience", K_STR, OFF(tok_audience), 0, 0, NULL, "jitsi",
@@ -641,6 +652,42 @@ out:
 	return r;
 }
 
+/* [tokens]: a deployment signs join tokens with exactly one algorithm. */
+static int
+token_alg(struct gate_config *cfg, char *err, size_t errlen)
+{
+	bool secret = cfg->tok_hs256_secret != NULL;
+	bool key = cfg->tok_rs256_key_file != NULL;
+
+	if (secret && key) {
+		errf(err, errlen,
+		     "[tokens] hs256_secret and rs256_key_file are both set; "
+		     "keep the one of the algorithm you sign with");
+		return -1;
+	}
+	if (cfg->tok_rs256_previous_key_files != NULL && !key) {
+		errf(err, errlen,
+		     "[tokens] rs256_previous_key_files is set without "
+		     "rs256_key_file");
+		return -1;
+	}
+	if (cfg->tok_alg == 1 && !secret) { /* HS256 */
+		errf(err, errlen,
+		     "[tokens] alg = HS256 needs hs256_secret or "
+		     "hs256_secret_file");
+		return -1;
+	}
+	if (cfg->tok_alg == 2 && !key) { /* RS256 */
+		errf(err, errlen,
+		     "[tokens] alg = RS256 needs rs256_key_file (make one "
+		     "with `roomgate jwt-keygen FILE`)");
+		return -1;
+	}
+	if (cfg->tok_alg == 0)
+		cfg->tok_alg = secret ? 1 : key ? 2 : 0;
+	return 0;
+}
+
 int
 gate_config_load(struct gate_config *cfg, const char *path,
 		 char *const *envp, char *err, size_t errlen)
@@ -722,6 +769,8 @@ gate_config_load(struct gate_config *cfg, const char *path,
 				     &cfg->tok_hs256_secret, err, errlen) != 0)
 			goto out;
 	}
+	if (token_alg(cfg, err, errlen) != 0)
+		goto out;
 	if (strncmp(cfg->public_url, "http://", 7) != 0 &&
 	    strncmp(cfg->public_url, "https://", 8) != 0) {
 		errf(err, errlen,

@@ -126,6 +126,16 @@ gate_resp_html(struct gate_resp *out, int status, char *html)
 	out->len = html ? strlen(html) : 0;
 }
 
+/* A handler may set its own Cache-Control (the JWKS is cacheable). */
+static int
+resp_has_header(const struct gate_resp *resp, const char *name)
+{
+	for (int i = 0; i < resp->nheaders; i++)
+		if (strcasecmp(resp->headers[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 resp_free_headers(struct gate_resp *resp)
 {
@@ -163,7 +173,9 @@ queue(struct MHD_Connection *c, struct req *r, struct gate_resp *resp)
 				resp->content_type ? resp->content_type
 						   : "application/json");
 	MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (!resp_has_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL))
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL,
+					"no-store");
 	MHD_add_response_header(mr, "Referrer-Policy", "no-referrer");
 	MHD_add_response_header(mr, "X-Frame-Options", "DENY");
 	MHD_add_response_header(mr, "Content-Security-Policy",

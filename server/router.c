@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "server/http_int.h"
+#include "server/jwt.h"
 
 struct route {
 	const char *method;
@@ -18,6 +19,8 @@ static const struct route routes[] = {
 	{"GET", "/healthz", gate_h_healthz},
 	{"GET", "/readyz", gate_h_readyz},
 	{"GET", "/metrics", gate_h_metrics},
+	{"GET", "/.well-known/jwks.json", gate_h_jwks},
+	{"GET", "/jwt-keys/{name}", gate_h_jwt_key},
 	{"POST", "/v1/meetings", gate_h_meetings_create},
 	{"GET", "/v1/meetings", gate_h_meetings_list},
 	{"GET", "/v1/meetings/{id}", gate_h_meeting_get},

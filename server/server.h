@@ -128,6 +128,9 @@ struct gate_config {
 	/* [tokens]: join tokens (jwt.c) */
 	char *tok_hs256_secret; /* secret; or read from hs256_secret_file */
 	char *tok_hs256_secret_file;
+	int tok_alg; /* enum gate_jwt_alg (jwt.h), resolved at load */
+	char *tok_rs256_key_file;
+	char *tok_rs256_previous_key_files; /* space separated paths */
 	char *tok_issuer;
 	char *tok_audience;
 	char *tok_subject;
@@ -222,6 +225,7 @@ struct gate_app {
 	const struct gate_keys *keys;
 	struct gate_codes *codes; /* code policy and key ring (meetings.h) */
 	struct saml_sp *saml; /* NULL when [saml] is not configured */
+	struct gate_jwt_keys *jwt; /* join-token keys (jwt.h); NULL: none */
 };
 
 enum gate_route_match { GATE_ROUTE_OK = 0, GATE_ROUTE_NOT_FOUND = 404,
