@@ -397,7 +397,7 @@ gate_jwt_read_key_file(const char *path, int want_private, EVP_PKEY **out,
 	char *buf = NULL;
 	size_t len = 0;
 	struct stat st;
-	ssize_t n;
+	ssize_t n = 0;
 	BIO *bio = NULL;
 	EVP_PKEY *pk = NULL;
 	int fd = -1, r = -1, priv = 0;
@@ -421,9 +421,10 @@ gate_jwt_read_key_file(const char *path, int want_private, EVP_PKEY **out,
 	while (len < KEY_FILE_MAX - 1 &&
 	       (n = read(fd, buf + len, KEY_FILE_MAX - 1 - len)) > 0)
 		len += (size_t)n;
-	if (len == KEY_FILE_MAX - 1 || len == 0) {
+	if (n < 0 || len == KEY_FILE_MAX - 1 || len == 0) {
 		snprintf(err, errlen, "%s is %s", path,
-		         len == 0 ? "empty or unreadable" : "too large");
+		         n < 0 || len == 0 ? "empty or unreadable"
+		                           : "too large");
 		goto out;
 	}
 	buf[len] = '\0';

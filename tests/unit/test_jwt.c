@@ -982,7 +982,7 @@ config_pins_one_algorithm(void **state)
 {
 	char key[64], pub[64], ek[128], ep[128], err[1200];
 	struct gate_config cfg;
-	struct gate_jwt_keys *ks = NULL;
+	struct gate_jwt_keys *ks = NULL, sentinel;
 	char *hs_only[] = {(char *)"ROOMGATE_TOKENS_HS256_SECRET=s3cret", NULL};
 	char *rs_only[] = {ek, ep, NULL};
 	char *both[] = {ek, (char *)"ROOMGATE_TOKENS_HS256_SECRET=s3cret",
@@ -990,6 +990,9 @@ config_pins_one_algorithm(void **state)
 	char *rs_pinned_no_key[] = {(char *)"ROOMGATE_TOKENS_ALG=RS256",
 	                            (char *)"ROOMGATE_TOKENS_HS256_SECRET=x",
 	                            NULL};
+	char *hs_pinned_no_secret[] = {(char *)"ROOMGATE_TOKENS_ALG=HS256", ek,
+	                               NULL};
+	char *prev_without_key[] = {ep, NULL};
 	char *none[] = {NULL};
 
 	(void)state;
@@ -1021,9 +1024,16 @@ config_pins_one_algorithm(void **state)
 	assert_int_not_equal(
 	    load_env_cfg(&cfg, rs_pinned_no_key, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "alg = RS256 needs rs256_key_file"));
+	/* alg = HS256 without a secret; previous keys without a key. */
+	assert_int_not_equal(
+	    load_env_cfg(&cfg, hs_pinned_no_secret, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "alg = HS256 needs hs256_secret"));
+	assert_int_not_equal(
+	    load_env_cfg(&cfg, prev_without_key, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "without rs256_key_file"));
 	/* Nothing: no key set, no error (admission says not_configured). */
 	assert_int_equal(load_env_cfg(&cfg, none, err, sizeof(err)), 0);
-	ks = (struct gate_jwt_keys *)&cfg;
+	ks = &sentinel;
 	assert_int_equal(gate_jwt_keys_open(&cfg, &ks, err, sizeof(err)), 0);
 	assert_null(ks);
 	gate_config_free(&cfg);
