@@ -358,6 +358,7 @@ struct db_attempt {
 	db_lock_duration_fn im_duration;
 	void *duration_ctx;
 	int probe_identities, probe_window_s; /* 0: no probing check */
+	long long waiting_s; /* state "waiting": how long the entry lasts */
 };
 
 struct db_attempt_result {
@@ -379,6 +380,79 @@ struct db_attempt_result {
  */
 int db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 		    struct db_attempt_result *out, char *err, size_t errlen);
+
+/* ---- the waiting room (queries_admit.c) --------------------------------
+ *
+ * A "waiting" admission lasts until its expires_at; an entry found past
+ * it is turned into "expired" by whichever of these calls sees it first,
+ * so no sweeper is needed for correctness.
+ */
+
+/* One person in a meeting's waiting room. Strings malloc()ed, freed by
+ * db_waiting_free(). */
+struct db_waiting {
+	char admission_id[37];
+	char *identity;
+	char *display_name; /* from the session's attributes; may be NULL */
+	long long since, expires_at;
+};
+/* The live waiting entries of a meeting (sessions still live), oldest
+ * first, at most limit. On success *out (n entries; db_waiting_free). */
+int db_waiting_list(struct db_pool *pool, const char *meeting_id, int limit,
+		    struct db_waiting **out, size_t *n, char *err,
+		    size_t errlen);
+void db_waiting_free(struct db_waiting *w, size_t n);
+
+/* An admission as its meeting's host or its own session sees it. */
+struct db_admission_view {
+	char id[37];
+	char meeting_id[37];
+	char state[16];	       /* after expiry: "expired" */
+	char revoke_reason[24]; /* "" when none */
+	char identity[257];
+	int host_decided;	/* a host let the person in */
+	long long expires_at;	/* waiting: when the entry ends; else 0 */
+	long long admitted_at;	/* 0: not admitted */
+};
+/* The admission admission_id of meeting meeting_id. DB_ENOTFOUND when
+ * that meeting has no such admission. */
+int db_admission_get(struct db_pool *pool, const char *meeting_id,
+		     const char *admission_id, struct db_admission_view *out,
+		     char *err, size_t errlen);
+/* The newest admission of the session (32-byte id hash) to the meeting.
+ * DB_ENOTFOUND when it has none. */
+int db_admission_of_session(struct db_pool *pool, const char *meeting_id,
+			    const unsigned char session_hash[32],
+			    struct db_admission_view *out, char *err,
+			    size_t errlen);
+
+/* A host's decision on a waiting entry (borrowed strings). */
+struct db_waiting_decision {
+	const char *meeting_id, *admission_id;
+	/* "admit": state admitted (matched_group required);
+	 * "deny": state host_denied;
+	 * "end": the directory no longer admits the person: state revoked
+	 * with revoke_reason ("directory_removed" or "directory_disabled"). */
+	const char *action;
+	const char *matched_group, *revoke_reason;
+	const char *audit_reason; /* e.g. "host_admitted", "not_member" */
+	const char *directory;	  /* the live check's verdict, for audit */
+	const char *actor, *via;  /* the host and how they signed in */
+	const char *source_addr, *user_agent, *request_id, *node;
+};
+/*
+ * Applies d to the entry if it is still waiting and unexpired, with the
+ * audit record (event "waiting.admit", "waiting.deny" or "waiting.end":
+ * who decided, whom, outcome, the directory verdict) in the same
+ * statement. Of two racing decisions exactly one applies: the other gets
+ * DB_ECONFLICT, as does an entry no longer waiting (out->state says what
+ * it is now). DB_ENOTFOUND: no such admission in that meeting. out (may
+ * be NULL) receives the entry after the call.
+ */
+int db_waiting_decide(struct db_pool *pool,
+		      const struct db_waiting_decision *d,
+		      struct db_admission_view *out, char *err,
+		      size_t errlen);
 
 /* ---- forward-auth and revocation (queries_authz.c) --------------------- */
 

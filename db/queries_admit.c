@@ -242,7 +242,7 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
                 struct db_attempt_result *out, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
-	char sess[65];
+	char sess[65], wait_s[24];
 	const char *v[16];
 	PGresult *res = NULL;
 	PGconn *pg;
@@ -270,14 +270,19 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 		v[2] = a->identity;
 		v[3] = a->matched_group;
 		v[4] = a->state;
+		snprintf(wait_s, sizeof(wait_s), "%lld",
+		         a->waiting_s > 0 ? a->waiting_s : 1800);
+		v[5] = wait_s;
+		/* A waiting entry ends by itself after waiting_s. */
 		if ((r = run(
 		         pg,
 		         "INSERT INTO admissions (meeting_id, session_hash, "
-		         "identity, matched_group, state, admitted_at) "
-		         "VALUES ($1::uuid, decode($2, 'hex'), $3, $4, $5, "
-		         "CASE WHEN $5 = 'admitted' THEN now() END) "
-		         "RETURNING id",
-		         5, v, "recording the admission", &res, err, errlen)) !=
+		         "identity, matched_group, state, admitted_at, "
+		         "expires_at) VALUES ($1::uuid, decode($2, 'hex'), $3, "
+		         "$4, $5, CASE WHEN $5 = 'admitted' THEN now() END, "
+		         "CASE WHEN $5 = 'waiting' THEN now() + "
+		         "make_interval(secs => $6::bigint) END) RETURNING id",
+		         6, v, "recording the admission", &res, err, errlen)) !=
 		    0)
 			goto out;
 		snprintf(out->admission_id, sizeof(out->admission_id), "%s",
@@ -341,4 +346,304 @@ out:
 		memset(out, 0, sizeof(*out));
 	db_release(pool, c);
 	return r;
+}
+
+/* ---- the waiting room ---------------------------------------------------- */
+
+/* The session's display name: displayName, else cn, from its attributes
+ * ({"name": ["value", ...]}; a plain string is taken too). */
+#define DISPLAY_NAME(s)                                                        \
+	"coalesce(" s ".attributes->'displayName'->>0, "                       \
+	"CASE WHEN jsonb_typeof(" s ".attributes->'displayName') = 'string' "  \
+	"THEN " s ".attributes->>'displayName' END, "                          \
+	s ".attributes->'cn'->>0)"
+
+int
+db_waiting_list(struct db_pool *pool, const char *meeting_id, int limit,
+                struct db_waiting **out, size_t *n, char *err, size_t errlen)
+{
+	struct db_conn *c = NULL;
+	char lim[16];
+	const char *v[2] = {meeting_id, lim};
+	PGresult *res = NULL;
+	struct db_waiting *w = NULL;
+	int r, rows, i;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(lim, sizeof(lim), "%d", limit);
+	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
+		return r;
+	r = run(db_conn_pg(c),
+	        "WITH x AS (UPDATE admissions SET state = 'expired', "
+	        "ended_at = now() WHERE meeting_id = $1::uuid AND "
+	        "state = 'waiting' AND expires_at <= now() RETURNING id) "
+	        "SELECT a.id, a.identity, " DISPLAY_NAME("s") ", "
+	        "extract(epoch FROM a.created_at)::bigint, "
+	        "coalesce(extract(epoch FROM a.expires_at)::bigint, 0) "
+	        "FROM admissions a JOIN sessions s ON s.id_hash = "
+	        "a.session_hash WHERE a.meeting_id = $1::uuid AND "
+	        "a.state = 'waiting' AND (a.expires_at IS NULL OR "
+	        "a.expires_at > now()) AND a.id NOT IN (SELECT id FROM x) "
+	        "AND s.revoked_at IS NULL AND s.expires_at > now() "
+	        "ORDER BY a.created_at, a.id LIMIT $2::int",
+	        2, v, "listing the waiting room", &res, err, errlen);
+	if (r != 0)
+		goto out;
+	rows = PQntuples(res);
+	if (rows > 0 && (w = calloc((size_t)rows, sizeof(*w))) == NULL) {
+		r = DB_ENOMEM;
+		db_seterr(err, errlen, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < rows; i++) {
+		snprintf(w[i].admission_id, sizeof(w[i].admission_id), "%s",
+		         PQgetvalue(res, i, 0));
+		w[i].identity = strdup(PQgetvalue(res, i, 1));
+		if (!PQgetisnull(res, i, 2))
+			w[i].display_name = strdup(PQgetvalue(res, i, 2));
+		w[i].since = getll(res, i, 3);
+		w[i].expires_at = getll(res, i, 4);
+		if (w[i].identity == NULL ||
+		    (!PQgetisnull(res, i, 2) && w[i].display_name == NULL)) {
+			db_waiting_free(w, (size_t)i + 1);
+			w = NULL;
+			r = DB_ENOMEM;
+			db_seterr(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+	*out = w;
+	*n = (size_t)rows;
+	r = 0;
+out:
+	PQclear(res);
+	db_release(pool, c);
+	return r;
+}
+
+void
+db_waiting_free(struct db_waiting *w, size_t n)
+{
+	if (w == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(w[i].identity);
+		free(w[i].display_name);
+	}
+	free(w);
+}
+
+/* The columns of a db_admission_view, in view_of()'s order; "x" holds the
+ * ids a statement's CTE just expired. */
+#define VIEW_COLS                                                              \
+	"a.id, a.meeting_id, CASE WHEN a.state = 'waiting' AND "              \
+	"a.expires_at <= now() THEN 'expired' ELSE a.state END, "              \
+	"coalesce(a.revoke_reason, ''), a.identity, "                          \
+	"(a.decided_by IS NOT NULL AND a.state = 'admitted')::int, "           \
+	"coalesce(extract(epoch FROM a.expires_at)::bigint, 0), "              \
+	"coalesce(extract(epoch FROM a.admitted_at)::bigint, 0)"
+
+static void
+view_of(const PGresult *res, int row, struct db_admission_view *o)
+{
+	memset(o, 0, sizeof(*o));
+	snprintf(o->id, sizeof(o->id), "%s", PQgetvalue(res, row, 0));
+	snprintf(o->meeting_id, sizeof(o->meeting_id), "%s",
+	         PQgetvalue(res, row, 1));
+	snprintf(o->state, sizeof(o->state), "%s", PQgetvalue(res, row, 2));
+	snprintf(o->revoke_reason, sizeof(o->revoke_reason), "%s",
+	         PQgetvalue(res, row, 3));
+	snprintf(o->identity, sizeof(o->identity), "%s",
+	         PQgetvalue(res, row, 4));
+	o->host_decided = getll(res, row, 5) != 0;
+	o->expires_at = strcmp(o->state, "waiting") == 0 ? getll(res, row, 6)
+	                                                 : 0;
+	o->admitted_at = getll(res, row, 7);
+}
+
+/* A uuid as text: 8-4-4-4-12 hex digits (else the cast would fail the
+ * statement and read as a database error). */
+static int
+is_uuid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i < 36; i++) {
+		int dash = i == 8 || i == 13 || i == 18 || i == 23;
+		char ch = s[i];
+
+		if (dash ? ch != '-'
+		         : !((ch >= '0' && ch <= '9') ||
+		             (ch >= 'a' && ch <= 'f') ||
+		             (ch >= 'A' && ch <= 'F')))
+			return 0;
+	}
+	return i == 36 && s[i] == '\0';
+}
+
+/* Runs a statement returning VIEW_COLS rows; the first into *out. */
+static int
+view_query(struct db_pool *pool, const char *sql, int nv, const char *const *v,
+           struct db_admission_view *out, char *err, size_t errlen)
+{
+	struct db_conn *c = NULL;
+	PGresult *res = NULL;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
+		return r;
+	r = run(db_conn_pg(c), sql, nv, v, "reading the admission", &res, err,
+	        errlen);
+	if (r == 0 && PQntuples(res) == 0) {
+		r = DB_ENOTFOUND;
+		db_seterr(err, errlen, "no such admission for this meeting");
+	} else if (r == 0) {
+		view_of(res, 0, out);
+	}
+	PQclear(res);
+	db_release(pool, c);
+	return r;
+}
+
+int
+db_admission_get(struct db_pool *pool, const char *meeting_id,
+                 const char *admission_id, struct db_admission_view *out,
+                 char *err, size_t errlen)
+{
+	const char *v[2] = {meeting_id, admission_id};
+
+	if (!is_uuid(meeting_id) || !is_uuid(admission_id)) {
+		memset(out, 0, sizeof(*out));
+		db_seterr(err, errlen, "admission ids are UUIDs");
+		return DB_ENOTFOUND;
+	}
+	return view_query(
+	    pool,
+	    "WITH x AS (UPDATE admissions SET state = 'expired', ended_at = "
+	    "now() WHERE id = $2::uuid AND meeting_id = $1::uuid AND state = "
+	    "'waiting' AND expires_at <= now() RETURNING id) "
+	    "SELECT " VIEW_COLS " FROM admissions a WHERE a.id = $2::uuid "
+	    "AND a.meeting_id = $1::uuid",
+	    2, v, out, err, errlen);
+}
+
+int
+db_admission_of_session(struct db_pool *pool, const char *meeting_id,
+                        const unsigned char session_hash[32],
+                        struct db_admission_view *out, char *err,
+                        size_t errlen)
+{
+	char sess[65];
+	const char *v[2] = {meeting_id, sess};
+	int r;
+
+	sodium_bin2hex(sess, sizeof(sess), session_hash, 32);
+	r = view_query(
+	    pool,
+	    "WITH x AS (UPDATE admissions SET state = 'expired', ended_at = "
+	    "now() WHERE meeting_id = $1::uuid AND session_hash = "
+	    "decode($2, 'hex') AND state = 'waiting' AND expires_at <= now() "
+	    "RETURNING id) "
+	    "SELECT " VIEW_COLS " FROM admissions a WHERE a.meeting_id = "
+	    "$1::uuid AND a.session_hash = decode($2, 'hex') "
+	    "ORDER BY a.created_at DESC, a.id DESC LIMIT 1",
+	    2, v, out, err, errlen);
+	sodium_memzero(sess, sizeof(sess));
+	return r;
+}
+
+int
+db_waiting_decide(struct db_pool *pool, const struct db_waiting_decision *d,
+                  struct db_admission_view *out, char *err, size_t errlen)
+{
+	struct db_admission_view scratch;
+	const char *v[14];
+	const char *state, *outcome;
+	int r;
+
+	if (out == NULL)
+		out = &scratch;
+	memset(out, 0, sizeof(*out));
+	if (strcmp(d->action, "admit") == 0) {
+		state = "admitted";
+		outcome = "allow";
+		if (d->matched_group == NULL) {
+			db_seterr(err, errlen, "an admit needs a matched group");
+			return DB_EINVAL;
+		}
+	} else if (strcmp(d->action, "deny") == 0) {
+		state = "host_denied";
+		outcome = "deny";
+	} else if (strcmp(d->action, "end") == 0) {
+		state = "revoked";
+		outcome = "deny";
+		if (d->revoke_reason == NULL) {
+			db_seterr(err, errlen, "ending an entry needs a reason");
+			return DB_EINVAL;
+		}
+	} else {
+		db_seterr(err, errlen, "unknown waiting-room action");
+		return DB_EINVAL;
+	}
+	if (!is_uuid(d->meeting_id) || !is_uuid(d->admission_id)) {
+		db_seterr(err, errlen, "admission ids are UUIDs");
+		return DB_ENOTFOUND;
+	}
+	v[0] = d->meeting_id;
+	v[1] = d->admission_id;
+	v[2] = state;
+	v[3] = d->matched_group;
+	v[4] = d->revoke_reason;
+	v[5] = d->actor;
+	v[6] = outcome;
+	v[7] = d->audit_reason;
+	v[8] = d->source_addr;
+	v[9] = d->user_agent;
+	v[10] = d->request_id;
+	v[11] = d->node;
+	v[12] = d->via;
+	v[13] = d->directory;
+	/*
+	 * One statement: the row lock of the UPDATE makes a racing decision
+	 * wait, then re-check "still waiting" on the new row and change
+	 * nothing; the audit record exists only for the one that applied.
+	 */
+	r = view_query(
+	    pool,
+	    "WITH u AS (UPDATE admissions SET state = $3, "
+	    "admitted_at = CASE WHEN $3 = 'admitted' THEN now() END, "
+	    "expires_at = NULL, "
+	    "ended_at = CASE WHEN $3 = 'admitted' THEN NULL ELSE now() END, "
+	    "matched_group = CASE WHEN $3 = 'admitted' THEN $4 ELSE "
+	    "matched_group END, "
+	    "revoke_reason = CASE WHEN $3 = 'revoked' THEN $5 END, "
+	    "decided_by = $6 "
+	    "WHERE id = $2::uuid AND meeting_id = $1::uuid AND "
+	    "state = 'waiting' AND (expires_at IS NULL OR expires_at > now()) "
+	    "RETURNING *), "
+	    "au AS (INSERT INTO audit_log (event_type, outcome, reason, "
+	    "identity, meeting_id, matched_group, source_addr, user_agent, "
+	    "request_id, node, member_ok, details) SELECT 'waiting.' || "
+	    "CASE $3 WHEN 'admitted' THEN 'admit' WHEN 'host_denied' THEN "
+	    "'deny' ELSE 'end' END, $7, $8, u.identity, u.meeting_id, "
+	    "CASE WHEN $3 = 'admitted' THEN $4 END, $9::inet, "
+	    "left($10, 1024), $11, $12, CASE $3 WHEN 'admitted' THEN true "
+	    "WHEN 'revoked' THEN false END, jsonb_build_object("
+	    "'admission_id', u.id, 'decided_by', $6::text, 'via', $13::text, "
+	    "'state', $3::text, 'revoke_reason', $5::text, 'directory', "
+	    "$14::text) FROM u RETURNING seq) "
+	    "SELECT " VIEW_COLS " FROM u a WHERE (SELECT count(*) FROM au) = 1",
+	    14, v, out, err, errlen);
+	if (r != DB_ENOTFOUND)
+		return r;
+	/* Nothing applied: no such entry, or it is no longer waiting. */
+	r = db_admission_get(pool, d->meeting_id, d->admission_id, out, err,
+	                     errlen);
+	if (r != 0)
+		return r;
+	db_seterr(err, errlen, "the entry is %s, no longer waiting",
+	          out->state);
+	return DB_ECONFLICT;
 }

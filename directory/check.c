@@ -751,7 +751,7 @@ ambiguous_dns(LDAP *ld, LDAPMessage *res, char *out, size_t outlen)
 
 /* The attributes the lookup asks for: exactly what the checks read. */
 static void
-lookup_attrs(const struct dir_cfg *c, char **attrs)
+lookup_attrs(const struct dir_cfg *c, int want_groups, char **attrs)
 {
 	int n = 0;
 
@@ -768,7 +768,7 @@ lookup_attrs(const struct dir_cfg *c, char **attrs)
 	default:
 		break;
 	}
-	if (c->membership == DIR_MEMBERSHIP_MEMBEROF)
+	if (want_groups && c->membership == DIR_MEMBERSHIP_MEMBEROF)
 		attrs[n++] = "memberOf";
 	if (n == 0)
 		attrs[n++] = LDAP_NO_ATTRS;
@@ -793,7 +793,7 @@ check_op(const struct dir_cfg *c, struct dir_conn *conn, void *arg,
 	why[0] = '\0';
 
 	/* 1. The lookup. */
-	lookup_attrs(c, attrs);
+	lookup_attrs(c, x->ngroups > 0, attrs);
 	lrc = search(c, x, conn->ld, x->people_base, LDAP_SCOPE_SUBTREE,
 	             x->filter, attrs, 2, &res, &srv);
 	if (lrc != LDAP_SUCCESS) {
@@ -864,7 +864,15 @@ check_op(const struct dir_cfg *c, struct dir_conn *conn, void *arg,
 		goto out;
 	}
 
-	/* 3. Member of an allowed group? */
+	/* 3. Member of an allowed group? dir_check_active asks none: an
+	 * active entry is all it wants to know. */
+	if (x->ngroups == 0) {
+		v->result = DIR_V_NOT_MEMBER;
+		dir_errf(err, errlen, "%s is active (no group was asked)",
+		         v->entry_dn);
+		r = 0;
+		goto out;
+	}
 	switch (c->membership) {
 	case DIR_MEMBERSHIP_MEMBEROF:
 		r = member_by_memberof(x, conn->ld, e, &idx);
@@ -931,11 +939,12 @@ verdict_reset(struct dir_verdict *v)
 	v->group_index = -1;
 }
 
-int
-dir_check_member(struct dir_pool *pool, const char *identity,
-                 size_t identity_len, const char *const *groups,
-                 size_t ngroups, struct dir_verdict *v, char *err,
-                 size_t errlen)
+/* dir_check_member, and with no_groups dir_check_active (groups ignored,
+ * step 3 of check_op skipped). */
+static int
+check_run(struct dir_pool *pool, const char *identity, size_t identity_len,
+          const char *const *groups, size_t ngroups, int no_groups,
+          struct dir_verdict *v, char *err, size_t errlen)
 {
 	const struct dir_cfg *c = NULL;
 	struct check x;
@@ -984,13 +993,18 @@ dir_check_member(struct dir_pool *pool, const char *identity,
 		             : "");
 		goto out;
 	}
-	if (groups == NULL || ngroups == 0 || ngroups > DIR_MAX_GROUPS) {
+	if (no_groups) {
+		groups = NULL;
+		ngroups = 0;
+	} else if (groups == NULL || ngroups == 0 ||
+	           ngroups > DIR_MAX_GROUPS) {
 		dir_errf(err, errlen,
 		         "a check needs 1 to %d allowed groups (got %zu)",
 		         DIR_MAX_GROUPS, groups == NULL ? (size_t)0 : ngroups);
 		goto out;
 	}
-	if ((x.norm_groups = calloc(ngroups, sizeof(char *))) == NULL) {
+	if (ngroups > 0 &&
+	    (x.norm_groups = calloc(ngroups, sizeof(char *))) == NULL) {
 		r = DIR_ENOMEM;
 		dir_errf(err, errlen, "out of memory");
 		goto out;
@@ -1030,6 +1044,25 @@ out:
 	if (c != NULL)
 		dir_err_scrub(err, c->bind_password, c->bind_password_len);
 	return r;
+}
+
+int
+dir_check_member(struct dir_pool *pool, const char *identity,
+                 size_t identity_len, const char *const *groups,
+                 size_t ngroups, struct dir_verdict *v, char *err,
+                 size_t errlen)
+{
+	return check_run(pool, identity, identity_len, groups, ngroups, 0, v,
+	                 err, errlen);
+}
+
+int
+dir_check_active(struct dir_pool *pool, const char *identity,
+                 size_t identity_len, struct dir_verdict *v, char *err,
+                 size_t errlen)
+{
+	return check_run(pool, identity, identity_len, NULL, 0, 1, v, err,
+	                 errlen);
 }
 
 int

@@ -230,6 +230,21 @@ int dir_check_member(struct dir_pool *pool, const char *identity,
                      size_t errlen);
 
 /*
+ * Is `identity`'s entry there, unique and active right now -- without
+ * asking for any group? For people a meeting lists explicitly as
+ * invitees. The same lookup and active rules as dir_check_member, in one
+ * round trip (two with DIR_ACTIVE_FILTER), nothing cached. Returns 0 when
+ * the directory answered: v->result is DIR_V_NOT_MEMBER for an active
+ * entry (found, active, and no group was asked -- the caller decides what
+ * "active" admits), DIR_V_INACTIVE, DIR_V_NOT_FOUND or DIR_V_AMBIGUOUS
+ * otherwise; errors and bad identities as for dir_check_member. It never
+ * answers DIR_V_MEMBER. Thread-safe.
+ */
+int dir_check_active(struct dir_pool *pool, const char *identity,
+                     size_t identity_len, struct dir_verdict *v, char *err,
+                     size_t errlen);
+
+/*
  * The same check against the role's configured group (role_groups[]),
  * e.g. "may this person host meetings". A role without a group gives
  * DIR_EINVAL and DIR_V_NOT_MEMBER.

@@ -32,10 +32,10 @@
 struct dir_job {
 	struct dir_pool *pool;
 	const char *identity;
-	const char *const *groups;
-	size_t ngroups;
+	const struct db_meeting *m;
 	struct dir_verdict v;
-	int rc;
+	const char *group; /* member: the matched group or "invitee" */
+	int member;	   /* 1, 0, or -1: the directory did not answer */
 	char err[256];
 };
 
@@ -44,10 +44,8 @@ dir_job_run(void *arg)
 {
 	struct dir_job *j = arg;
 
-	j->v.result = DIR_V_UNAVAILABLE;
-	j->rc = dir_check_member(j->pool, j->identity, strlen(j->identity),
-	                         j->groups, j->ngroups, &j->v, j->err,
-	                         sizeof(j->err));
+	j->member = gate_admit_member(j->pool, j->m, j->identity, &j->v,
+	                              &j->group, j->err, sizeof(j->err));
 	return NULL;
 }
 
@@ -104,11 +102,43 @@ is_invitee(const struct db_meeting *m, const char *identity)
 	return 0;
 }
 
-/* The join token and redirect URL of an admission, into the verdict. */
-static int
-admitted_token(struct gate_app *app, const struct db_meeting *m,
-               const struct db_session *s, const char *admission_id,
-               struct gate_join_verdict *v)
+int
+gate_admit_member(struct dir_pool *dir, const struct db_meeting *m,
+                  const char *identity, struct dir_verdict *v,
+                  const char **group, char *err, size_t errlen)
+{
+	int r = -1;
+
+	*group = NULL;
+	memset(v, 0, sizeof(*v));
+	v->result = DIR_V_UNAVAILABLE;
+	/* A meeting without groups admits its invitees only: their entry
+	 * must still exist and be active, asked without a group. */
+	if (m->ngroups > 0)
+		(void)dir_check_member(dir, identity, strlen(identity),
+		                       (const char *const *)m->groups,
+		                       m->ngroups, v, err, errlen);
+	else
+		(void)dir_check_active(dir, identity, strlen(identity), v, err,
+		                       errlen);
+	if (v->result == DIR_V_UNAVAILABLE)
+		goto out;
+	r = 0;
+	if (v->result == DIR_V_MEMBER) {
+		*group = v->group_dn;
+		r = 1;
+	} else if (v->result == DIR_V_NOT_MEMBER && is_invitee(m, identity)) {
+		*group = "invitee";
+		r = 1;
+	}
+out:
+	return r;
+}
+
+int
+gate_join_token(struct gate_app *app, const struct db_meeting *m,
+                const struct db_session *s, const char *admission_id,
+                struct gate_join_verdict *v)
 {
 	const struct gate_config *cfg = app->cfg;
 	struct gate_jwt_claims c;
@@ -165,9 +195,6 @@ unavailable_message(const char *reason)
 	if (strcmp(reason, "directory_unavailable") == 0)
 		return "the directory cannot be reached, so nobody is "
 		       "admitted; try again in a moment";
-	if (strcmp(reason, "invitees_only_unsupported") == 0)
-		return "this meeting admits invitees only, which this server "
-		       "cannot check yet; ask the host to add an allowed group";
 	return "the service cannot decide right now, so nobody is admitted; "
 	       "try again in a moment";
 }
@@ -308,11 +335,11 @@ gate_join_decide(struct gate_app *app, const struct gate_rq *rq,
 	}
 
 	/* Both checks, side by side. */
-	if (have_m && m.ngroups > 0) {
+	job.member = -1;
+	if (have_m) {
 		job.pool = app->dir;
 		job.identity = sess.identity;
-		job.groups = (const char *const *)m.groups;
-		job.ngroups = m.ngroups;
+		job.m = &m;
 		if (pthread_create(&th, NULL, dir_job_run, &job) == 0)
 			started = 1;
 		else
@@ -342,11 +369,8 @@ gate_join_decide(struct gate_app *app, const struct gate_rq *rq,
 	}
 	if (started)
 		pthread_join(th, NULL);
-	if (have_m && m.ngroups > 0 && job.v.result != DIR_V_UNAVAILABLE) {
-		member_ok = job.v.result == DIR_V_MEMBER ||
-		            (job.v.result == DIR_V_NOT_MEMBER &&
-		             is_invitee(&m, sess.identity));
-	}
+	if (have_m)
+		member_ok = job.member;
 
 	/* DESIGN.md's order of answers. */
 	if (!have_m && lock_rc != 0) {
@@ -362,10 +386,6 @@ gate_join_decide(struct gate_app *app, const struct gate_rq *rq,
 	} else if (until > now) {
 		status = 429;
 		reason = "locked";
-	} else if (m.ngroups == 0) {
-		/* Invitees only: checking an invitee's entry without a group
-		 * needs a directory call that does not exist yet. Deny. */
-		reason = "invitees_only_unsupported";
 	} else if (member_ok < 0) {
 		reason = "directory_unavailable";
 	} else if (code_rc < 0) {
@@ -398,10 +418,7 @@ decide:
 	a.node = cfg->node_name;
 	a.outcome = status == 200 || status == 202 ? "allow" : "deny";
 	a.reason = reason;
-	a.matched_group =
-	    member_ok == 1
-	        ? (job.v.result == DIR_V_MEMBER ? job.v.group_dn : "invitee")
-	        : NULL;
+	a.matched_group = member_ok == 1 ? job.group : NULL;
 	a.code_ok = code_ok;
 	a.member_ok = member_ok;
 	a.details_json = details_s;
@@ -420,6 +437,7 @@ decide:
 	a.duration_ctx = &pol;
 	a.probe_identities = pol.probe_identities;
 	a.probe_window_s = pol.probe_window_s;
+	a.waiting_s = cfg->adm_waiting_s;
 	if (strcmp(reason, "identity_too_long") == 0 ||
 	    db_admit_record(app->db, &a, &res, err, sizeof(err)) != 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "admission.record",
@@ -459,7 +477,7 @@ decide:
 		snprintf(v->meeting_id, sizeof(v->meeting_id), "%s", m.id);
 		if ((v->admission_id = strdup(res.admission_id)) == NULL ||
 		    (status == 200 &&
-		     admitted_token(app, &m, &sess, res.admission_id, v) !=
+		     gate_join_token(app, &m, &sess, res.admission_id, v) !=
 		         0)) {
 			deny(v, 503, "unavailable",
 			     "the join token could not be made; try again in a "

@@ -100,6 +100,11 @@ int gate_lockout_source_addr(const char *peer, const char *xff,
 
 struct gate_app;
 struct gate_rq;
+struct gate_resp;
+struct db_meeting;
+struct db_session;
+struct dir_pool;
+struct dir_verdict;
 
 /*
  * The answer to one attempt, for each front end (JSON API, HTML pages) to
@@ -133,7 +138,102 @@ int gate_join_decide(struct gate_app *app, const struct gate_rq *rq,
                      const char *code_in, const char *code_hint,
                      struct gate_join_verdict *v);
 void gate_join_verdict_free(struct gate_join_verdict *v);
+
+/*
+ * The directory side of a decision, asked live: is identity an active
+ * member of one of m's allowed groups, or an active invitee of m (an
+ * invitee needs no group; a meeting without groups admits invitees
+ * only, asked with dir_check_active)? 1 yes (*group: the matched group
+ * DN, pointing into v, or "invitee"), 0 no (v->result says why), -1 the
+ * directory did not answer (v->result DIR_V_UNAVAILABLE, err why).
+ */
+int gate_admit_member(struct dir_pool *dir, const struct db_meeting *m,
+                      const char *identity, struct dir_verdict *v,
+                      const char **group, char *err, size_t errlen);
+
+/*
+ * Mints the join token of admission admission_id (jti) for session s at
+ * meeting m, exp counted from now, and the platform redirect URL, into
+ * v->token, v->redirect_url and v->expires_at. Every admission's token --
+ * at the decision and when a host lets someone in from the waiting room
+ * -- is made here. 0, or -1 (logged; v unchanged).
+ */
+int gate_join_token(struct gate_app *app, const struct db_meeting *m,
+                    const struct db_session *s, const char *admission_id,
+                    struct gate_join_verdict *v);
 /* 1 when p (len bytes) can be a meeting link: 1..64 of [A-Za-z0-9_-]. */
 int gate_join_link_ok(const char *p, size_t len);
+
+/* ---- the waiting room (waiting.c) --------------------------------------- */
+
+struct gate_principal;
+
+/*
+ * The participant's side: the newest admission of the request's session
+ * to the meeting of link rq->params[0], as a verdict for the JSON API
+ * and the waiting page to render. status and code:
+ *   202 "waiting"        still waiting; expires_at: when the entry ends
+ *   200 "admitted"       a host let the person in (within
+ *                        [admission] waiting_timeout) and the live
+ *                        directory check still passes: token and
+ *                        redirect_url minted now (gate_join_token)
+ *   403 "host_denied"    the host turned the person away
+ *   403 "revoked"        the entry was ended (message says why)
+ *   403 "not_on_access_list"  let in, but the directory no longer admits
+ *   409 "already_admitted"    admitted some other way or long ago: type
+ *                        the code again for a new join link
+ *   410 "waiting_expired"     nobody decided in time
+ *   404 "not_waiting" / "unknown_link"; 401 "login_required";
+ *   503 database or directory unavailable.
+ * Reads only (an overdue entry is marked expired); no audit record.
+ */
+void gate_wait_status(struct gate_app *app, const struct gate_rq *rq,
+                      struct gate_join_verdict *v);
+
+/* The outcome of a host's decision on a waiting entry. */
+struct gate_wait_decision {
+	int status;	  /* 200, 404, 409, 503 */
+	const char *code; /* "admitted", "host_denied", "not_waiting",
+	                     "not_on_access_list", "not_found",
+	                     "directory_unavailable", "database_unavailable" */
+	char message[512];
+	char state[16];	     /* the entry's state after the call, or "" */
+	char identity[257];  /* whom */
+	char admission_id[37];
+	const char *directory; /* the live check's verdict name, or NULL */
+};
+
+/*
+ * A host (p, already allowed to manage meeting m) decides on waiting
+ * entry admission_id: admit (1) or deny (0). Admitting runs the live
+ * directory check again first (gate_admit_member): not an active member
+ * or invitee any more -> 409 "not_on_access_list" and the entry ends
+ * (state revoked, revoke_reason directory_removed or
+ * directory_disabled); directory down -> 503 and nothing changes. Each
+ * applied decision is audited (who, whom, outcome) in the statement that
+ * changes the state; of two racing decisions one gets 409 "not_waiting".
+ */
+void gate_waiting_decide(struct gate_app *app, const struct gate_rq *rq,
+                         const struct gate_principal *p,
+                         const struct db_meeting *m, const char *admission_id,
+                         int admit, struct gate_wait_decision *d);
+
+/* Handlers (routes in router.c). waiting.c: */
+void gate_h_join_status(struct gate_app *app, const struct gate_rq *rq,
+                        struct gate_resp *out); /* GET /v1/join/{link}/status */
+/* routes_meetings.c: GET /v1/meetings/{id}/waiting and
+ * POST /v1/meetings/{id}/waiting/{admission}:admit|:deny */
+void gate_h_meeting_waiting(struct gate_app *app, const struct gate_rq *rq,
+                            struct gate_resp *out);
+void gate_h_meeting_waiting_decide(struct gate_app *app,
+                                   const struct gate_rq *rq,
+                                   struct gate_resp *out);
+/* pages.c: GET /j/{link}/wait, GET and POST /m/{id}/waiting */
+void gate_h_join_wait_page(struct gate_app *app, const struct gate_rq *rq,
+                           struct gate_resp *out);
+void gate_h_host_waiting_page(struct gate_app *app, const struct gate_rq *rq,
+                              struct gate_resp *out);
+void gate_h_host_waiting_form(struct gate_app *app, const struct gate_rq *rq,
+                              struct gate_resp *out);
 
 #endif

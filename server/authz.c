@@ -9,7 +9,7 @@
  * /v1/authz answers 200 only for a live session whose identity holds an
  * admitted admission to the meeting and is still, right now, an active
  * member of one of its allowed groups (or an invitee the directory still
- * knows as active). Everything else is a denial; a database or directory
+ * knows as active: gate_admit_member, the admission's own rule). Everything else is a denial; a database or directory
  * that cannot answer is a 503, never a 200.
  */
 #include <stdio.h>
@@ -18,6 +18,7 @@
 
 #include <microhttpd.h>
 
+#include "server/admit.h"
 #include "server/http_int.h"
 #include "server/meetings.h"
 
@@ -69,15 +70,6 @@ authz_meeting_ref(const struct gate_rq *rq, char ref[AUTHZ_REF_MAX + 1])
 	return 0;
 }
 
-static int
-authz_invitee(const struct db_meeting *m, const char *identity)
-{
-	for (size_t i = 0; i < m->ninvitees; i++)
-		if (strcmp(m->invitees[i], identity) == 0)
-			return 1;
-	return 0;
-}
-
 static void
 authz_deny(struct gate_resp *out, const struct gate_rq *rq, const char *why)
 {
@@ -93,6 +85,7 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 	struct db_meeting m;
 	struct dir_verdict v;
 	char ref[AUTHZ_REF_MAX + 1], mid[37], err[512];
+	const char *group = NULL;
 	int r, admitted = 0, member;
 	json_t *o;
 
@@ -135,17 +128,9 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 		authz_deny(out, rq, "not admitted");
 		goto out;
 	}
-	if (m.ngroups == 0) {
-		/* As at admission: invitee-only meetings are not checked. */
-		authz_deny(out, rq, "the meeting has no allowed group");
-		goto out;
-	}
-	memset(&v, 0, sizeof(v));
-	v.result = DIR_V_UNAVAILABLE;
-	(void)dir_check_member(app->dir, s.identity, strlen(s.identity),
-	                       (const char *const *)m.groups, m.ngroups, &v,
-	                       err, sizeof(err));
-	if (v.result == DIR_V_UNAVAILABLE) {
+	member = gate_admit_member(app->dir, &m, s.identity, &v, &group, err,
+	                           sizeof(err));
+	if (member < 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "authz_dir_error", "%s", err);
 		gate_resp_error(out, rq, 503, "directory_unavailable", NULL,
 		                "the directory could not be asked; retry "
@@ -153,8 +138,6 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 		out->retry_after = 2;
 		goto out;
 	}
-	member = v.result == DIR_V_MEMBER || (v.result == DIR_V_NOT_MEMBER &&
-	                                      authz_invitee(&m, s.identity));
 	if (!member) {
 		authz_deny(out, rq, dir_verdict_name(v.result));
 		goto out;

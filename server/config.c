@@ -221,6 +221,9 @@ static const struct key keys[] = {
 	 "IP literals whose X-Forwarded-For is believed (space separated)"},
 	{"admission", "redirect_url", K_STR, OFF(adm_redirect_url), 0, 0, NULL,
 	 NULL, "meeting platform URL with {room} and {token}"},
+	{"admission", "waiting_timeout", K_INT, OFF(adm_waiting_s), 60, 86400,
+	 NULL, "1800", "seconds a person waits for the host before the "
+	 "waiting-room entry expires"},
 
 	{"tokens", "hs256_secret", K_SECRET, OFF(tok_hs256_secret), 0, 0, NULL,
 	 NULL, "join-token shared secret (Jitsi app_secret)"},

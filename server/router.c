@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "server/admit.h"
 #include "server/http_int.h"
 #include "server/jwt.h"
 
@@ -27,6 +28,9 @@ static const struct route routes[] = {
 	{"PATCH", "/v1/meetings/{id}", gate_h_meeting_update},
 	{"DELETE", "/v1/meetings/{id}", gate_h_meeting_archive},
 	{"GET", "/v1/meetings/{id}/code", gate_h_meeting_code},
+	{"GET", "/v1/meetings/{id}/waiting", gate_h_meeting_waiting},
+	{"POST", "/v1/meetings/{id}/waiting/{admission}",
+	 gate_h_meeting_waiting_decide},
 	{"POST", "/v1/meetings/{id}/code:rotate", gate_h_meeting_rotate},
 	{"GET", "/saml/metadata", gate_h_saml_metadata},
 	{"GET", "/saml/login", gate_h_saml_login},
@@ -35,10 +39,14 @@ static const struct route routes[] = {
 	{"GET", "/saml/slo", gate_h_saml_slo},
 	{"GET", "/v1/me", gate_h_me},
 	{"POST", "/v1/join/{link}", gate_h_join},
+	{"GET", "/v1/join/{link}/status", gate_h_join_status},
 	{"GET", "/v1/authz", gate_h_authz},
 	{"POST", "/v1/identities/{id}", gate_h_identity_revoke},
 	{"GET", "/j/{link}", gate_h_join_page},
 	{"POST", "/j/{link}", gate_h_join_form},
+	{"GET", "/j/{link}/wait", gate_h_join_wait_page},
+	{"GET", "/m/{id}/waiting", gate_h_host_waiting_page},
+	{"POST", "/m/{id}/waiting", gate_h_host_waiting_form},
 };
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
 

@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "server/admit.h"
 #include "server/http_int.h"
 #include "server/meetings.h"
 
@@ -631,4 +632,136 @@ out:
 	json_decref(in);
 	db_meeting_free(&m);
 	db_meeting_free(&got);
+}
+
+/* ---- the waiting room (host side) ---------------------------------------- */
+
+#define WAITING_LIST_MAX 500
+
+void
+gate_h_meeting_waiting(struct gate_app *app, const struct gate_rq *rq,
+                       struct gate_resp *out)
+{
+	struct gate_principal p;
+	struct db_meeting m;
+	struct db_waiting *w = NULL;
+	char err[512], since[40], until[40];
+	size_t n = 0;
+	json_t *arr, *e;
+	int r;
+
+	if (gate_auth_request(app, rq, &p, out) != 0 ||
+	    load_meeting(app, rq, &p, 1, &m, out) != 0)
+		return;
+	r = db_waiting_list(app->db, m.id, WAITING_LIST_MAX, &w, &n, err,
+	                    sizeof(err));
+	if (r != 0) {
+		db_error(out, rq, r == DB_ENOTFOUND ? DB_EQUERY : r, err,
+		         "listing the waiting room");
+		goto out;
+	}
+	arr = json_array();
+	for (size_t i = 0; arr != NULL && i < n; i++) {
+		gate_time_fmt(w[i].since, since, sizeof(since));
+		gate_time_fmt(w[i].expires_at, until, sizeof(until));
+		e = json_pack("{s:s, s:s, s:s?, s:s, s:s}", "admission_id",
+		              w[i].admission_id, "identity", w[i].identity,
+		              "display_name", w[i].display_name, "since", since,
+		              "expires_at", until);
+		if (e == NULL || json_array_append_new(arr, e) != 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	if (arr == NULL)
+		gate_resp_error(out, rq, 500, "internal", NULL,
+		                "out of memory");
+	else
+		gate_resp_json(out, 200,
+		               json_pack("{s:s, s:b, s:o}", "meeting_id", m.id,
+		                         "waiting_room", m.waiting_room,
+		                         "waiting", arr));
+out:
+	db_waiting_free(w, n);
+	db_meeting_free(&m);
+}
+
+void
+gate_h_meeting_waiting_decide(struct gate_app *app, const struct gate_rq *rq,
+                              struct gate_resp *out)
+{
+	static const char admit_sfx[] = ":admit", deny_sfx[] = ":deny";
+	struct gate_principal p;
+	struct gate_wait_decision d;
+	struct db_meeting m;
+	char adm[37];
+	const char *seg;
+	size_t n, sl;
+	json_t *in = NULL, *o;
+	int admit;
+
+	if (rq->nparams < 2) {
+		gate_resp_error(out, rq, 404, "not_found", NULL,
+		                "use POST /v1/meetings/{id}/waiting/"
+		                "{admission_id}:admit or :deny");
+		return;
+	}
+	seg = rq->params[1].p;
+	n = rq->params[1].len;
+	if (n > sizeof(admit_sfx) - 1 &&
+	    memcmp(seg + n - (sizeof(admit_sfx) - 1), admit_sfx,
+	           sizeof(admit_sfx) - 1) == 0) {
+		admit = 1;
+		sl = sizeof(admit_sfx) - 1;
+	} else if (n > sizeof(deny_sfx) - 1 &&
+	           memcmp(seg + n - (sizeof(deny_sfx) - 1), deny_sfx,
+	                  sizeof(deny_sfx) - 1) == 0) {
+		admit = 0;
+		sl = sizeof(deny_sfx) - 1;
+	} else {
+		gate_resp_error(out, rq, 404, "not_found", NULL,
+		                "use POST /v1/meetings/{id}/waiting/"
+		                "{admission_id}:admit or :deny");
+		return;
+	}
+	if (n - sl != 36) {
+		gate_resp_error(out, rq, 404, "not_found", NULL,
+		                "no such waiting entry: admission ids are "
+		                "UUIDs");
+		return;
+	}
+	memcpy(adm, seg, 36);
+	adm[36] = '\0';
+	if (gate_auth_request(app, rq, &p, out) != 0 ||
+	    load_meeting(app, rq, &p, 1, &m, out) != 0)
+		return;
+	if ((in = body_json(rq, 1, out)) == NULL)
+		goto out;
+	if (m.archived_at != 0) {
+		gate_resp_error(out, rq, 409, "archived", NULL,
+		                "the meeting is archived; nobody can be let in");
+		goto out;
+	}
+	gate_waiting_decide(app, rq, &p, &m, adm, admit, &d);
+	if (d.status == 200) {
+		o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "admission_id",
+		              d.admission_id, "meeting_id", m.id, "identity",
+		              d.identity, "state", d.state, "decided_by",
+		              p.identity);
+		gate_resp_json(out, 200, o);
+		goto out;
+	}
+	o = json_object();
+	if (o != NULL && d.state[0] != '\0')
+		json_object_set_new(o, "state", json_string(d.state));
+	if (o != NULL && d.identity[0] != '\0')
+		json_object_set_new(o, "identity", json_string(d.identity));
+	if (o != NULL && d.directory != NULL)
+		json_object_set_new(o, "directory", json_string(d.directory));
+	if (d.status == 503)
+		out->retry_after = 2;
+	gate_resp_error(out, rq, d.status, d.code, o, "%s", d.message);
+out:
+	json_decref(in);
+	db_meeting_free(&m);
 }

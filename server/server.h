@@ -124,6 +124,7 @@ struct gate_config {
 	int adm_probe_window_s;
 	char *adm_trusted_proxies;
 	char *adm_redirect_url; /* with {room} and {token} */
+	int adm_waiting_s; /* how long a waiting-room entry lasts */
 
 	/* [tokens]: join tokens (jwt.c) */
 	char *tok_hs256_secret; /* secret; or read from hs256_secret_file */

@@ -797,6 +797,81 @@ thaw_teardown(void **state)
 	return 0;
 }
 
+/*
+ * dir_check_active: the invitee check -- found, unique and active, no
+ * group asked -- in one round trip, with every strategy's settings; a
+ * stopped directory is unavailable, never "active".
+ */
+static void
+test_check_active(void **state)
+{
+	static const int strategies[] = {DIR_MEMBERSHIP_MEMBEROF,
+	                                 DIR_MEMBERSHIP_MEMBER,
+	                                 DIR_MEMBERSHIP_NESTED};
+	struct dir_config c;
+	struct dir_pool *p;
+	struct dir_verdict v;
+	char err[1024];
+	int r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(strategies) / sizeof(strategies[0]);
+	     i++) {
+		c = cfg_check(strategies[i]);
+		p = open_pool(&c);
+		/* dave is in no meeting group: active is all that counts. */
+		r = dir_check_active(p, "dave", 4, &v, err, sizeof(err));
+		assert_int_equal(r, 0);
+		assert_int_equal(v.result, DIR_V_NOT_MEMBER);
+		assert_string_equal(v.entry_dn, DN("dave"));
+		assert_string_equal(v.group_dn, "");
+		assert_int_equal(v.group_index, -1);
+		assert_int_equal(v.round_trips, 1);
+		assert_has(err, "is active");
+		assert_no_secret(err);
+		/* alice is in groups, still never "member" here. */
+		r = dir_check_active(p, "alice", 5, &v, err, sizeof(err));
+		assert_int_equal(r, 0);
+		assert_int_equal(v.result, DIR_V_NOT_MEMBER);
+		assert_int_equal(v.round_trips, 1);
+		r = dir_check_active(p, "mallory", 7, &v, err, sizeof(err));
+		assert_int_equal(r, 0);
+		assert_int_equal(v.result, DIR_V_INACTIVE);
+		assert_has(err, "pwdAccountLockedTime");
+		r = dir_check_active(p, "nobody", 6, &v, err, sizeof(err));
+		assert_int_equal(r, 0);
+		assert_int_equal(v.result, DIR_V_NOT_FOUND);
+		/* Escaped like every lookup: a wildcard finds nobody. */
+		r = dir_check_active(p, "*", 1, &v, err, sizeof(err));
+		assert_int_equal(r, 0);
+		assert_int_equal(v.result, DIR_V_NOT_FOUND);
+		r = dir_check_active(p, "", 0, &v, err, sizeof(err));
+		assert_int_equal(r, DIR_EINVAL);
+		assert_int_equal(v.result, DIR_V_NOT_FOUND);
+		dir_pool_close(p);
+	}
+	/* The groupless check must not loosen dir_check_member: zero
+	 * groups there is still a setup error. */
+	c = cfg_check(DIR_MEMBERSHIP_MEMBEROF);
+	p = open_pool(&c);
+	assert_int_equal(
+	    dir_check_member(p, "dave", 4, NULL, 0, &v, err, sizeof(err)),
+	    DIR_EINVAL);
+	assert_int_equal(v.result, DIR_V_UNAVAILABLE);
+	/* Directory down: unavailable (deny), and back after a restart. */
+	th_ldap_stop();
+	r = dir_check_active(p, "dave", 4, &v, err, sizeof(err));
+	assert_true(r == DIR_EUNAVAIL || r == DIR_ETIMEOUT);
+	assert_int_equal(v.result, DIR_V_UNAVAILABLE);
+	assert_string_equal(v.entry_dn, "");
+	th_ldap_start();
+	r = dir_check_active(p, "dave", 4, &v, err, sizeof(err));
+	if (r != 0 || v.result != DIR_V_NOT_MEMBER)
+		fail_msg("after restart: %d %s (%s)", r,
+		         dir_verdict_name(v.result), err);
+	dir_pool_close(p);
+}
+
 static void
 test_stopped_and_restarted(void **state)
 {
@@ -1024,6 +1099,7 @@ main(void)
 	    cmocka_unit_test(test_bad_arguments),
 	    cmocka_unit_test(test_threads_and_stats),
 	    cmocka_unit_test(test_serve_settings_and_metrics),
+	    cmocka_unit_test(test_check_active),
 	    cmocka_unit_test(test_stopped_and_restarted),
 	    cmocka_unit_test_teardown(test_frozen, thaw_teardown),
 	};

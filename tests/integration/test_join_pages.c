@@ -142,9 +142,13 @@ expect_audit(const char *request_id, const char *want)
 static void
 expect_page_csp(void)
 {
+	/* No scripts; forms post to us, and the redirect after the join
+	 * form's post may go to the platform's origin (form-action covers
+	 * redirects) and nowhere else. */
 	assert_string_equal(last_csp,
 	                    "default-src 'none'; style-src 'unsafe-inline'; "
-	                    "form-action 'self'; frame-ancestors 'none'");
+	                    "form-action 'self' https://meet.example.com; "
+	                    "frame-ancestors 'none'");
 }
 
 /* ---- fixture ---------------------------------------------------------- */
@@ -419,7 +423,7 @@ right_code_redirects_to_the_platform(void **state)
 static void
 waiting_room_page_refreshes_itself(void **state)
 {
-	char link[80], code[16], id[40];
+	char link[80], code[16], id[40], want[160];
 	struct sth_resp r;
 	char *tok;
 
@@ -428,8 +432,13 @@ waiting_room_page_refreshes_itself(void **state)
 	                code, id);
 	tok = csrf_of(&T.alice, link);
 	assert_int_equal(page_post(&T.alice, link, tok, code, &r), 202);
-	assert_non_null(
-	    strstr(r.body, "<meta http-equiv=\"refresh\" content=\"5\">"));
+	/* It reloads the waiting URL (a GET), never the form's POST. */
+	snprintf(want, sizeof(want),
+	         "<meta http-equiv=\"refresh\" content=\"5; "
+	         "url=/j/%s/wait\">",
+	         link);
+	assert_non_null(strstr(r.body, want));
+	assert_non_null(strstr(r.body, "Waiting for the host to let you in"));
 	expect_audit(r.request_id, "allow waiting true true");
 	free(tok);
 	sth_resp_free(&r);
@@ -506,6 +515,90 @@ unknown_link_is_404_page_and_counts(void **state)
 	sth_resp_free(&r);
 }
 
+/* A 503 page says what to do and nothing about the inside. */
+static void
+expect_clean_503_page(const struct sth_resp *r, const char *what)
+{
+	static const char *const inside[] = {
+	    "ldap://", "LDAP", "Can't contact", "PQ",      "postgres",
+	    "errno",   "SQL",          "stack",   "{\"error\"",
+	    "127.0.0.1", "connection refused",  "Connection refused"};
+
+	assert_int_equal(r->status, 503);
+	assert_non_null(strstr(r->body, "<!DOCTYPE html>"));
+	assert_non_null(strstr(r->body, "Try again in a moment"));
+	assert_non_null(strstr(r->body, what));
+	assert_null(strstr(r->body, "name=\"code\""));
+	for (size_t i = 0; i < sizeof(inside) / sizeof(inside[0]); i++)
+		if (strstr(r->body, inside[i]) != NULL)
+			fail_msg("the 503 page shows \"%s\":\n%s", inside[i],
+			         r->body);
+}
+
+static void
+directory_down_is_a_503_page_then_recovers(void **state)
+{
+	char link[80], code[16], id[40];
+	struct sth_resp r;
+	char *tok;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, GROUP, "pages slapd", 0, link,
+	                code, id);
+	tok = csrf_of(&T.alice, link);
+	th_ldap_stop();
+	page_post(&T.alice, link, tok, code, &r);
+	th_ldap_start();
+	expect_clean_503_page(&r, "directory cannot be reached");
+	expect_audit(r.request_id, "deny directory_unavailable true -");
+	sth_resp_free(&r);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
+	                 0);
+	/* Back: the same form admits. */
+	assert_int_equal(page_post(&T.alice, link, tok, code, &r), 303);
+	assert_true(strncmp(r.location, "https://meet.example.com/", 25) == 0);
+	sth_resp_free(&r);
+	free(tok);
+}
+
+static void
+database_down_is_a_503_page_then_recovers(void **state)
+{
+	char link[80], code[16], id[40];
+	struct sth_resp r;
+	char *tok;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, GROUP, "pages pg", 0, link, code,
+	                id);
+	tok = csrf_of(&T.alice, link);
+	PQfinish(T.pg);
+	th_pg_stop();
+	page_post(&T.alice, link, tok, code, &r);
+	expect_clean_503_page(&r, "could not be checked");
+	sth_resp_free(&r);
+	/* The page itself, too. */
+	page_get(&T.alice, link, &r);
+	expect_clean_503_page(&r, "could not be checked");
+	sth_resp_free(&r);
+	th_pg_start();
+	T.pg = sth_pg();
+	/* Nothing was recorded while it was down; afterwards it admits. */
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
+	                 0);
+	assert_int_equal(page_post(&T.alice, link, tok, code, &r), 303);
+	assert_true(strncmp(r.location, "https://meet.example.com/", 25) == 0);
+	expect_audit(r.request_id, "allow admitted true true");
+	sth_resp_free(&r);
+	free(tok);
+}
+
 int
 main(void)
 {
@@ -520,6 +613,8 @@ main(void)
 	    cmocka_unit_test(non_member_gets_the_403_page),
 	    cmocka_unit_test(five_failures_lock_with_a_429_page),
 	    cmocka_unit_test(unknown_link_is_404_page_and_counts),
+	    cmocka_unit_test(directory_down_is_a_503_page_then_recovers),
+	    cmocka_unit_test(database_down_is_a_503_page_then_recovers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
