@@ -440,9 +440,9 @@ app_access_ends_when_removed_from_the_group(void **state)
 	                link, code, id);
 	ath_new_meeting(T.base, T.host_token, ALLOWED, "nginx other", 0, other,
 	                ocode, oid);
-	snprintf(path, sizeof(path), "/m/%s/", link);
-	snprintf(deep, sizeof(deep), "/m/%s/slides/1.html", link);
-	snprintf(opath, sizeof(opath), "/m/%s/", other);
+	snprintf(path, sizeof(path), "/app/%s/", link);
+	snprintf(deep, sizeof(deep), "/app/%s/slides/1.html", link);
+	snprintf(opath, sizeof(opath), "/app/%s/", other);
 
 	/* No session: to sign in, and back to the app afterwards. */
 	get(&T.anon, path, NULL, &g);
@@ -456,6 +456,17 @@ app_access_ends_when_removed_from_the_group(void **state)
 	get(&T.anon, want, NULL, &g);
 	assert_int_equal(g.status, 302);
 	assert_true(strncmp(g.location, T.idp_base, strlen(T.idp_base)) == 0);
+
+	/* roomgate's own pages stay roomgate's behind this config (the join
+	 * page, the host's /m/ pages), never the app's. */
+	snprintf(smuggle, sizeof(smuggle), "/j/%s", link);
+	get(&T.anon, smuggle, NULL, &g);
+	assert_int_equal(g.status, 303);
+	assert_non_null(strstr(g.location, "/saml/login?return=/j/"));
+	snprintf(smuggle, sizeof(smuggle), "/m/%s/waiting", id);
+	get(&T.anon, smuggle, NULL, &g);
+	assert_true(g.status >= 300);
+	assert_false(g.app_body);
 
 	/* Signed in through nginx, not admitted yet: 403. */
 	sth_sign_in(&T.bob, T.nginx, T.idp_base, "bob");
@@ -508,7 +519,7 @@ fails_closed_when_roomgate_or_the_directory_is_down(void **state)
 	(void)state;
 	ath_new_meeting(T.base, T.host_token, ALLOWED, "nginx down", 0, link,
 	                code, id);
-	snprintf(path, sizeof(path), "/m/%s/", link);
+	snprintf(path, sizeof(path), "/app/%s/", link);
 	sth_sign_in(&T.bob, T.nginx, T.idp_base, "bob");
 	join(&T.bob, link, code);
 	expect_app(&T.bob, path, "bob", id);
