@@ -995,6 +995,49 @@ invitee_only_meeting(void **state)
 	}
 }
 
+#define DAVE_DN "uid=dave,ou=people,dc=example,dc=com"
+static const char dave_lock[] = "dn: " DAVE_DN "\nchangetype: modify\n"
+                                "add: pwdAccountLockedTime\n"
+                                "pwdAccountLockedTime: 000001010000Z\n";
+static const char dave_unlock[] = "dn: " DAVE_DN "\nchangetype: modify\n"
+                                  "delete: pwdAccountLockedTime\n";
+
+static int
+dave_unlock_teardown(void **state)
+{
+	(void)state;
+	(void)ath_ldap_admin_try(dave_unlock);
+	return 0;
+}
+
+/* An admitted invitee locked in the directory loses access at once:
+ * forward-auth and the next join refuse. */
+static void
+invitee_locked_after_admission(void **state)
+{
+	char link[80], code[16], id[40], hdr[120];
+	const char *h[] = {hdr, NULL};
+	json_t *o;
+
+	(void)state;
+	new_invitee_meeting("[\"dave\"]", NULL, link, code, id);
+	o = join(&T.dave, link, code, 200);
+	json_decref(o);
+	snprintf(hdr, sizeof(hdr), "X-Roomgate-Meeting: %s", id);
+	assert_int_equal(
+	    ath_req_status(T.base, &T.dave, "GET", "/v1/authz", h, NULL), 200);
+	ath_ldap_admin(dave_lock);
+	assert_int_equal(
+	    ath_req_status(T.base, &T.dave, "GET", "/v1/authz", h, NULL), 403);
+	o = join(&T.dave, link, code, 403);
+	assert_string_equal(error_code(o), "not_on_access_list");
+	json_decref(o);
+	expect_attempt(id, "dave", "deny not_member - true false");
+	ath_ldap_admin(dave_unlock);
+	assert_int_equal(
+	    ath_req_status(T.base, &T.dave, "GET", "/v1/authz", h, NULL), 200);
+}
+
 /* A meeting with groups admits a listed invitee outside them too. */
 static void
 invitee_beside_groups(void **state)
@@ -1028,6 +1071,8 @@ main(void)
 	    cmocka_unit_test(host_page_lists_and_decides),
 	    cmocka_unit_test(invitee_only_meeting),
 	    cmocka_unit_test(invitee_beside_groups),
+	    cmocka_unit_test_teardown(invitee_locked_after_admission,
+	                              dave_unlock_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
