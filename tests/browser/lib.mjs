@@ -7,7 +7,7 @@
 // wait is bounded (page timeouts, a watchdog for the whole scenario), so a
 // hang fails instead of blocking CI.
 import { chromium } from 'playwright-core';
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createPublicKey, timingSafeEqual, verify } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -134,22 +134,16 @@ function b64json(part, what) {
   }
 }
 
-// Verifies an HS256 join token the way a Jitsi deployment would (alg
-// pinned, signature, iss/aud/sub/room, nbf/exp with no leeway) and returns
-// its claims.
-export function verifyHs256(jwt, want) {
+function splitJwt(jwt) {
   check(typeof jwt === 'string' && jwt.length > 0, 'a jwt query parameter');
   const parts = jwt.split('.');
   check(parts.length === 3, 'the token has three parts');
-  const header = b64json(parts[0], 'the header');
-  check(header.alg === 'HS256', `alg HS256 (got ${header.alg})`);
-  check(header.typ === 'JWT', `typ JWT (got ${header.typ})`);
-  const mac = createHmac('sha256', want.secret).update(`${parts[0]}.${parts[1]}`).digest();
-  const sig = Buffer.from(parts[2], 'base64url');
-  check(sig.length === mac.length && timingSafeEqual(sig, mac), 'the HS256 signature verifies with the shared secret');
-  const wrong = createHmac('sha256', `${want.secret}x`).update(`${parts[0]}.${parts[1]}`).digest();
-  check(!timingSafeEqual(sig, wrong), 'the signature does not verify with another secret');
-  const c = b64json(parts[1], 'the claims');
+  return { parts, header: b64json(parts[0], 'the header'), sig: Buffer.from(parts[2], 'base64url') };
+}
+
+// The claims a Jitsi deployment checks (iss/aud/sub/room, nbf/exp with no
+// leeway), and ours (jti, context.user).
+function checkClaims(c, want) {
   const now = Math.floor(Date.now() / 1000);
   check(c.iss === want.iss, `iss ${want.iss} (got ${c.iss})`);
   check(c.aud === want.aud, `aud ${want.aud} (got ${c.aud})`);
@@ -162,6 +156,46 @@ export function verifyHs256(jwt, want) {
   check(c.context && c.context.user && c.context.user.id === want.user,
     `context.user.id ${want.user} (got ${JSON.stringify(c.context)})`);
   return c;
+}
+
+// Verifies an HS256 join token the way a Jitsi deployment would (alg
+// pinned, signature with the shared secret, claims) and returns its claims.
+export function verifyHs256(jwt, want) {
+  const { parts, header, sig } = splitJwt(jwt);
+  check(header.alg === 'HS256', `alg HS256 (got ${header.alg})`);
+  check(header.typ === 'JWT', `typ JWT (got ${header.typ})`);
+  const mac = createHmac('sha256', want.secret).update(`${parts[0]}.${parts[1]}`).digest();
+  check(sig.length === mac.length && timingSafeEqual(sig, mac), 'the HS256 signature verifies with the shared secret');
+  const wrong = createHmac('sha256', `${want.secret}x`).update(`${parts[0]}.${parts[1]}`).digest();
+  check(!timingSafeEqual(sig, wrong), 'the signature does not verify with another secret');
+  return checkClaims(b64json(parts[1], 'the claims'), want);
+}
+
+// Verifies an RS256 join token with the public key that roomgate's JWKS
+// (GET /.well-known/jwks.json) lists under the token's kid.
+export async function verifyRs256(jwt, want) {
+  const { parts, header, sig } = splitJwt(jwt);
+  check(header.alg === 'RS256', `alg RS256 (got ${header.alg})`);
+  check(header.typ === 'JWT', `typ JWT (got ${header.typ})`);
+  check(typeof header.kid === 'string' && header.kid.length > 0, 'a kid in the header');
+  const res = await fetch(`${need('RG_BASE')}/.well-known/jwks.json`, { signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
+  check(res.status === 200, `the JWKS: 200 (got ${res.status})`);
+  const jwks = await res.json();
+  const jwk = (jwks.keys || []).find((k) => k.kid === header.kid);
+  check(jwk !== undefined, `the JWKS lists kid ${header.kid} (got ${JSON.stringify(jwks)})`);
+  check(jwk.kty === 'RSA' && jwk.alg === 'RS256' && jwk.use === 'sig', `an RS256 signing key (got ${JSON.stringify(jwk)})`);
+  check(jwk.d === undefined && jwk.p === undefined, 'the JWKS holds no private parts');
+  const key = createPublicKey({ key: { kty: jwk.kty, n: jwk.n, e: jwk.e }, format: 'jwk' });
+  const data = Buffer.from(`${parts[0]}.${parts[1]}`);
+  check(verify('RSA-SHA256', data, key, sig), 'the RS256 signature verifies with the JWKS key');
+  const tampered = Buffer.from(`${parts[0]}.${parts[1]}x`);
+  check(!verify('RSA-SHA256', tampered, key, sig), 'the signature does not cover other data');
+  return checkClaims(b64json(parts[1], 'the claims'), want);
+}
+
+// The token as the deployment under test signs it (RG_JWT_ALG).
+export async function verifyToken(jwt, want) {
+  return need('RG_JWT_ALG') === 'RS256' ? verifyRs256(jwt, want) : verifyHs256(jwt, want);
 }
 
 // Signs in at the test IdP: the page must be the IdP's form.

@@ -15,6 +15,7 @@
 #define ROOMGATE_BROWSER_TH_H
 
 #include <errno.h>
+#include <sys/prctl.h>
 
 #include "tests/integration/admit_th.h"
 
@@ -32,6 +33,7 @@ static struct {
 	int idp_port, port, platform_port;
 	char base[64], idp_base[64];
 	char prefix[32];
+	int rs256; /* join tokens signed RS256 (JWKS) instead of HS256 */
 	struct th_server s;
 	pid_t idp;
 	PGconn *pg;
@@ -45,12 +47,29 @@ static const char *
 bth_ini(void)
 {
 	static char ini[4096];
-	char key[512], crt[512], md[512], mdname[64];
+	char key[512], crt[512], md[512], mdname[64], tokens[1024];
+	char jwtkey[512], jwtname[64], out[2048];
 
 	sth_path(key, sizeof(key), "sp.key");
 	sth_path(crt, sizeof(crt), "sp.crt");
 	snprintf(mdname, sizeof(mdname), "%s-idp-md.xml", B.prefix);
 	sth_path(md, sizeof(md), mdname);
+	if (B.rs256) {
+		const char *argv[] = {th_env("RG_TEST_BIN"), "jwt-keygen",
+		                      "--bits", "2048", jwtkey, NULL};
+
+		/* Made at test time, never committed. */
+		snprintf(jwtname, sizeof(jwtname), "%s-jwt.key", B.prefix);
+		sth_path(jwtkey, sizeof(jwtkey), jwtname);
+		if (access(jwtkey, F_OK) != 0 &&
+		    th_run_capture(argv, NULL, out, sizeof(out)) != 0)
+			fail_msg("roomgate jwt-keygen failed: %s", out);
+		snprintf(tokens, sizeof(tokens),
+		         "alg = RS256\nrs256_key_file = %s\n", jwtkey);
+	} else {
+		snprintf(tokens, sizeof(tokens),
+		         "hs256_secret = " BTH_SECRET "\n");
+	}
 	snprintf(ini, sizeof(ini),
 	         "[server]\npublic_url = %s\nthreads = 4\n"
 	         "[database]\nmigrate_on_start = true\n"
@@ -60,11 +79,11 @@ bth_ini(void)
 	         "directory_key = uid\n"
 	         "[admission]\nmax_failures = " BTH_MAX_FAILURES "\n"
 	         "redirect_url = http://127.0.0.1:%d/{room}?jwt={token}\n"
-	         "[tokens]\nhs256_secret = " BTH_SECRET "\n"
+	         "[tokens]\n%s"
 	         "issuer = " BTH_ISSUER "\naudience = " BTH_AUDIENCE "\n"
 	         "subject = " BTH_SUBJECT "\nttl = " BTH_TTL "\n",
 	         B.base, th_env("RG_TEST_LDAP_BASE_DN"), B.prefix, key, crt, md,
-	         B.platform_port);
+	         B.platform_port, tokens);
 	return ini;
 }
 
@@ -90,9 +109,10 @@ bth_require_tools(void)
 		         "deploy/install-deps.sh as root");
 }
 
-/* The test IdP and one roomgate node; prefix names their files. */
+/* The test IdP and one roomgate node; prefix names their files. rs256:
+ * join tokens signed RS256 with a key made here (else HS256, BTH_SECRET). */
 static void
-bth_setup(const char *prefix)
+bth_setup(const char *prefix, int rs256)
 {
 	char spmd[512], name[64], ini[64], entity[128], tname[64];
 	const char *sps[2];
@@ -100,6 +120,7 @@ bth_setup(const char *prefix)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	bth_require_tools();
 	snprintf(B.prefix, sizeof(B.prefix), "%s", prefix);
+	B.rs256 = rs256;
 	sth_keypair("sp");
 	sth_keypair("idp");
 	sth_keypair("alt");
@@ -171,6 +192,9 @@ bth_run(const char *name, const char *const *env)
 			putenv((char *)env[i]);
 		setenv("RG_SCENARIO", name, 1);
 		setenv("RG_SHOT_DIR", th_env("RG_TEST_TMP"), 1);
+		/* Gone with this test process, however it ends (Chromium
+		 * follows node: its control pipe closes). */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		execlp("node", "node", script, (char *)NULL);
 		_exit(127);
 	}
@@ -286,7 +310,12 @@ bth_env(const char *user, const char *link, const char *code,
 	env[n++] = e_room;
 	env[n++] = e_pport;
 	env[n++] = "RG_PASSWORD=" STH_PASSWORD;
-	env[n++] = "RG_JWT_SECRET=" BTH_SECRET;
+	if (B.rs256) {
+		env[n++] = "RG_JWT_ALG=RS256";
+	} else {
+		env[n++] = "RG_JWT_ALG=HS256";
+		env[n++] = "RG_JWT_SECRET=" BTH_SECRET;
+	}
 	env[n++] = "RG_JWT_ISS=" BTH_ISSUER;
 	env[n++] = "RG_JWT_AUD=" BTH_AUDIENCE;
 	env[n++] = "RG_JWT_SUB=" BTH_SUBJECT;

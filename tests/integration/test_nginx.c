@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <sys/prctl.h>
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -230,7 +231,8 @@ nginx_start(void)
 			dup2(fd, 2);
 			close(fd);
 		}
-		unsetenv("LD_PRELOAD");
+		/* Gone with this test process, however it ends. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		execl(nginx_bin(), "nginx", "-p", T.dir, "-c", conf, "-e", err,
 		      (char *)NULL);
 		_exit(127);
