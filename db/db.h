@@ -454,6 +454,26 @@ int db_waiting_decide(struct db_pool *pool,
 		      struct db_admission_view *out, char *err,
 		      size_t errlen);
 
+/* The join token a person gets from the waiting room after a host let
+ * them in, or why not (borrowed strings; NULL where unknown). */
+struct db_waiting_token {
+	const char *meeting_id, *admission_id, *identity, *idp;
+	const char *outcome;	   /* "allow" (token issued) or "deny" */
+	const char *reason;	   /* "token_issued", "not_member"... */
+	const char *matched_group; /* allow */
+	int member_ok;		   /* 1, 0, -1 unknown */
+	const char *directory;	   /* the live check's verdict */
+	/* deny because the directory no longer admits the person: the
+	 * admission ends (state revoked with this revoke_reason); NULL:
+	 * the state does not change. */
+	const char *revoke_reason;
+	const char *source_addr, *user_agent, *request_id, *node;
+};
+/* Records it (audit event "waiting.token") and, with revoke_reason, ends
+ * the admission, in one statement. A failure means no token leaves. */
+int db_waiting_token(struct db_pool *pool, const struct db_waiting_token *t,
+		     char *err, size_t errlen);
+
 /* ---- forward-auth and revocation (queries_authz.c) --------------------- */
 
 /* The live meeting whose id or link id is meeting_ref: its id, and

@@ -647,3 +647,55 @@ db_waiting_decide(struct db_pool *pool, const struct db_waiting_decision *d,
 	          out->state);
 	return DB_ECONFLICT;
 }
+
+int
+db_waiting_token(struct db_pool *pool, const struct db_waiting_token *t,
+                 char *err, size_t errlen)
+{
+	struct db_conn *c = NULL;
+	const char *v[14];
+	PGresult *res = NULL;
+	int r;
+
+	if (!is_uuid(t->meeting_id) || !is_uuid(t->admission_id)) {
+		db_seterr(err, errlen, "admission ids are UUIDs");
+		return DB_EINVAL;
+	}
+	v[0] = t->meeting_id;
+	v[1] = t->admission_id;
+	v[2] = t->identity;
+	v[3] = t->idp;
+	v[4] = t->outcome;
+	v[5] = t->reason;
+	v[6] = t->matched_group;
+	v[7] = tri(t->member_ok);
+	v[8] = t->directory;
+	v[9] = t->revoke_reason;
+	v[10] = t->source_addr;
+	v[11] = t->user_agent;
+	v[12] = t->request_id;
+	v[13] = t->node;
+	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
+		return r;
+	r = run(db_conn_pg(c),
+	        "WITH u AS (UPDATE admissions SET state = 'revoked', "
+	        "revoke_reason = $10, ended_at = now() WHERE $10::text IS NOT "
+	        "NULL AND id = $2::uuid AND meeting_id = $1::uuid AND state = "
+	        "'admitted' RETURNING id), "
+	        "au AS (INSERT INTO audit_log (event_type, outcome, reason, "
+	        "identity, idp, meeting_id, matched_group, source_addr, "
+	        "user_agent, request_id, node, member_ok, details) VALUES "
+	        "('waiting.token', $5, $6, $3, $4, $1::uuid, $7, $11::inet, "
+	        "left($12, 1024), $13, $14, $8::boolean, jsonb_build_object("
+	        "'admission_id', $2::text, 'directory', $9::text, "
+	        "'ended', (SELECT count(*) FROM u) > 0)) RETURNING seq) "
+	        "SELECT count(*) FROM au",
+	        14, v, "recording the join token", &res, err, errlen);
+	if (r == 0 && getll(res, 0, 0) != 1) {
+		r = DB_EQUERY;
+		db_seterr(err, errlen, "the join token was not recorded");
+	}
+	PQclear(res);
+	db_release(pool, c);
+	return r;
+}

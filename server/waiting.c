@@ -55,6 +55,112 @@ revoked_message(const char *reason)
 	return "your place in the waiting room was withdrawn";
 }
 
+/* Takes a minted token back out of v (it is not to leave). */
+static void
+drop_token(struct gate_join_verdict *v)
+{
+	if (v->token != NULL) {
+		sodium_memzero(v->token, strlen(v->token));
+		free(v->token);
+		v->token = NULL;
+	}
+	if (v->redirect_url != NULL) {
+		sodium_memzero(v->redirect_url, strlen(v->redirect_url));
+		free(v->redirect_url);
+		v->redirect_url = NULL;
+	}
+}
+
+/*
+ * A host let the person in: the directory is asked once more before the
+ * token leaves, as at every admission, and the outcome is on record
+ * before the answer (audit "waiting.token"). No longer admitted: the
+ * admission ends. Directory down or no record: 503, no token.
+ */
+static void
+token_after_admit(struct gate_app *app, const struct gate_rq *rq,
+                  const struct db_meeting *m, const struct db_session *s,
+                  const struct db_admission_view *a,
+                  struct gate_join_verdict *v)
+{
+	struct db_waiting_token t;
+	struct dir_verdict dv;
+	const char *group = NULL, *xff;
+	char err[512], src[64];
+	int member;
+
+	member = gate_admit_member(app->dir, m, s->identity, &dv, &group, err,
+	                           sizeof(err));
+	memset(&t, 0, sizeof(t));
+	t.meeting_id = m->id;
+	t.admission_id = a->id;
+	t.identity = s->identity;
+	t.idp = s->idp;
+	t.member_ok = member;
+	t.directory = dir_verdict_name(dv.result);
+	xff = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+	                                  "X-Forwarded-For");
+	if (gate_lockout_source_addr(rq->remote, xff,
+	                             app->cfg->adm_trusted_proxies, src,
+	                             sizeof(src)) == 0)
+		t.source_addr = src;
+	t.user_agent = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+	                                           "User-Agent");
+	t.request_id = rq->id;
+	t.node = app->cfg->node_name;
+	if (member < 0) {
+		gate_log(GATE_LOG_WARN, rq->id, "waiting.directory", "%s", err);
+		t.outcome = "deny";
+		t.reason = "directory_unavailable";
+		if (db_waiting_token(app->db, &t, err, sizeof(err)) != 0)
+			gate_log(GATE_LOG_ERROR, rq->id, "waiting.record", "%s",
+			         err);
+		wait_deny(v, 503, "directory_unavailable",
+		          "the directory cannot be reached, so nobody is "
+		          "admitted; try again in a moment");
+		return;
+	}
+	if (member == 0) {
+		t.outcome = "deny";
+		t.reason = "not_member";
+		t.revoke_reason = dv.result == DIR_V_INACTIVE
+		                      ? "directory_disabled"
+		                      : "directory_removed";
+		if (db_waiting_token(app->db, &t, err, sizeof(err)) != 0) {
+			gate_log(GATE_LOG_ERROR, rq->id, "waiting.record", "%s",
+			         err);
+			wait_deny(v, 503, "unavailable",
+			          "the service cannot answer right now; try "
+			          "again in a moment");
+			return;
+		}
+		wait_deny(v, 403, "not_on_access_list",
+		          "you are not on this meeting's access list");
+		return;
+	}
+	if (gate_join_token(app, m, s, a->id, v) != 0) {
+		wait_deny(v, 503, "unavailable",
+		          "the join token could not be made; try again in a "
+		          "moment");
+		return;
+	}
+	t.outcome = "allow";
+	t.reason = "token_issued";
+	t.matched_group = group;
+	if (db_waiting_token(app->db, &t, err, sizeof(err)) != 0) {
+		gate_log(GATE_LOG_ERROR, rq->id, "waiting.record",
+		         "the token could not be recorded, withheld: %s", err);
+		drop_token(v);
+		wait_deny(v, 503, "unavailable",
+		          "the join could not be recorded, so it is not "
+		          "allowed; try again in a moment");
+		return;
+	}
+	v->status = 200;
+	v->code = "admitted";
+	v->message[0] = '\0';
+}
+
 void
 gate_wait_status(struct gate_app *app, const struct gate_rq *rq,
                  struct gate_join_verdict *v)
@@ -63,8 +169,6 @@ gate_wait_status(struct gate_app *app, const struct gate_rq *rq,
 	struct db_session sess;
 	struct db_meeting m;
 	struct db_admission_view a;
-	struct dir_verdict dv;
-	const char *group = NULL;
 	char link[LINK_MAX + 1], err[512];
 	unsigned char shash[32];
 	long long now = (long long)time(NULL);
@@ -167,28 +271,7 @@ gate_wait_status(struct gate_app *app, const struct gate_rq *rq,
 		          "[tokens] hs256_secret or rs256_key_file, and "
 		          "[admission] redirect_url");
 	} else {
-		/* Let in by the host: the directory is asked once more
-		 * before a token leaves, as at every admission. */
-		r = gate_admit_member(app->dir, &m, sess.identity, &dv, &group,
-		                      err, sizeof(err));
-		if (r < 0) {
-			gate_log(GATE_LOG_WARN, rq->id, "waiting.directory",
-			         "%s", err);
-			wait_deny(v, 503, "directory_unavailable",
-			          "the directory cannot be reached, so nobody "
-			          "is admitted; try again in a moment");
-		} else if (r == 0) {
-			wait_deny(v, 403, "not_on_access_list",
-			          "you are not on this meeting's access list");
-		} else if (gate_join_token(app, &m, &sess, a.id, v) != 0) {
-			wait_deny(v, 503, "unavailable",
-			          "the join token could not be made; try again "
-			          "in a moment");
-		} else {
-			v->status = 200;
-			v->code = "admitted";
-			v->message[0] = '\0';
-		}
+		token_after_admit(app, rq, &m, &sess, &a, v);
 	}
 out:
 	sodium_memzero(shash, sizeof(shash));

@@ -236,8 +236,8 @@ decisions_of(const char *adm)
 	    "reason || ' ' || identity || ' ' || (details->>'decided_by') || "
 	    "' ' || split_part(details->>'via', ':', 1) || ' ' || "
 	    "coalesce(member_ok::text, '-'), E'\\n' ORDER BY seq), '') FROM "
-	    "audit_log WHERE event_type LIKE 'waiting.%' AND "
-	    "details->>'admission_id' = $1",
+	    "audit_log WHERE event_type IN ('waiting.admit', 'waiting.deny', "
+	    "'waiting.end') AND details->>'admission_id' = $1",
 	    adm);
 
 	assert_non_null(s);
@@ -487,6 +487,21 @@ host_admits_and_status_redirects_with_a_token(void **state)
 	json_decref(claims);
 	sth_resp_free(&r);
 
+	/* Each token that left is on record, with the group that matched
+	 * at that moment. */
+	{
+		char *n = adm_value(
+		    "SELECT count(*) FROM audit_log WHERE event_type = "
+		    "'waiting.token' AND outcome = 'allow' AND reason = "
+		    "'token_issued' AND identity = 'bob' AND member_ok AND "
+		    "matched_group = '" GROUP "' AND "
+		    "details->>'admission_id' = $1",
+		    adm);
+
+		assert_string_equal(n, "2");
+		free(n);
+	}
+
 	/* Someone else's session has no entry here. */
 	assert_int_equal(status_of(&T.carol, link, &o), 404);
 	assert_string_equal(error_code(o), "not_waiting");
@@ -548,6 +563,104 @@ bob_back_teardown(void **state)
 	(void)state;
 	(void)ath_ldap_admin_try(bob_back);
 	return 0;
+}
+
+/* Let in, then removed from the group before the page came back: no
+ * token, and the admission ends. */
+static void
+removed_after_the_host_admit_gets_no_token(void **state)
+{
+	char link[80], code[16], id[40], adm[40];
+	json_t *o;
+	char *rec;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, GROUP, "waiting late removal", 1,
+	                link, code, id);
+	join_waiting(&T.bob, link, code, adm);
+	assert_int_equal(decide(&T.anon, T.host_token, id, adm, "admit", &o),
+	                 200);
+	json_decref(o);
+	ath_ldap_admin(bob_out);
+	assert_int_equal(status_of(&T.bob, link, &o), 403);
+	assert_string_equal(error_code(o), "not_on_access_list");
+	assert_null(json_object_get(o, "token"));
+	json_decref(o);
+	ath_ldap_admin(bob_back);
+	expect_state(adm, "revoked directory_removed alice");
+	rec = adm_value("SELECT string_agg(outcome || ' ' || reason || ' ' || "
+	                "coalesce(member_ok::text, '-') || ' ' || "
+	                "(details->>'directory'), ',' ORDER BY seq) FROM "
+	                "audit_log WHERE event_type = 'waiting.token' AND "
+	                "details->>'admission_id' = $1",
+	                adm);
+	assert_non_null(rec);
+	assert_string_equal(rec, "deny not_member false not_member");
+	free(rec);
+	/* Back in the group: this admission stays ended. */
+	assert_int_equal(status_of(&T.bob, link, &o), 403);
+	assert_string_equal(error_code(o), "revoked");
+	json_decref(o);
+}
+
+/* As the superuser, in the application's database. */
+static void
+admin_sql(const char *sql)
+{
+	const char *k[] = {"dbname", "dbname", NULL};
+	const char *v[] = {th_env("RG_TEST_PG_ADMIN_URL"), "roomgate", NULL};
+	PGconn *ad = PQconnectdbParams(k, v, 1);
+	PGresult *res;
+	int ok;
+
+	assert_int_equal(PQstatus(ad), CONNECTION_OK);
+	res = PQexec(ad, sql);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	PQfinish(ad);
+	if (!ok)
+		fail_msg("%s failed", sql);
+}
+
+static int
+grant_teardown(void **state)
+{
+	(void)state;
+	admin_sql("GRANT INSERT ON audit_log TO roomgate");
+	return 0;
+}
+
+/* No audit record, no change: the host's admit and the token both fail
+ * closed while the audit trail cannot be written. */
+static void
+audit_failure_fails_closed(void **state)
+{
+	char link[80], code[16], id[40], adm[40];
+	json_t *o;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, GROUP, "waiting audit", 1, link,
+	                code, id);
+	join_waiting(&T.bob, link, code, adm);
+	admin_sql("REVOKE INSERT ON audit_log FROM roomgate");
+	assert_int_equal(decide(&T.anon, T.host_token, id, adm, "admit", &o),
+	                 503);
+	assert_string_equal(error_code(o), "database_unavailable");
+	json_decref(o);
+	admin_sql("GRANT INSERT ON audit_log TO roomgate");
+	expect_state(adm, "waiting - -");
+	assert_int_equal(decide(&T.anon, T.host_token, id, adm, "admit", &o),
+	                 200);
+	json_decref(o);
+	admin_sql("REVOKE INSERT ON audit_log FROM roomgate");
+	assert_int_equal(status_of(&T.bob, link, &o), 503);
+	assert_null(json_object_get(o, "token"));
+	assert_null(json_object_get(o, "redirect_url"));
+	json_decref(o);
+	admin_sql("GRANT INSERT ON audit_log TO roomgate");
+	assert_int_equal(status_of(&T.bob, link, &o), 200);
+	assert_non_null(json_string_value(json_object_get(o, "token")));
+	json_decref(o);
 }
 
 /* Denied: the participant is told; no later admit. */
@@ -652,7 +765,8 @@ racing_decisions_one_wins(void **state)
 		assert_int_equal(won, 1);
 		assert_int_equal(lost, RACERS - 1);
 		n = adm_value("SELECT count(*) FROM audit_log WHERE "
-		              "event_type LIKE 'waiting.%' AND "
+		              "event_type IN ('waiting.admit', "
+		              "'waiting.deny', 'waiting.end') AND "
 		              "details->>'admission_id' = $1",
 		              adm);
 		assert_string_equal(n, "1");
@@ -1062,6 +1176,10 @@ main(void)
 	    cmocka_unit_test(host_admits_and_status_redirects_with_a_token),
 	    cmocka_unit_test_teardown(removed_while_waiting_is_refused_at_admit,
 	                              bob_back_teardown),
+	    cmocka_unit_test_teardown(
+	        removed_after_the_host_admit_gets_no_token, bob_back_teardown),
+	    cmocka_unit_test_teardown(audit_failure_fails_closed,
+	                              grant_teardown),
 	    cmocka_unit_test(host_denies),
 	    cmocka_unit_test(racing_decisions_one_wins),
 	    cmocka_unit_test(directory_down_at_admit_changes_nothing),
