@@ -502,7 +502,7 @@ wipe:
 	sodium_memzero(csrf, sizeof(csrf));
 }
 
-/* ---- the waiting room: the participant's page ----------------------------- */
+/* ---- the waiting room: the participant's page -------------------------- */
 
 void
 gate_h_join_wait_page(struct gate_app *app, const struct gate_rq *rq,
@@ -591,7 +591,7 @@ out:
 	gate_join_verdict_free(&v);
 }
 
-/* ---- the waiting room: the host's page ------------------------------------ */
+/* ---- the waiting room: the host's page --------------------------------- */
 
 #define HOST_REFRESH_S 10
 #define HOST_LIST_MAX 200

@@ -325,8 +325,7 @@ gate_h_join_status(struct gate_app *app, const struct gate_rq *rq,
 	gate_join_verdict_free(&v);
 }
 
-/* ---- the host's side ------------------------------------------------------
- */
+/* ---- the host's side --------------------------------------------------- */
 
 static void
 decision_set(struct gate_wait_decision *d, int status, const char *code,
