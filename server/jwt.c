@@ -698,7 +698,7 @@ int
 gate_jwt_keys_open(const struct gate_config *cfg, struct gate_jwt_keys **out,
                    char *err, size_t errlen)
 {
-	EVP_PKEY *cur = NULL, *prev[GATE_JWT_MAX_KEYS];
+	EVP_PKEY *cur = NULL, *prev[GATE_JWT_MAX_KEYS] = {0};
 	size_t nprev = 0;
 	const char *p;
 	char e[600];
