@@ -1,7 +1,7 @@
 // Shared pieces of roomgate's browser scenarios (tests/browser/*.mjs), run
-// one scenario per node process by tests/integration/test_browser.c, which
-// starts the test IdP, roomgate, makes the meetings and passes everything in
-// the environment (see need() calls). Every step is reported as a TAP line
+// one scenario per node process by tests/integration/test_browser*.c
+// (browser_th.h), which start the test IdP and roomgate, make the meetings
+// and pass everything in the environment (see need() calls). Every step is reported as a TAP line
 // on stdout ("ok N - step" / "not ok N - step"); the first failing step ends
 // the scenario with a screenshot in RG_SHOT_DIR and exit status 1. Every
 // wait is bounded (page timeouts, a watchdog for the whole scenario), so a
