@@ -723,7 +723,7 @@ rotate_on(PGconn *pg, const char *meeting_id, const struct db_code *code,
           int only_if_due, const struct db_actor *by, int *version, char *err,
           size_t errlen)
 {
-	const char *v[3];
+	const char *v[3], *ev[5];
 	char gs[24], cl[8], details[160];
 	PGresult *res;
 	int r, cur;
@@ -787,6 +787,24 @@ rotate_on(PGconn *pg, const char *meeting_id, const struct db_code *code,
 	if ((r = audit(pg, "code.rotate", meeting_id, by, details, err,
 	               errlen)) != 0)
 		return r;
+	/* The webhook, in the rotation's transaction: who and why, never
+	 * the code. */
+	snprintf(cl, sizeof(cl), "%d", cur + 1);
+	ev[0] = meeting_id;
+	ev[1] = cl;
+	ev[2] = reason;
+	ev[3] = by ? by->identity : NULL;
+	ev[4] = gs;
+	res = q(pg,
+	        "INSERT INTO outbox (topic, payload) VALUES ('code.rotated', "
+	        "jsonb_build_object('meeting_id', $1::uuid, 'version', "
+	        "$2::int, 'reason', $3::text, 'by', $4::text, "
+	        "'grace_seconds', $5::bigint))",
+	        5, ev);
+	if (!cmd_ok(res))
+		return qfail(pg, res, "queueing the code.rotated event", err,
+		             errlen);
+	PQclear(res);
 	*version = cur + 1;
 	return 0;
 }

@@ -246,6 +246,31 @@ static const struct key keys[] = {
 	 "sub claim (Jitsi tenant or domain)"},
 	{"tokens", "ttl", K_INT, OFF(tok_ttl_s), 10, 3600, NULL, "120",
 	 "join token lifetime in seconds"},
+
+	{"webhooks", "url", K_STR, OFF(wh_url), 0, 0, NULL, NULL,
+	 "http(s) endpoint every outbox event is POSTed to (unset: events "
+	 "stay queued)"},
+	{"webhooks", "secret", K_SECRET, OFF(wh_secret), 0, 0, NULL, NULL,
+	 "HMAC-SHA-256 key of X-Roomgate-Signature (or secret_file)"},
+	{"webhooks", "secret_file", K_STR, OFF(wh_secret_file), 0, 0, NULL,
+	 NULL, "file holding the webhook secret"},
+	{"webhooks", "workers", K_INT, OFF(wh_workers), 1, 64, NULL, "2",
+	 "delivery threads on this node"},
+	{"webhooks", "connect_timeout_ms", K_INT, OFF(wh_connect_timeout_ms),
+	 100, 60000, NULL, "3000", "longest wait for the TCP/TLS connection"},
+	{"webhooks", "timeout_ms", K_INT, OFF(wh_timeout_ms), 100, 120000, NULL,
+	 "10000", "longest time one delivery may take, connect included"},
+	{"webhooks", "backoff_base_ms", K_INT, OFF(wh_backoff_base_ms), 10,
+	 3600000, NULL, "1000",
+	 "retry n waits a random time up to base * 2^(n-1) (full jitter)"},
+	{"webhooks", "backoff_cap_ms", K_INT, OFF(wh_backoff_cap_ms), 10,
+	 86400000, NULL, "300000", "longest wait between two attempts"},
+	{"webhooks", "max_age", K_INT, OFF(wh_max_age_s), 1, 2592000, NULL,
+	 "259200", "seconds after which an undelivered event is dead-lettered"},
+	{"webhooks", "poll_interval_ms", K_INT, OFF(wh_poll_ms), 10, 60000,
+	 NULL, "500", "how often an idle worker looks for due events"},
+	{"webhooks", "ca_file", K_STR, OFF(wh_ca_file), 0, 0, NULL, NULL,
+	 "PEM CA bundle for an https url (default: system store)"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -691,6 +716,50 @@ token_alg(struct gate_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* [webhooks]: an endpoint needs a secret (unsigned events could be forged
+ * by anyone who can reach the receiver) and an http(s) URL. */
+static int
+webhooks_check(struct gate_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->wh_secret_file != NULL) {
+		if (cfg->wh_secret != NULL) {
+			errf(err, errlen,
+			     "[webhooks] secret and secret_file are both set; "
+			     "keep one");
+			return -1;
+		}
+		if (read_secret_file("[webhooks] secret_file",
+				     cfg->wh_secret_file, &cfg->wh_secret, err,
+				     errlen) != 0)
+			return -1;
+	}
+	if (cfg->wh_url == NULL)
+		return 0;
+	if (strncmp(cfg->wh_url, "http://", 7) != 0 &&
+	    strncmp(cfg->wh_url, "https://", 8) != 0) {
+		errf(err, errlen,
+		     "[webhooks] url = \"%s\": must start with http:// or "
+		     "https://",
+		     cfg->wh_url);
+		return -1;
+	}
+	if (cfg->wh_secret == NULL || strlen(cfg->wh_secret) < 16) {
+		errf(err, errlen,
+		     "[webhooks] url is set: set secret or secret_file too "
+		     "(at least 16 bytes, e.g. `openssl rand -hex 32`), the "
+		     "key receivers check X-Roomgate-Signature with");
+		return -1;
+	}
+	if (cfg->wh_backoff_cap_ms < cfg->wh_backoff_base_ms) {
+		errf(err, errlen,
+		     "[webhooks] backoff_cap_ms (%d) is below "
+		     "backoff_base_ms (%d)",
+		     cfg->wh_backoff_cap_ms, cfg->wh_backoff_base_ms);
+		return -1;
+	}
+	return 0;
+}
+
 int
 gate_config_load(struct gate_config *cfg, const char *path,
 		 char *const *envp, char *err, size_t errlen)
@@ -774,6 +843,8 @@ gate_config_load(struct gate_config *cfg, const char *path,
 	}
 	if (token_alg(cfg, err, errlen) != 0)
 		goto out;
+	if (webhooks_check(cfg, err, errlen) != 0)
+		goto out;
 	if (strncmp(cfg->public_url, "http://", 7) != 0 &&
 	    strncmp(cfg->public_url, "https://", 8) != 0) {
 		errf(err, errlen,
@@ -838,6 +909,7 @@ gate_config_free(struct gate_config *cfg)
 	/* bind_password may come from bind_password_file: still a secret. */
 	free_str(&cfg->ldap_bind_password, true);
 	free_str(&cfg->tok_hs256_secret, true);
+	free_str(&cfg->wh_secret, true);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "server/server.h"
+#include "server/webhooks.h"
 
 #define MAX_ROUTES 64
 #define MIN_STATUS 100
@@ -206,6 +207,7 @@ gate_metrics_render(struct gate_buf *b, struct db_pool *db,
 				1e6,
 			gate_route_name(r), (unsigned long long)cum);
 	}
+	gate_webhooks_metrics(b, db);
 	if (db != NULL) {
 		struct db_pool_stats st;
 

@@ -9,6 +9,7 @@
 #include "server/admit.h"
 #include "server/http_int.h"
 #include "server/jwt.h"
+#include "server/webhooks.h"
 
 struct route {
 	const char *method;
@@ -42,6 +43,8 @@ static const struct route routes[] = {
 	{"GET", "/v1/join/{link}/status", gate_h_join_status},
 	{"GET", "/v1/authz", gate_h_authz},
 	{"POST", "/v1/identities/{id}", gate_h_identity_revoke},
+	{"GET", "/v1/outbox", gate_h_outbox_list},
+	{"POST", "/v1/outbox/{id}", gate_h_outbox_retry},
 	{"GET", "/j/{link}", gate_h_join_page},
 	{"POST", "/j/{link}", gate_h_join_form},
 	{"GET", "/j/{link}/wait", gate_h_join_wait_page},

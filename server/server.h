@@ -136,6 +136,19 @@ struct gate_config {
 	char *tok_audience;
 	char *tok_subject;
 	int tok_ttl_s;
+
+	/* [webhooks]: the outbox deliverer (webhooks.c); off without url */
+	char *wh_url;
+	char *wh_secret; /* secret; or read from secret_file */
+	char *wh_secret_file;
+	int wh_workers;
+	int wh_connect_timeout_ms;
+	int wh_timeout_ms;
+	int wh_backoff_base_ms;
+	int wh_backoff_cap_ms;
+	int wh_max_age_s;
+	int wh_poll_ms;
+	char *wh_ca_file;
 };
 
 /*

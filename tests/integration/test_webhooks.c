@@ -1,0 +1,1015 @@
+/*
+ * Integration: the outbox deliverer against the harness's real PostgreSQL,
+ * real `roomgate serve` processes and a real HTTP receiver in this process
+ * (libmicrohttpd) that checks every signature independently (libsodium),
+ * records event ids, can stop and start again on its port, answer 500 on
+ * demand, or stall.
+ *
+ * Events are written with SQL straight into the outbox (as the statements
+ * that make changes do) and by a real code rotation (code.rotated). The
+ * suite's other tests leave events behind; setup marks those delivered so
+ * every count here is about this file's events only.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sodium.h>
+
+#include "db/db.h"
+#include "tests/lib/th.h"
+
+#define SECRET "webhook-integration-secret-4f1c9a"
+#define WINDOW_S 300
+#define MAX_REC 4096
+#define GROUP "cn=meeting-allowed,ou=groups,dc=example,dc=com"
+
+/* ---- the receiver ----------------------------------------------------- */
+
+enum { RCV_OK, RCV_FAIL, RCV_STALL };
+
+static struct rcv {
+	struct MHD_Daemon *d;
+	int port;
+	pthread_mutex_t mu;
+	int mode;       /* RCV_* */
+	int fail_left;  /* RCV_FAIL: answer 500 this many more times */
+	int release;    /* RCV_STALL: let stalled requests go on */
+	int delay_ms;   /* RCV_OK: think this long before answering */
+	int started;    /* requests whose body arrived */
+	int stalled;    /* requests stalled right now */
+	int bad;        /* failed the signature or shape check */
+	int n500;       /* 500s answered */
+	int concurrent; /* an id arrived while the same id was in flight */
+	long long got[MAX_REC]; /* ids received whole and checked, in order */
+	int ngot;
+	long long inflight[64];
+	int ninflight;
+	char last_body[8192]; /* body of the last checked request */
+	char last_type[80];
+} R = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+struct upload {
+	char buf[65536];
+	size_t len;
+	int too_big;
+};
+
+static void
+rcv_lock(void)
+{
+	pthread_mutex_lock(&R.mu);
+}
+
+static void
+rcv_unlock(void)
+{
+	pthread_mutex_unlock(&R.mu);
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* The receiver's own check, written from the documented recipe (not with
+ * roomgate's verify function): HMAC-SHA-256 under the secret over
+ * timestamp "." body, v1= hex, constant-time compare, 5-minute window;
+ * then the body's shape against the headers. 0 when all holds. */
+static int
+check_request(struct MHD_Connection *c, const char *body, size_t len,
+              long long *id)
+{
+	const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	                                             "X-Roomgate-Timestamp");
+	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	                                              "X-Roomgate-Signature");
+	const char *eid = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	                                              "X-Roomgate-Event-Id");
+	const char *typ = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	                                              "X-Roomgate-Event-Type");
+	const char *ct =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+	crypto_auth_hmacsha256_state st;
+	unsigned char mac[32];
+	char hex[65], want[80];
+	json_t *o;
+	long long t;
+	int ok;
+
+	if (ts == NULL || sig == NULL || eid == NULL || typ == NULL ||
+	    ct == NULL || strcmp(ct, "application/json") != 0)
+		return -1;
+	t = strtoll(ts, NULL, 10);
+	if (t < (long long)time(NULL) - WINDOW_S ||
+	    t > (long long)time(NULL) + WINDOW_S)
+		return -1;
+	crypto_auth_hmacsha256_init(&st, (const unsigned char *)SECRET,
+	                            strlen(SECRET));
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)ts,
+	                              strlen(ts));
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)body, len);
+	crypto_auth_hmacsha256_final(&st, mac);
+	sodium_bin2hex(hex, sizeof(hex), mac, sizeof(mac));
+	snprintf(want, sizeof(want), "v1=%s", hex);
+	if (strlen(sig) != strlen(want) ||
+	    sodium_memcmp(sig, want, strlen(want)) != 0)
+		return -1;
+	o = json_loadb(body, len, 0, NULL);
+	*id = strtoll(eid, NULL, 10);
+	ok = json_is_object(o) &&
+	     json_integer_value(json_object_get(o, "id")) == *id &&
+	     json_is_string(json_object_get(o, "type")) &&
+	     strcmp(json_string_value(json_object_get(o, "type")), typ) == 0 &&
+	     json_is_string(json_object_get(o, "created_at")) &&
+	     json_is_object(json_object_get(o, "data"));
+	json_decref(o);
+	return ok ? 0 : -1;
+}
+
+static enum MHD_Result
+answer(struct MHD_Connection *c, unsigned status)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+	    2, (void *)"ok", MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url,
+           const char *method, const char *version, const char *data,
+           size_t *data_size, void **con_cls)
+{
+	struct upload *u = *con_cls;
+	long long id = 0;
+	int mode, dup = 0, waited = 0;
+	unsigned status = 200;
+
+	(void)cls;
+	(void)url;
+	(void)version;
+	if (u == NULL) {
+		u = calloc(1, sizeof(*u));
+		if (u == NULL)
+			return MHD_NO;
+		*con_cls = u;
+		return MHD_YES;
+	}
+	if (*data_size > 0) {
+		if (u->len + *data_size >= sizeof(u->buf))
+			u->too_big = 1;
+		else {
+			memcpy(u->buf + u->len, data, *data_size);
+			u->len += *data_size;
+		}
+		*data_size = 0;
+		return MHD_YES;
+	}
+	if (strcmp(method, "POST") != 0 || u->too_big ||
+	    check_request(c, u->buf, u->len, &id) != 0) {
+		rcv_lock();
+		R.bad++;
+		rcv_unlock();
+		return answer(c, 401);
+	}
+	rcv_lock();
+	R.started++;
+	mode = R.mode;
+	for (int i = 0; i < R.ninflight; i++)
+		if (R.inflight[i] == id)
+			dup = 1;
+	if (dup)
+		R.concurrent++;
+	if (R.ninflight < 64)
+		R.inflight[R.ninflight++] = id;
+	if (mode == RCV_FAIL && R.fail_left > 0) {
+		R.fail_left--;
+		R.n500++;
+		status = 500;
+	}
+	if (mode == RCV_STALL)
+		R.stalled++;
+	rcv_unlock();
+	/* Stalled until released (bounded: a test that forgets fails on
+	 * its counts instead of hanging). */
+	while (mode == RCV_STALL && waited < 15000) {
+		int go;
+
+		rcv_lock();
+		go = R.release;
+		rcv_unlock();
+		if (go)
+			break;
+		sleep_ms(10);
+		waited += 10;
+	}
+	if (mode == RCV_OK && R.delay_ms > 0)
+		sleep_ms(R.delay_ms);
+	rcv_lock();
+	if (mode == RCV_STALL)
+		R.stalled--;
+	for (int i = 0; i < R.ninflight; i++)
+		if (R.inflight[i] == id) {
+			R.inflight[i] = R.inflight[--R.ninflight];
+			break;
+		}
+	if (status == 200 && R.ngot < MAX_REC) {
+		R.got[R.ngot++] = id;
+		snprintf(R.last_body, sizeof(R.last_body), "%.*s", (int)u->len,
+		         u->buf);
+		snprintf(R.last_type, sizeof(R.last_type), "%s",
+		         MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		                                     "X-Roomgate-Event-Type"));
+	}
+	rcv_unlock();
+	return answer(c, status);
+}
+
+static void
+on_done(void *cls, struct MHD_Connection *c, void **con_cls,
+        enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	free(*con_cls);
+	*con_cls = NULL;
+}
+
+static void
+rcv_start(void)
+{
+	struct sockaddr_in sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)R.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int i = 0; i < 50 && R.d == NULL; i++) {
+		R.d = MHD_start_daemon(
+		    MHD_USE_INTERNAL_POLLING_THREAD |
+		        MHD_USE_THREAD_PER_CONNECTION,
+		    (uint16_t)R.port, NULL, NULL, on_request, NULL,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+		    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+		    MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)20,
+		    MHD_OPTION_END);
+		if (R.d == NULL)
+			sleep_ms(100);
+	}
+	assert_non_null(R.d);
+}
+
+static void
+rcv_stop(void)
+{
+	rcv_lock();
+	R.release = 1;
+	rcv_unlock();
+	if (R.d != NULL)
+		MHD_stop_daemon(R.d);
+	R.d = NULL;
+	rcv_lock();
+	R.release = 0;
+	rcv_unlock();
+}
+
+static void
+rcv_mode(int mode, int fail_left, int delay_ms)
+{
+	rcv_lock();
+	R.mode = mode;
+	R.fail_left = fail_left;
+	R.delay_ms = delay_ms;
+	R.release = 0;
+	rcv_unlock();
+}
+
+/* How many times id was received whole (and answered 2xx). */
+static int
+rcv_count(long long id)
+{
+	int n = 0;
+
+	rcv_lock();
+	for (int i = 0; i < R.ngot; i++)
+		n += R.got[i] == id;
+	rcv_unlock();
+	return n;
+}
+
+/* ---- database and servers --------------------------------------------- */
+
+static PGconn *pg;
+static char base_ini[2048];
+
+static PGresult *
+sql(const char *q, const char *p1)
+{
+	const char *v[1] = {p1};
+	PGresult *res = PQexecParams(pg, q, p1 ? 1 : 0, NULL, v, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", q, PQerrorMessage(pg));
+	return res;
+}
+
+static long long
+sql_ll(const char *q, const char *p1)
+{
+	PGresult *res = sql(q, p1);
+	long long v = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)
+	                  ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+	                  : -1;
+
+	PQclear(res);
+	return v;
+}
+
+/* Writes n events of topic test.webhook; their ids into ids. */
+static void
+enqueue(int n, long long *ids)
+{
+	char ns[16];
+	PGresult *res;
+
+	snprintf(ns, sizeof(ns), "%d", n);
+	res = sql("INSERT INTO outbox (topic, payload) SELECT 'test.webhook', "
+	          "jsonb_build_object('n', g) FROM generate_series(1, "
+	          "$1::int) g RETURNING id",
+	          ns);
+	assert_int_equal(PQntuples(res), n);
+	for (int i = 0; i < n; i++)
+		ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	PQclear(res);
+}
+
+static int
+delivered(long long id)
+{
+	char s[24];
+
+	snprintf(s, sizeof(s), "%lld", id);
+	return sql_ll("SELECT count(*) FROM outbox WHERE id = $1::bigint AND "
+	              "delivered_at IS NOT NULL",
+	              s) == 1;
+}
+
+static int
+attempts_of(long long id)
+{
+	char s[24];
+
+	snprintf(s, sizeof(s), "%lld", id);
+	return (int)sql_ll("SELECT attempts FROM outbox WHERE id = $1::bigint",
+	                   s);
+}
+
+/* Waits (at most limit_ms) until all n ids are delivered in the db. */
+static int
+wait_delivered(const long long *ids, int n, int limit_ms)
+{
+	for (int waited = 0;; waited += 100) {
+		int all = 1;
+
+		for (int i = 0; i < n && all; i++)
+			all = delivered(ids[i]);
+		if (all)
+			return 1;
+		if (waited >= limit_ms)
+			return 0;
+		sleep_ms(100);
+	}
+}
+
+/* A config: the common part plus [webhooks] overrides. */
+static const char *
+config(const char *name, const char *webhooks_extra)
+{
+	char ini[4096];
+
+	snprintf(ini, sizeof(ini), "%s%s", base_ini, webhooks_extra);
+	return th_config(name, ini);
+}
+
+static void
+server_kill9(struct th_server *s)
+{
+	int st;
+
+	assert_true(s->pid > 0);
+	assert_int_equal(kill(s->pid, SIGKILL), 0);
+	assert_int_equal(waitpid(s->pid, &st, 0), s->pid);
+	s->pid = 0;
+}
+
+static long
+api(int port, const char *method, const char *path, const char *token,
+    struct th_http *r)
+{
+	char url[512], auth[128];
+	const char *h[] = {auth, NULL};
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+	         token ? token : "");
+	return th_http(method, url, token ? h : NULL, NULL, 0, r);
+}
+
+static void
+token(const char *cfg, const char *role, const char *identity, char out[64])
+{
+	static int seq;
+	char buf[4096], name[64];
+	const char *p;
+	const char *argv[] = {th_env("RG_TEST_BIN"),
+	                      "-c",
+	                      cfg,
+	                      "token",
+	                      "create",
+	                      "--role",
+	                      role,
+	                      "--name",
+	                      name,
+	                      "--identity",
+	                      identity,
+	                      NULL};
+
+	/* Token names are unique among live tokens. */
+	snprintf(name, sizeof(name), "webhooks-%s-%d-%d", role, (int)getpid(),
+	         ++seq);
+	if (th_run_capture(argv, NULL, buf, sizeof(buf)) != 0)
+		fail_msg("token create failed: %s", buf);
+	p = strstr(buf, "rgt_");
+	assert_non_null(p);
+	snprintf(out, 64, "%.47s", p);
+}
+
+/* A metric's value on a node (the first line starting with name + ' '). */
+static double
+metric(int port, const char *name)
+{
+	struct th_http *r = calloc(1, sizeof(*r));
+	char url[128], key[160];
+	const char *p;
+	double v = -1;
+
+	assert_non_null(r);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, r), 200);
+	snprintf(key, sizeof(key), "\n%s ", name);
+	p = strstr(r->body, key);
+	if (p != NULL)
+		v = strtod(p + strlen(key), NULL);
+	free(r);
+	return v;
+}
+
+/* ---- fixture ---------------------------------------------------------- */
+
+static int
+setup(void **state)
+{
+	char err[512];
+
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (sodium_init() < 0)
+		fail_msg("sodium_init");
+	if (db_migrate(th_env("RG_TEST_PG_URL"), NULL, err, sizeof(err)) != 0)
+		fail_msg("migrate: %s", err);
+	pg = PQconnectdb(th_env("RG_TEST_PG_URL"));
+	if (PQstatus(pg) != CONNECTION_OK)
+		fail_msg("connect: %s", PQerrorMessage(pg));
+	/* Other tests' events are not this file's to count. */
+	PQclear(sql("UPDATE outbox SET delivered_at = now() WHERE "
+	            "delivered_at IS NULL",
+	            NULL));
+	R.port = th_free_port();
+	snprintf(base_ini, sizeof(base_ini),
+	         "[database]\nmigrate_on_start = true\n"
+	         "[webhooks]\nurl = http://127.0.0.1:%d/hooks/roomgate\n"
+	         "secret = " SECRET "\nconnect_timeout_ms = 1000\n"
+	         "poll_interval_ms = 100\nbackoff_base_ms = 200\n",
+	         R.port);
+	rcv_start();
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	rcv_stop();
+	PQfinish(pg);
+	curl_global_cleanup();
+	return 0;
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+/* The receiver's check can fail: an unsigned or wrongly signed POST is
+ * refused and counted as bad. */
+static void
+receiver_rejects_forgeries(void **state)
+{
+	struct th_http *r = calloc(1, sizeof(*r));
+	char url[128];
+	const char body[] = "{\"id\":1,\"type\":\"x\",\"created_at\":\"t\","
+	                    "\"data\":{}}";
+	char ts[32];
+	const char *h[] = {"Content-Type: application/json",
+	                   "X-Roomgate-Event-Id: 1",
+	                   "X-Roomgate-Event-Type: x",
+	                   ts,
+	                   "X-Roomgate-Signature: v1=00000000000000000000000"
+	                   "00000000000000000000000000000000000000000",
+	                   NULL};
+
+	(void)state;
+	assert_non_null(r);
+	snprintf(ts, sizeof(ts), "X-Roomgate-Timestamp: %lld",
+	         (long long)time(NULL));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/hooks/roomgate",
+	         R.port);
+	assert_int_equal(th_http("POST", url, h, body, strlen(body), r), 401);
+	assert_int_equal(th_http("POST", url, NULL, body, strlen(body), r),
+	                 401);
+	rcv_lock();
+	assert_int_equal(R.bad, 2);
+	R.bad = 0;
+	rcv_unlock();
+	free(r);
+}
+
+/* A node without [webhooks] url starts no workers and says so; its events
+ * stay queued, untouched, for a node that delivers. */
+static void
+no_url_no_delivery(void **state)
+{
+	struct th_server s;
+	long long ids[1];
+	char line[4096];
+	FILE *f;
+	int said = 0;
+
+	(void)state;
+	rcv_mode(RCV_OK, 0, 0);
+	th_server_start(
+	    &s,
+	    th_config("wh-none.ini", "[database]\nmigrate_on_start = true\n"),
+	    th_free_port());
+	enqueue(1, ids);
+	sleep_ms(1000);
+	assert_false(delivered(ids[0]));
+	assert_int_equal(attempts_of(ids[0]), 0);
+	assert_int_equal(rcv_count(ids[0]), 0);
+	assert_true(metric(s.port, "roomgate_outbox_pending") >= 1);
+	th_server_stop(&s);
+	f = fopen(s.log_path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		said += strstr(line, "\"webhooks_off\"") != NULL &&
+		        strstr(line, "stay queued") != NULL;
+	fclose(f);
+	assert_int_equal(said, 1);
+}
+
+/* An event and a real code rotation arrive once each, signed; the
+ * rotation's event names meeting, version, who and why, never the code. */
+static void
+delivered_signed(void **state)
+{
+	struct th_server s;
+	struct th_http *r = calloc(1, sizeof(*r));
+	char host[64], url[256], path[256], mid[40], code[16];
+	const char *cfg = config("wh-a.ini", "workers = 2\n");
+	const char *h[3];
+	char auth[128];
+	long long ids[1], rot;
+	json_t *o, *d;
+
+	(void)state;
+	assert_non_null(r);
+	rcv_mode(RCV_OK, 0, 0);
+	th_server_start(&s, cfg, th_free_port());
+	enqueue(1, ids);
+	assert_true(wait_delivered(ids, 1, 10000));
+	assert_int_equal(rcv_count(ids[0]), 1);
+	assert_int_equal(attempts_of(ids[0]), 1);
+	rcv_lock();
+	assert_string_equal(R.last_type, "test.webhook");
+	o = json_loads(R.last_body, 0, NULL);
+	rcv_unlock();
+	assert_non_null(o);
+	assert_int_equal(json_integer_value(json_object_get(o, "id")), ids[0]);
+	assert_int_equal(json_integer_value(
+	                     json_object_get(json_object_get(o, "data"), "n")),
+	                 1);
+	/* RFC 3339 UTC with milliseconds. */
+	assert_int_equal(
+	    strlen(json_string_value(json_object_get(o, "created_at"))), 24);
+	assert_non_null(
+	    strchr(json_string_value(json_object_get(o, "created_at")), 'Z'));
+	json_decref(o);
+
+	/* A rotation by a host. */
+	token(cfg, "host", "user01", host);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", host);
+	h[0] = auth;
+	h[1] = "Content-Type: application/json";
+	h[2] = NULL;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/meetings", s.port);
+	snprintf(path, sizeof(path),
+	         "{\"title\": \"webhooks\", \"allowed_groups\": [\"" GROUP
+	         "\"]}");
+	if (th_http("POST", url, h, path, strlen(path), r) != 201)
+		fail_msg("create meeting: %ld %s", r->status, r->body);
+	o = json_loads(r->body, 0, NULL);
+	assert_non_null(o);
+	snprintf(mid, sizeof(mid), "%s",
+	         json_string_value(json_object_get(o, "id")));
+	json_decref(o);
+	snprintf(url, sizeof(url),
+	         "http://127.0.0.1:%d/v1/meetings/%s/code:rotate", s.port, mid);
+	if (th_http("POST", url, h, "{}", 2, r) != 200)
+		fail_msg("rotate: %ld %s", r->status, r->body);
+	snprintf(path, sizeof(path), "/v1/meetings/%s/code", mid);
+	assert_int_equal(api(s.port, "GET", path, host, r), 200);
+	o = json_loads(r->body, 0, NULL);
+	assert_non_null(o);
+	snprintf(code, sizeof(code), "%s",
+	         json_string_value(json_object_get(o, "code")));
+	json_decref(o);
+	assert_true(strlen(code) >= 6);
+
+	rot = sql_ll("SELECT id FROM outbox WHERE topic = 'code.rotated' AND "
+	             "payload->>'meeting_id' = $1",
+	             mid);
+	assert_true(rot > 0);
+	assert_true(wait_delivered(&rot, 1, 10000));
+	assert_int_equal(rcv_count(rot), 1);
+	rcv_lock();
+	assert_string_equal(R.last_type, "code.rotated");
+	assert_null(strstr(R.last_body, code)); /* never the code */
+	o = json_loads(R.last_body, 0, NULL);
+	rcv_unlock();
+	assert_non_null(o);
+	d = json_object_get(o, "data");
+	assert_string_equal(json_string_value(json_object_get(d, "meeting_id")),
+	                    mid);
+	assert_int_equal(json_integer_value(json_object_get(d, "version")), 2);
+	assert_string_equal(json_string_value(json_object_get(d, "reason")),
+	                    "rotate");
+	assert_string_equal(json_string_value(json_object_get(d, "by")),
+	                    "user01");
+	assert_null(json_object_get(d, "code"));
+	json_decref(o);
+	/* The rotation's event committed with the rotation: one per version
+	 * change of this meeting. */
+	assert_int_equal(sql_ll("SELECT count(*) FROM outbox WHERE topic = "
+	                        "'code.rotated' AND payload->>'meeting_id' = "
+	                        "$1",
+	                        mid),
+	                 1);
+	rcv_lock();
+	assert_int_equal(R.bad, 0);
+	rcv_unlock();
+	th_server_stop(&s);
+	free(r);
+}
+
+/* Receiver down for a while: attempts fail and are retried; once it is
+ * back, every event arrives exactly once. */
+static void
+receiver_down_then_back(void **state)
+{
+	struct th_server s;
+	long long ids[5];
+
+	(void)state;
+	rcv_mode(RCV_OK, 0, 0);
+	th_server_start(&s, config("wh-b.ini", "backoff_cap_ms = 800\n"),
+	                th_free_port());
+	rcv_stop();
+	enqueue(5, ids);
+	/* Each tried at least twice while nobody listens. */
+	for (int waited = 0; waited < 10000; waited += 100) {
+		int all = 1;
+
+		for (int i = 0; i < 5 && all; i++)
+			all = attempts_of(ids[i]) >= 2;
+		if (all)
+			break;
+		sleep_ms(100);
+	}
+	for (int i = 0; i < 5; i++) {
+		char s1[24];
+
+		assert_true(attempts_of(ids[i]) >= 2);
+		assert_false(delivered(ids[i]));
+		snprintf(s1, sizeof(s1), "%lld", ids[i]);
+		assert_int_equal(sql_ll("SELECT count(*) FROM outbox WHERE id "
+		                        "= $1::bigint AND last_error IS NOT "
+		                        "NULL AND dead_at IS NULL",
+		                        s1),
+		                 1);
+	}
+	assert_true(metric(s.port, "roomgate_outbox_pending") >= 5);
+	assert_true(
+	    metric(s.port, "roomgate_outbox_oldest_pending_age_seconds") > 0);
+	rcv_start();
+	assert_true(wait_delivered(ids, 5, 10000));
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(rcv_count(ids[i]), 1);
+	assert_true(metric(s.port, "roomgate_webhook_deliveries_total{result="
+	                           "\"failed\"}") >= 10);
+	th_server_stop(&s);
+}
+
+/* 500s are retried with the configured backoff (full jitter: each wait at
+ * most base * 2^(n-1)), then the event is delivered once. */
+static void
+retried_after_500s(void **state)
+{
+	struct th_server s;
+	long long ids[1];
+	char line[4096], want[64];
+	FILE *f;
+	int seen = 0;
+
+	(void)state;
+	rcv_mode(RCV_FAIL, 3, 0);
+	rcv_lock();
+	R.n500 = 0;
+	rcv_unlock();
+	th_server_start(&s,
+	                config("wh-c.ini", "workers = 1\nbackoff_cap_ms = "
+	                                   "5000\n"),
+	                th_free_port());
+	enqueue(1, ids);
+	assert_true(wait_delivered(ids, 1, 15000));
+	assert_int_equal(rcv_count(ids[0]), 1);
+	rcv_lock();
+	assert_int_equal(R.n500, 3);
+	rcv_unlock();
+	assert_int_equal(attempts_of(ids[0]), 4);
+	th_server_stop(&s);
+
+	/* The node's log names each wait; each is within its ceiling. */
+	f = fopen(s.log_path, "r");
+	assert_non_null(f);
+	snprintf(want, sizeof(want), "event %lld (test.webhook) attempt ",
+	         ids[0]);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *p = strstr(line, want), *n;
+		long att, ms;
+
+		if (p == NULL)
+			continue;
+		att = strtol(p + strlen(want), NULL, 10);
+		n = strstr(p, "next in ");
+		assert_non_null(n);
+		assert_non_null(strstr(p, "HTTP 500"));
+		ms = strtol(n + 8, NULL, 10);
+		assert_true(att >= 1 && att <= 3);
+		assert_true(ms >= 0 && ms <= 200L << (att - 1));
+		seen++;
+	}
+	fclose(f);
+	assert_int_equal(seen, 3);
+}
+
+/* Past max_age an event is dead-lettered: kept, visible in the metrics
+ * and the admin API; :retry queues it again and it is delivered. */
+static void
+dead_letter_and_retry(void **state)
+{
+	struct th_server s;
+	struct th_http *r = calloc(1, sizeof(*r));
+	const char *cfg = config("wh-d.ini", "max_age = 2\nbackoff_cap_ms = "
+	                                     "400\n");
+	char admin[64], host[64], path[128], idstr[24];
+	long long ids[1];
+	json_t *o, *ev = NULL;
+	size_t i;
+
+	(void)state;
+	assert_non_null(r);
+	rcv_mode(RCV_FAIL, 1000000, 0);
+	th_server_start(&s, cfg, th_free_port());
+	token(cfg, "admin", "ops", admin);
+	token(cfg, "host", "user01", host);
+	enqueue(1, ids);
+	snprintf(idstr, sizeof(idstr), "%lld", ids[0]);
+	for (int waited = 0; waited < 10000; waited += 100) {
+		if (sql_ll("SELECT count(*) FROM outbox WHERE id = $1::bigint "
+		           "AND dead_at IS NOT NULL",
+		           idstr) == 1)
+			break;
+		sleep_ms(100);
+	}
+	assert_int_equal(sql_ll("SELECT count(*) FROM outbox WHERE id = "
+	                        "$1::bigint AND dead_at IS NOT NULL AND "
+	                        "delivered_at IS NULL AND last_error LIKE "
+	                        "'HTTP 500%'",
+	                        idstr),
+	                 1);
+	/* No longer tried. */
+	{
+		int a = attempts_of(ids[0]);
+
+		sleep_ms(700);
+		assert_int_equal(attempts_of(ids[0]), a);
+	}
+	assert_true(metric(s.port, "roomgate_outbox_dead") >= 1);
+	assert_true(metric(s.port, "roomgate_webhook_dead_letters_total") >= 1);
+
+	/* The admin API: the dead letter is listed with its error. */
+	assert_int_equal(api(s.port, "GET", "/v1/outbox?state=dead", admin, r),
+	                 200);
+	o = json_loads(r->body, 0, NULL);
+	assert_non_null(o);
+	for (i = 0; i < json_array_size(json_object_get(o, "events")); i++) {
+		json_t *e = json_array_get(json_object_get(o, "events"), i);
+
+		if (json_integer_value(json_object_get(e, "id")) == ids[0])
+			ev = e;
+	}
+	assert_non_null(ev);
+	assert_string_equal(json_string_value(json_object_get(ev, "type")),
+	                    "test.webhook");
+	assert_non_null(strstr(
+	    json_string_value(json_object_get(ev, "last_error")), "HTTP 500"));
+	assert_true(json_is_string(json_object_get(ev, "dead_at")));
+	json_decref(o);
+	assert_int_equal(
+	    api(s.port, "GET", "/v1/outbox?state=pending&limit=5", admin, r),
+	    200);
+	assert_int_equal(api(s.port, "GET", "/v1/outbox", admin, r), 400);
+	assert_int_equal(api(s.port, "GET", "/v1/outbox?state=all", admin, r),
+	                 400);
+	assert_int_equal(
+	    api(s.port, "GET", "/v1/outbox?state=dead&limit=0", admin, r), 400);
+	assert_int_equal(api(s.port, "GET", "/v1/outbox?state=dead", host, r),
+	                 403);
+	assert_int_equal(api(s.port, "GET", "/v1/outbox?state=dead", NULL, r),
+	                 401);
+
+	/* Retry: admin only, a dead letter only. */
+	snprintf(path, sizeof(path), "/v1/outbox/%lld:retry", ids[0]);
+	assert_int_equal(api(s.port, "POST", path, host, r), 403);
+	assert_int_equal(api(s.port, "POST", path, NULL, r), 401);
+	assert_int_equal(api(s.port, "POST", "/v1/outbox/abc:retry", admin, r),
+	                 400);
+	assert_int_equal(api(s.port, "POST", "/v1/outbox/1", admin, r), 404);
+	rcv_mode(RCV_OK, 0, 0);
+	assert_int_equal(api(s.port, "POST", path, admin, r), 200);
+	assert_true(wait_delivered(ids, 1, 10000));
+	assert_int_equal(rcv_count(ids[0]), 1);
+	assert_int_equal(api(s.port, "POST", path, admin, r), 404);
+	assert_int_equal(sql_ll("SELECT count(*) FROM audit_log WHERE "
+	                        "event_type = 'outbox.retry' AND "
+	                        "details->>'event_id' = $1 AND identity = "
+	                        "'ops'",
+	                        idstr),
+	                 1);
+	th_server_stop(&s);
+	free(r);
+}
+
+/* kill -9 while a POST is in flight: after the lease runs out the
+ * restarted node delivers again; every event arrives, each id at least
+ * once, and deduping by id leaves exactly the events written. */
+static void
+kill9_mid_delivery(void **state)
+{
+	struct th_server s;
+	const char *cfg = config("wh-e.ini", "timeout_ms = 3000\n");
+	long long ids[3];
+	int stalled = 0, distinct = 0, total = 0, retried = 0, twice = 0;
+
+	(void)state;
+	rcv_mode(RCV_STALL, 0, 0);
+	th_server_start(&s, cfg, th_free_port());
+	enqueue(3, ids);
+	for (int waited = 0; waited < 5000 && stalled == 0; waited += 20) {
+		rcv_lock();
+		stalled = R.stalled;
+		rcv_unlock();
+		if (stalled == 0)
+			sleep_ms(20);
+	}
+	assert_true(stalled > 0);
+	server_kill9(&s);
+	/* The stalled requests end now (answered into closed sockets). */
+	rcv_mode(RCV_OK, 0, 0);
+	rcv_lock();
+	R.release = 1;
+	rcv_unlock();
+	th_server_start(&s, cfg, th_free_port());
+	assert_true(wait_delivered(ids, 3, 20000));
+	for (int i = 0; i < 3; i++) {
+		int n = rcv_count(ids[i]);
+
+		/* Every event arrived; one claimed by the killed node went
+		 * twice (its first copy reached the receiver before the
+		 * kill), which the receiver's dedupe by id absorbs. */
+		assert_true(n >= 1);
+		retried += attempts_of(ids[i]) >= 2;
+		twice += n >= 2;
+		distinct += n > 0;
+		total += n;
+	}
+	assert_int_equal(distinct, 3); /* deduped: the events written */
+	assert_true(retried >= 1);
+	/* What was stalled at the kill reached the receiver, and again. */
+	assert_true(twice >= 1);
+	assert_true(total > 3);
+	th_server_stop(&s);
+}
+
+/* Two nodes on one database: each event is delivered by exactly one of
+ * them, never twice at the same time, and both take part. */
+static void
+two_nodes_share_the_queue(void **state)
+{
+	struct th_server a, b;
+	const char *cfg = config("wh-f.ini", "workers = 3\n");
+	long long ids[60];
+	double oka0, okb0, oka, okb;
+
+	(void)state;
+	rcv_mode(RCV_OK, 0, 20);
+	rcv_lock();
+	R.concurrent = 0;
+	rcv_unlock();
+	th_server_start(&a, cfg, th_free_port());
+	th_server_start(&b, cfg, th_free_port());
+	oka0 =
+	    metric(a.port, "roomgate_webhook_deliveries_total{result=\"ok\"}");
+	okb0 =
+	    metric(b.port, "roomgate_webhook_deliveries_total{result=\"ok\"}");
+	enqueue(60, ids);
+	assert_true(wait_delivered(ids, 60, 20000));
+	for (int i = 0; i < 60; i++)
+		assert_int_equal(rcv_count(ids[i]), 1);
+	rcv_lock();
+	assert_int_equal(R.concurrent, 0);
+	assert_int_equal(R.bad, 0);
+	rcv_unlock();
+	oka =
+	    metric(a.port, "roomgate_webhook_deliveries_total{result=\"ok\"}");
+	okb =
+	    metric(b.port, "roomgate_webhook_deliveries_total{result=\"ok\"}");
+	assert_true(oka - oka0 > 0);
+	assert_true(okb - okb0 > 0);
+	assert_true((oka - oka0) + (okb - okb0) >= 60);
+	th_server_stop(&a);
+	th_server_stop(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(receiver_rejects_forgeries),
+	    cmocka_unit_test(no_url_no_delivery),
+	    cmocka_unit_test(delivered_signed),
+	    cmocka_unit_test(receiver_down_then_back),
+	    cmocka_unit_test(retried_after_500s),
+	    cmocka_unit_test(dead_letter_and_retry),
+	    cmocka_unit_test(kill9_mid_delivery),
+	    cmocka_unit_test(two_nodes_share_the_queue),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
