@@ -26,6 +26,8 @@
 #define BTH_TTL "120"
 #define BTH_MAX_FAILURES "5"
 #define BTH_ALLOWED "cn=meeting-allowed,ou=groups,dc=example,dc=com"
+/* alice is in it: she hosts through her SSO session on the host page. */
+#define BTH_HOSTS "cn=meeting-hosts,ou=groups,dc=example,dc=com"
 #define BTH_SCENARIO_TIMEOUT_S 150
 #define BTH_OUT_MAX (256 * 1024)
 
@@ -74,6 +76,7 @@ bth_ini(void)
 	         "[server]\npublic_url = %s\nthreads = 4\n"
 	         "[database]\nmigrate_on_start = true\n"
 	         "[ldap]\nbase_dn = %s\n"
+	         "[directory]\nhost_group = " BTH_HOSTS "\n"
 	         "[saml]\nentity_id = https://roomgate-%s.test/saml/metadata"
 	         "\nkey_file = %s\ncert_file = %s\nidp_metadata_file = %s\n"
 	         "directory_key = uid\n"

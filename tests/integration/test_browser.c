@@ -4,7 +4,8 @@
  * the right code refused afterwards, nothing reaches the platform), and the
  * waiting room (the participant's page waits and refreshes itself, the host
  * admits over the API, the page lands on the platform with a token that
- * names that admission). This node signs join tokens RS256, so the
+ * names that admission), and the host's waiting-room page (the host signs
+ * in and clicks Admit and Deny). This node signs join tokens RS256, so the
  * scenario verifies that token with the key from /.well-known/jwks.json;
  * the join flow (test_browser_join.c) checks an HS256 one.
  */
@@ -19,6 +20,11 @@
 #include "tests/integration/browser_th.h"
 #pragma GCC diagnostic pop
 
+/* Scripted (curl) participants, freed in teardown whatever happened. */
+static struct {
+	struct sth_browser bob, carol;
+} P;
+
 static int
 setup(void **state)
 {
@@ -31,6 +37,8 @@ static int
 teardown(void **state)
 {
 	(void)state;
+	sth_browser_free(&P.bob);
+	sth_browser_free(&P.carol);
 	bth_teardown();
 	return 0;
 }
@@ -106,12 +114,84 @@ waiting_room_until_the_host_admits(void **state)
 	assert_string_equal(bth_audit_reasons(id), "allow:waiting");
 }
 
+/* b signs in (scripted, curl) and joins a waiting-room meeting: 202. */
+static void
+wait_in(struct sth_browser *b, const char *user, const char *link,
+        const char *code)
+{
+	struct sth_resp r;
+	char path[128], body[64];
+
+	sth_browser_init(b);
+	sth_sign_in(b, B.base, B.idp_base, user);
+	snprintf(path, sizeof(path), "/v1/join/%s", link);
+	snprintf(body, sizeof(body), "{\"code\": \"%s\"}", code);
+	if (ath_req(B.base, b, "POST", path, NULL, body, &r) != 202)
+		fail_msg("%s joins: %ld %s", user, r.status, r.body);
+	sth_resp_free(&r);
+}
+
+/* GET /v1/join/{link}/status as b: the status, "token" present or not. */
+static long
+status_of(struct sth_browser *b, const char *link, int *has_token)
+{
+	struct sth_resp r;
+	char path[160];
+	json_t *o;
+	long st;
+
+	snprintf(path, sizeof(path), "/v1/join/%s/status", link);
+	st = ath_req(B.base, b, "GET", path, NULL, NULL, &r);
+	o = json_loads(r.body, 0, NULL);
+	sth_resp_free(&r);
+	*has_token = o != NULL &&
+	             json_string_length(json_object_get(o, "token")) > 0;
+	json_decref(o);
+	return st;
+}
+
+static void
+host_page_admits_and_denies(void **state)
+{
+	char link[80], code[16], id[40], e_id[80];
+	const char *more[] = {e_id, "RG_ADMIT=bob", "RG_DENY=carol", NULL};
+	int st, tok;
+	static const char *const steps[] = {
+	    "the host page sends the host to sign in, and back",
+	    "the page lists both people waiting and refreshes itself",
+	    "Admit lets the first person in",
+	    "Deny turns the second person away and the list empties",
+	    NULL};
+
+	(void)state;
+	ath_new_meeting(B.base, B.host_token, BTH_ALLOWED, "Browser host page",
+	                1, link, code, id);
+	wait_in(&P.bob, "bob", link, code);
+	wait_in(&P.carol, "carol", link, code);
+	snprintf(e_id, sizeof(e_id), "RG_MEETING_ID=%s", id);
+	st = bth_run("host", bth_env("alice", link, code, NULL, more));
+	bth_expect_steps("host", st, steps);
+	/* Both decisions are on record as alice's, through her session. */
+	assert_string_equal(bth_value("SELECT string_agg(identity || ' ' || "
+	                              "state || ' ' || coalesce(decided_by, "
+	                              "'-'), ', ' ORDER BY identity) FROM "
+	                              "admissions WHERE meeting_id = $1::uuid",
+	                              id),
+	                    "bob admitted alice, carol host_denied alice");
+	/* bob picks up his join token; carol is told no. */
+	assert_int_equal(status_of(&P.bob, link, &tok), 200);
+	assert_true(tok);
+	assert_int_equal(status_of(&P.carol, link, &tok), 403);
+	assert_false(tok);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(lockout_page_after_five_failures),
 	    cmocka_unit_test(waiting_room_until_the_host_admits),
+	    cmocka_unit_test(host_page_admits_and_denies),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
