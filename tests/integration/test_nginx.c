@@ -470,6 +470,10 @@ app_access_ends_when_removed_from_the_group(void **state)
 	assert_true(g.status >= 300);
 	assert_false(g.app_body);
 
+	/* roomgate's metrics are not on the public side. */
+	get(&T.anon, "/metrics", NULL, &g);
+	assert_int_equal(g.status, 404);
+
 	/* Signed in through nginx, not admitted yet: 403. */
 	sth_sign_in(&T.bob, T.nginx, T.idp_base, "bob");
 	expect_refused(&T.bob, path, 403);
