@@ -44,14 +44,16 @@
 
 /* ---- the receiver ----------------------------------------------------- */
 
-enum { RCV_OK, RCV_FAIL, RCV_STALL };
+enum { RCV_OK, RCV_FAIL, RCV_STALL, RCV_REDIRECT };
 
 static struct rcv {
 	struct MHD_Daemon *d;
 	int port;
 	pthread_mutex_t mu;
 	int mode;       /* RCV_* */
-	int fail_left;  /* RCV_FAIL: answer 500 this many more times */
+	int fail_left;  /* RCV_FAIL: answer 500 this many more times;
+	                 * RCV_REDIRECT: 307 to /followed as many times */
+	int followed;   /* requests to /followed */
 	int release;    /* RCV_STALL: let stalled requests go on */
 	int delay_ms;   /* RCV_OK: think this long before answering */
 	int started;    /* requests whose body arrived */
@@ -63,8 +65,12 @@ static struct rcv {
 	int ngot;
 	long long inflight[64];
 	int ninflight;
-	char last_body[8192]; /* body of the last checked request */
-	char last_type[80];
+	struct { /* the latest checked requests, a ring */
+		long long id;
+		char type[80];
+		char body[4096];
+	} ring[32];
+	int nring;
 } R = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 struct upload {
@@ -155,7 +161,11 @@ answer(struct MHD_Connection *c, unsigned status)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(
 	    2, (void *)"ok", MHD_RESPMEM_PERSISTENT);
-	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	enum MHD_Result ret;
+
+	if (status == 307)
+		MHD_add_response_header(r, "Location", "/followed");
+	ret = MHD_queue_response(c, status, r);
 
 	MHD_destroy_response(r);
 	return ret;
@@ -172,7 +182,6 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	unsigned status = 200;
 
 	(void)cls;
-	(void)url;
 	(void)version;
 	if (u == NULL) {
 		u = calloc(1, sizeof(*u));
@@ -208,6 +217,12 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		R.concurrent++;
 	if (R.ninflight < 64)
 		R.inflight[R.ninflight++] = id;
+	if (strcmp(url, "/followed") == 0)
+		R.followed++;
+	if (mode == RCV_REDIRECT && R.fail_left > 0) {
+		R.fail_left--;
+		status = 307;
+	}
 	if (mode == RCV_FAIL && R.fail_left > 0) {
 		R.fail_left--;
 		R.n500++;
@@ -241,9 +256,12 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		}
 	if (status == 200 && R.ngot < MAX_REC) {
 		R.got[R.ngot++] = id;
-		snprintf(R.last_body, sizeof(R.last_body), "%.*s", (int)u->len,
-		         u->buf);
-		snprintf(R.last_type, sizeof(R.last_type), "%s",
+		int k = R.nring++ % 32;
+
+		R.ring[k].id = id;
+		snprintf(R.ring[k].body, sizeof(R.ring[k].body), "%.*s",
+		         (int)u->len, u->buf);
+		snprintf(R.ring[k].type, sizeof(R.ring[k].type), "%s",
 		         MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		                                     "X-Roomgate-Event-Type"));
 	}
@@ -323,6 +341,28 @@ rcv_count(long long id)
 		n += R.got[i] == id;
 	rcv_unlock();
 	return n;
+}
+
+/* The body received for id (as JSON, json_decref()) and its type header
+ * into type; fails the test when id was not received lately. */
+static json_t *
+rcv_event(long long id, char type[80], char *raw, size_t rawlen)
+{
+	json_t *o = NULL;
+
+	rcv_lock();
+	for (int i = 0; i < 32 && i < R.nring; i++) {
+		if (R.ring[i].id != id)
+			continue;
+		o = json_loads(R.ring[i].body, 0, NULL);
+		snprintf(type, 80, "%s", R.ring[i].type);
+		if (raw != NULL)
+			snprintf(raw, rawlen, "%s", R.ring[i].body);
+	}
+	rcv_unlock();
+	if (o == NULL)
+		fail_msg("event %lld was not received", id);
+	return o;
 }
 
 /* ---- database and servers --------------------------------------------- */
@@ -610,8 +650,11 @@ delivered_signed(void **state)
 {
 	struct th_server s;
 	struct th_http *r = calloc(1, sizeof(*r));
-	char host[64], url[256], path[256], mid[40], code[16];
-	const char *cfg = config("wh-a.ini", "workers = 2\n");
+	char host[64], url[256], path[256], mid[40], code[16], type[80];
+	char raw[4096];
+	const char *cfg =
+	    config("wh-a.ini", "workers = 2\n[codes]\nrotation_check_interval "
+	                       "= 1\n");
 	const char *h[3];
 	char auth[128];
 	long long ids[1], rot;
@@ -625,11 +668,8 @@ delivered_signed(void **state)
 	assert_true(wait_delivered(ids, 1, 10000));
 	assert_int_equal(rcv_count(ids[0]), 1);
 	assert_int_equal(attempts_of(ids[0]), 1);
-	rcv_lock();
-	assert_string_equal(R.last_type, "test.webhook");
-	o = json_loads(R.last_body, 0, NULL);
-	rcv_unlock();
-	assert_non_null(o);
+	o = rcv_event(ids[0], type, NULL, 0);
+	assert_string_equal(type, "test.webhook");
 	assert_int_equal(json_integer_value(json_object_get(o, "id")), ids[0]);
 	assert_int_equal(json_integer_value(
 	                     json_object_get(json_object_get(o, "data"), "n")),
@@ -677,12 +717,9 @@ delivered_signed(void **state)
 	assert_true(rot > 0);
 	assert_true(wait_delivered(&rot, 1, 10000));
 	assert_int_equal(rcv_count(rot), 1);
-	rcv_lock();
-	assert_string_equal(R.last_type, "code.rotated");
-	assert_null(strstr(R.last_body, code)); /* never the code */
-	o = json_loads(R.last_body, 0, NULL);
-	rcv_unlock();
-	assert_non_null(o);
+	o = rcv_event(rot, type, raw, sizeof(raw));
+	assert_string_equal(type, "code.rotated");
+	assert_null(strstr(raw, code)); /* never the code */
 	d = json_object_get(o, "data");
 	assert_string_equal(json_string_value(json_object_get(d, "meeting_id")),
 	                    mid);
@@ -700,6 +737,34 @@ delivered_signed(void **state)
 	                        "$1",
 	                        mid),
 	                 1);
+
+	/* A scheduled rotation (made due here) says so, by the scheduler. */
+	PQclear(sql("UPDATE meetings SET rotation_interval = interval '1 "
+	            "hour', code_rotates_at = now() - interval '1 second' "
+	            "WHERE id = $1::uuid",
+	            mid));
+	rot = -1;
+	for (int waited = 0; waited < 10000 && rot <= 0; waited += 100) {
+		rot = sql_ll("SELECT id FROM outbox WHERE topic = "
+		             "'code.rotated' AND payload->>'meeting_id' = $1 "
+		             "AND payload->>'reason' = 'scheduled'",
+		             mid);
+		if (rot <= 0)
+			sleep_ms(100);
+	}
+	assert_true(rot > 0);
+	assert_true(wait_delivered(&rot, 1, 10000));
+	assert_int_equal(rcv_count(rot), 1);
+	o = rcv_event(rot, type, NULL, 0);
+	assert_string_equal(type, "code.rotated");
+	d = json_object_get(o, "data");
+	assert_int_equal(json_integer_value(json_object_get(o, "id")), rot);
+	assert_string_equal(json_string_value(json_object_get(d, "reason")),
+	                    "scheduled");
+	assert_int_equal(json_integer_value(json_object_get(d, "version")), 3);
+	assert_string_equal(json_string_value(json_object_get(d, "by")),
+	                    "roomgate-scheduler");
+	json_decref(o);
 	rcv_lock();
 	assert_int_equal(R.bad, 0);
 	rcv_unlock();
@@ -806,6 +871,31 @@ retried_after_500s(void **state)
 	}
 	fclose(f);
 	assert_int_equal(seen, 3);
+}
+
+/* A redirect is an answer that is not 2xx: retried, never followed (the
+ * event goes only where the configuration says). */
+static void
+redirects_not_followed(void **state)
+{
+	struct th_server s;
+	long long ids[1];
+
+	(void)state;
+	rcv_mode(RCV_REDIRECT, 1, 0);
+	rcv_lock();
+	R.followed = 0;
+	rcv_unlock();
+	th_server_start(&s, config("wh-r.ini", "workers = 1\n"),
+	                th_free_port());
+	enqueue(1, ids);
+	assert_true(wait_delivered(ids, 1, 10000));
+	assert_int_equal(attempts_of(ids[0]), 2);
+	assert_int_equal(rcv_count(ids[0]), 1);
+	rcv_lock();
+	assert_int_equal(R.followed, 0);
+	rcv_unlock();
+	th_server_stop(&s);
 }
 
 /* Past max_age an event is dead-lettered: kept, visible in the metrics
@@ -957,6 +1047,98 @@ kill9_mid_delivery(void **state)
 	th_server_stop(&s);
 }
 
+/* A whole small file into a static-size heap buffer (caller frees). */
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 16384);
+	size_t n;
+
+	assert_non_null(f);
+	assert_non_null(buf);
+	n = fread(buf, 1, 16383, f);
+	assert_true(n > 0 && feof(f));
+	fclose(f);
+	return buf;
+}
+
+/* https: the receiver's certificate is verified (host name included);
+ * an unknown CA is a failed attempt, never a delivery; with [webhooks]
+ * ca_file naming it, the event is delivered. Key and certificate are made
+ * here, for this run. */
+static void
+tls_is_verified(void **state)
+{
+	struct th_server s;
+	struct MHD_Daemon *d;
+	struct sockaddr_in sa;
+	char key[512], crt[512], ini[2048], *kpem, *cpem, idstr[24];
+	const char *tmp = th_env("RG_TEST_TMP");
+	int port = th_free_port();
+	long long ids[1];
+
+	(void)state;
+	snprintf(key, sizeof(key), "%s/wh-tls.key", tmp);
+	snprintf(crt, sizeof(crt), "%s/wh-tls.crt", tmp);
+	assert_int_equal(th_sh("openssl req -x509 -newkey rsa:2048 -nodes "
+	                       "-keyout '%s' -out '%s' -days 1 -subj "
+	                       "/CN=127.0.0.1 -addext "
+	                       "subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+	                       key, crt),
+	                 0);
+	kpem = slurp(key);
+	cpem = slurp(crt);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	d = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+	        MHD_USE_TLS,
+	    (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)&sa, MHD_OPTION_HTTPS_MEM_KEY, kpem,
+	    MHD_OPTION_HTTPS_MEM_CERT, cpem, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)20,
+	    MHD_OPTION_END);
+	assert_non_null(d);
+	rcv_mode(RCV_OK, 0, 0);
+
+	/* The system store does not know this certificate. */
+	snprintf(ini, sizeof(ini),
+	         "[database]\nmigrate_on_start = true\n"
+	         "[webhooks]\nurl = https://127.0.0.1:%d/hooks\n"
+	         "secret = " SECRET "\npoll_interval_ms = 100\n"
+	         "backoff_base_ms = 200\nbackoff_cap_ms = 400\n",
+	         port);
+	th_server_start(&s, th_config("wh-tls1.ini", ini), th_free_port());
+	enqueue(1, ids);
+	snprintf(idstr, sizeof(idstr), "%lld", ids[0]);
+	for (int waited = 0; waited < 10000 && attempts_of(ids[0]) < 2;
+	     waited += 100)
+		sleep_ms(100);
+	assert_true(attempts_of(ids[0]) >= 2);
+	assert_false(delivered(ids[0]));
+	assert_int_equal(rcv_count(ids[0]), 0);
+	assert_int_equal(sql_ll("SELECT count(*) FROM outbox WHERE id = "
+	                        "$1::bigint AND last_error ILIKE "
+	                        "'%certificate%'",
+	                        idstr),
+	                 1);
+	th_server_stop(&s);
+
+	/* Trusted through ca_file: delivered. */
+	snprintf(ini + strlen(ini), sizeof(ini) - strlen(ini), "ca_file = %s\n",
+	         crt);
+	th_server_start(&s, th_config("wh-tls2.ini", ini), th_free_port());
+	assert_true(wait_delivered(ids, 1, 10000));
+	assert_int_equal(rcv_count(ids[0]), 1);
+	th_server_stop(&s);
+	MHD_stop_daemon(d);
+	free(kpem);
+	free(cpem);
+}
+
 /* Two nodes on one database: each event is delivered by exactly one of
  * them, never twice at the same time, and both take part. */
 static void
@@ -1006,8 +1188,10 @@ main(void)
 	    cmocka_unit_test(delivered_signed),
 	    cmocka_unit_test(receiver_down_then_back),
 	    cmocka_unit_test(retried_after_500s),
+	    cmocka_unit_test(redirects_not_followed),
 	    cmocka_unit_test(dead_letter_and_retry),
 	    cmocka_unit_test(kill9_mid_delivery),
+	    cmocka_unit_test(tls_is_verified),
 	    cmocka_unit_test(two_nodes_share_the_queue),
 	};
 
