@@ -724,7 +724,7 @@ rotate_on(PGconn *pg, const char *meeting_id, const struct db_code *code,
           size_t errlen)
 {
 	const char *v[3], *ev[5];
-	char gs[24], cl[8], details[160];
+	char gs[24], cl[8], ver[16], details[160];
 	PGresult *res;
 	int r, cur;
 
@@ -789,9 +789,9 @@ rotate_on(PGconn *pg, const char *meeting_id, const struct db_code *code,
 		return r;
 	/* The webhook, in the rotation's transaction: who and why, never
 	 * the code. */
-	snprintf(cl, sizeof(cl), "%d", cur + 1);
+	snprintf(ver, sizeof(ver), "%d", cur + 1);
 	ev[0] = meeting_id;
-	ev[1] = cl;
+	ev[1] = ver;
 	ev[2] = reason;
 	ev[3] = by ? by->identity : NULL;
 	ev[4] = gs;
