@@ -762,6 +762,52 @@ forwarded_for_only_from_trusted_proxies(void **state)
 	                 1);
 }
 
+/* A revoke on one node is seen by the other at once: sessions and
+ * admissions live in PostgreSQL, no node keeps a copy. */
+static void
+revoke_on_one_node_holds_on_the_other(void **state)
+{
+	char link[80], code[16], id[40], hdr[160], auth[128], admin[64];
+	const char *ah[] = {auth, NULL};
+	const char *mh[] = {hdr, NULL};
+	struct sth_resp r;
+
+	(void)state;
+	ath_token(T.cfg_path, "admin", "admit-admin", "ops", admin);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit revoke two nodes",
+	                0, link, code, id);
+	expect_join(&T.bob, T.base, link, code, 200, NULL);
+	snprintf(hdr, sizeof(hdr), "X-Roomgate-Meeting: %s", link);
+	assert_int_equal(
+	    ath_req_status(T.base_b, &T.bob, "GET", "/v1/authz", mh, NULL),
+	    200);
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", admin);
+	if (ath_req(T.base, &T.anon, "POST", "/v1/identities/bob:revoke", ah,
+	            NULL, &r) != 200)
+		fail_msg("revoke on node A: %ld %s", r.status, r.body);
+	sth_resp_free(&r);
+
+	/* Node B: no session, no access, no join. */
+	assert_int_equal(
+	    ath_req_status(T.base_b, &T.bob, "GET", "/v1/authz", mh, NULL),
+	    401);
+	assert_int_equal(
+	    ath_req_status(T.base_b, &T.bob, "GET", "/v1/me", NULL, NULL), 401);
+	expect_join(&T.bob, T.base_b, link, code, 401, "login_required");
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid AND state = "
+	                              "'admitted'",
+	                              id),
+	                 0);
+	/* Signed in again (later tests use bob), still not admitted. */
+	sth_sign_in(&T.bob, T.base, T.idp_base, "bob");
+	assert_int_equal(
+	    ath_req_status(T.base_b, &T.bob, "GET", "/v1/authz", mh, NULL),
+	    403);
+}
+
 int
 main(void)
 {
@@ -781,6 +827,7 @@ main(void)
 	    cmocka_unit_test(removal_from_group_counts_at_once),
 	    cmocka_unit_test(audit_failure_fails_closed),
 	    cmocka_unit_test(directory_down_fails_closed),
+	    cmocka_unit_test(revoke_on_one_node_holds_on_the_other),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
