@@ -237,6 +237,9 @@ Demo meeting (host alice, group meeting-allowed):
 Open the link, sign in at the demo IdP with any user above, type the code:
 members are sent on to https://meet.example.com/<room>?jwt=<join token> (a
 stand-in platform; set [admission] redirect_url in $ini to your Jitsi Meet).
+Waiting room: as alice (the host), switch it on with
+  PATCH /v1/meetings/$demo_id  {"waiting_room": true}
+then people who pass wait for her at http://127.0.0.1:$http_port/m/$demo_id/waiting (Admit / Deny).
 Manage meetings with /v1/meetings or \`roomgate -c $ini meeting ...\`.
 
 Stop everything with: make stop
@@ -247,7 +250,7 @@ EOF
 # kept in .data/demo-meeting.id.
 demo_meeting() {
   local idfile=$data/demo-meeting.id out id
-  demo_link="(none)" demo_code="(none)"
+  demo_link="(none)" demo_code="(none)" demo_id="(none)"
   if [[ -s $idfile ]]; then
     id=$(cat "$idfile")
     out=$("$bin" -c "$ini" meeting show "$id" --with-code 2>&1) || out=""
@@ -255,10 +258,11 @@ demo_meeting() {
   if [[ -z ${out:-} ]]; then
     out=$("$bin" -c "$ini" meeting create --title "Demo stand-up" \
       --group "cn=meeting-allowed,ou=groups,$LDAP_BASE_DN" \
-      --host alice@example.com 2>&1) || { warn "could not create the demo meeting: $out"; return 0; }
+      --host alice 2>&1) || { warn "could not create the demo meeting: $out"; return 0; }
     id=$(printf '%s\n' "$out" | sed -n 's/^  "id": "\([^"]*\)".*/\1/p' | head -n 1)
     [[ -n $id ]] && printf '%s\n' "$id" >"$idfile"
   fi
+  demo_id=${id:-(none)}
   demo_link=$(printf '%s\n' "$out" | sed -n 's/^  "link": "\([^"]*\)".*/\1/p' | head -n 1)
   demo_code=$(printf '%s\n' "$out" | sed -n 's/^code: \([0-9]*\).*/\1/p' | head -n 1)
 }
