@@ -99,6 +99,18 @@ fuzz: $(FUZZ_BINS)
 deps:
 	@deploy/install-deps.sh
 
+# `make bench` (bench/run.sh): the release build, the test IdP and the
+# bench's own tools (load generator, LDAP load, HTTP floor) in build/rel.
+BENCH_TOOLS := $(addprefix build/rel/bench/,loadgen ldapload floor)
+$(O)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	@echo '  LD $@'
+	$(Q)$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(PKG_LIBS) -lm
+
+bench: deps
+	@$(MAKE) --no-print-directory MODE=rel bin build/rel/idp $(BENCH_TOOLS)
+	@bench/run.sh
+
 # The local demo stack: PostgreSQL, slapd and roomgate on loopback.
 run: deps
 	@$(MAKE) --no-print-directory MODE=rel bin build/rel/idp
