@@ -359,20 +359,34 @@ struct db_attempt {
 	void *duration_ctx;
 	int probe_identities, probe_window_s; /* 0: no probing check */
 	long long waiting_s; /* state "waiting": how long the entry lasts */
+	/* 1: this answer ranks below "locked" (DESIGN.md's order), so a
+	 * lock found in force while recording turns it into a "locked"
+	 * denial; 0 for answers that rank above it (malformed input). */
+	int lockable;
 };
 
 struct db_attempt_result {
 	char admission_id[37]; /* "" when nothing was admitted */
 	long long locked_until; /* a lock this attempt started; 0: none */
 	int probed;		/* this attempt flagged the meeting as probed */
+	/* The attempt was recorded as a "locked" denial (see lockable):
+	 * nothing admitted, nothing counted; retry_at: when the lock (the
+	 * later of identity+meeting and source) ends, epoch seconds. */
+	int locked;
+	long long retry_at;
 };
 
 /*
- * Writes the attempt in one transaction: the admission row (outcome
- * allow), the audit record (event "admission"), the failure counters with
- * row locks (identity+meeting locks at max_failures within window_s for
- * im_duration(lock_count) seconds; the source at src_max_failures for
- * src_lock_s; failures during a lock are not counted), and the probing
+ * Writes the attempt in one transaction, serialized per identity+meeting
+ * and then per source (advisory transaction locks, always in that order):
+ * the lock state is read again under them, and a lockable attempt that
+ * finds a lock in force (or the failure count at max_failures) is recorded
+ * as a "locked" denial instead (out->locked). Otherwise: the admission row
+ * (outcome allow), the audit record (event "admission"), the failure
+ * counters with row locks (identity+meeting locks at max_failures within
+ * window_s for im_duration(lock_count) seconds; the source at
+ * src_max_failures for src_lock_s; failures during a lock are not
+ * counted), and the probing
  * check: when probe_identities distinct identities failed at this meeting
  * within probe_window_s, the meeting is flagged (probed_at), its waiting
  * room switched on and an outbox event "meeting.probed" written for the

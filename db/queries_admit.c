@@ -237,6 +237,62 @@ tri(int v)
 	return v < 0 ? NULL : v ? "true" : "false";
 }
 
+/*
+ * Serializes the attempts of one identity+meeting (and then of one source
+ * address) across nodes, and reads the lock state under those locks: the
+ * read before the directory call may be stale by the time the attempt is
+ * recorded. The two advisory locks are always taken in this order, so two
+ * attempts cannot wait for each other. *retry_at: the end of the lock in
+ * force, 0 for none.
+ */
+static int
+lock_recheck(PGconn *pg, const struct db_attempt *a, long long *retry_at,
+             char *err, size_t errlen)
+{
+	char maxf[24], win[24];
+	const char *v[4];
+	PGresult *res = NULL;
+	int r;
+
+	*retry_at = 0;
+	v[0] = a->im_key;
+	if ((r = run(pg,
+	             "SELECT pg_advisory_xact_lock(hashtextextended("
+	             "'roomgate admission ' || $1, 0))",
+	             1, v, "serializing the attempt", NULL, err, errlen)) != 0)
+		return r;
+	v[0] = a->src_key;
+	if (a->src_key != NULL &&
+	    (r = run(pg,
+	             "SELECT pg_advisory_xact_lock(hashtextextended("
+	             "'roomgate source ' || $1, 0))",
+	             1, v, "serializing the attempt", NULL, err, errlen)) != 0)
+		return r;
+	snprintf(maxf, sizeof(maxf), "%d", a->max_failures);
+	snprintf(win, sizeof(win), "%d", a->window_s);
+	v[0] = a->im_key;
+	v[1] = a->src_key;
+	v[2] = maxf;
+	v[3] = win;
+	/* A full window without a lock cannot be left by count_failure; it
+	 * is read as locked until the window ends all the same. */
+	if ((r = run(pg,
+	             "SELECT coalesce(max(ceil(extract(epoch FROM CASE "
+	             "WHEN locked_until > now() THEN locked_until "
+	             "WHEN scope = 'identity_meeting' AND $3::int > 0 AND "
+	             "failures >= $3::int AND window_start > now() - "
+	             "make_interval(secs => $4::bigint) THEN window_start + "
+	             "make_interval(secs => $4::bigint) END))), 0)::bigint "
+	             "FROM lockout_counters WHERE (scope = 'identity_meeting' "
+	             "AND key = $1) OR (scope = 'source' AND key = $2)",
+	             4, v, "reading the lockout state", &res, err, errlen)) !=
+	    0)
+		return r;
+	*retry_at = getll(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
 int
 db_admit_record(struct db_pool *pool, const struct db_attempt *a,
                 struct db_attempt_result *out, char *err, size_t errlen)
@@ -244,10 +300,11 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 	struct db_conn *c = NULL;
 	char sess[65], wait_s[24];
 	const char *v[16];
+	const char *outcome = a->outcome, *reason = a->reason;
 	PGresult *res = NULL;
 	PGconn *pg;
-	long long until;
-	int r, admit = strcmp(a->outcome, "allow") == 0;
+	long long until, retry_at = 0;
+	int r, admit = strcmp(a->outcome, "allow") == 0, failure = a->failure;
 
 	memset(out, 0, sizeof(*out));
 	if (admit && (a->meeting_id == NULL || a->state == NULL ||
@@ -257,12 +314,28 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 		          "a session and a matched group");
 		return DB_EINVAL;
 	}
+	if (a->im_key == NULL) {
+		db_seterr(err, errlen, "an attempt needs its lockout key");
+		return DB_EINVAL;
+	}
 	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
 		return r;
 	pg = db_conn_pg(c);
 	if ((r = run(pg, "BEGIN", 0, NULL, "recording the attempt", NULL, err,
 	             errlen)) != 0)
 		goto out;
+	if ((r = lock_recheck(pg, a, &retry_at, err, errlen)) != 0)
+		goto out;
+	if (a->lockable && retry_at > 0) {
+		/* Locked meanwhile: the answer is the lock, whatever the
+		 * checks found (they stay in the record). */
+		outcome = "deny";
+		reason = "locked";
+		admit = 0;
+		failure = 0;
+		out->locked = 1;
+		out->retry_at = retry_at;
+	}
 	if (admit) {
 		sodium_bin2hex(sess, sizeof(sess), a->session_hash, 32);
 		v[0] = a->meeting_id;
@@ -290,8 +363,8 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 		PQclear(res);
 		res = NULL;
 	}
-	v[0] = a->outcome;
-	v[1] = a->reason;
+	v[0] = outcome;
+	v[1] = reason;
 	v[2] = a->identity;
 	v[3] = a->idp;
 	v[4] = a->meeting_id;
@@ -318,7 +391,7 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 	             15, v, "writing the audit record", NULL, err, errlen)) !=
 	    0)
 		goto out;
-	if (a->failure) {
+	if (failure) {
 		if ((r = count_failure(pg, "identity_meeting", a->im_key,
 		                       a->max_failures, a->window_s, a->quiet_s,
 		                       a->im_duration, a->duration_ctx, 0,

@@ -438,6 +438,8 @@ decide:
 	a.probe_identities = pol.probe_identities;
 	a.probe_window_s = pol.probe_window_s;
 	a.waiting_s = cfg->adm_waiting_s;
+	/* Malformed input is answered before the lock (DESIGN.md). */
+	a.lockable = status != 400;
 	if (strcmp(reason, "identity_too_long") == 0 ||
 	    db_admit_record(app->db, &a, &res, err, sizeof(err)) != 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "admission.record",
@@ -446,6 +448,13 @@ decide:
 		     "the attempt could not be recorded, so nobody is "
 		     "admitted; try again in a moment");
 		goto out;
+	}
+	if (res.locked) {
+		/* Another attempt locked this identity+meeting (or the source)
+		 * while this one ran: recorded as "locked", answered so, and
+		 * the code's verdict stays unsaid. */
+		status = 429;
+		until = res.retry_at;
 	}
 
 	switch (status) {

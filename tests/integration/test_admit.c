@@ -585,29 +585,69 @@ directory_down_fails_closed(void **state)
 	sth_resp_free(&r);
 }
 
-/* n wrong-code attempts of browser b at the same time, alternating
- * between the nodes (curl multi; each handle gets b's cookies). */
 static void
-concurrent_failures(struct sth_browser *b, const char *link, const char *bad,
-                    int n)
+pg_ok(PGconn *pg, const char *sql)
+{
+	PGresult *res = PQexec(pg, sql);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(pg));
+	PQclear(res);
+}
+
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Backends of the application waiting on a lock (row or advisory). */
+static long
+lock_waiters(void)
+{
+	return ath_pg_count(T.pg,
+	                    "SELECT count(*) FROM pg_stat_activity WHERE "
+	                    "wait_event_type = 'Lock' AND pid <> "
+	                    "pg_backend_pid() AND $1::text IS NOT NULL",
+	                    "x");
+}
+
+/*
+ * n attempts of browser b at the same time, alternating between the nodes
+ * (curl multi; each handle gets b's cookies); codes[i] is attempt i's
+ * code, st[i] gets its status. hold: NULL, or the test's open transaction
+ * holding a row lock the recording waits on; it is committed once the
+ * attempts sent are all waiting on a lock or done (or after 5 s). With
+ * one_by_one each attempt is sent only when the previous one waits or is
+ * done, so their order is known; else all at once, and the hold ends
+ * when two of them wait (and half a second more for the rest to queue).
+ */
+static void
+burst(struct sth_browser *b, const char *link, const char *const *codes,
+      int n, PGconn *hold, int one_by_one, long *st)
 {
 	CURLM *m = curl_multi_init();
 	CURL *h[16];
 	struct curl_slist *cookies = NULL, *hl = NULL, *c;
 	struct sth_resp r[16];
 	char url[256], body[64];
-	int running = 1;
+	int running = 1, added, held = hold != NULL;
+	double t0 = mono_s(), reached = 0;
 
 	assert_true(n <= 16);
 	curl_easy_getinfo(b->h, CURLINFO_COOKIELIST, &cookies);
 	hl = curl_slist_append(hl, "Content-Type: application/json");
-	snprintf(body, sizeof(body), "{\"code\": \"%s\"}", bad);
 	for (int i = 0; i < n; i++) {
 		memset(&r[i], 0, sizeof(r[i]));
 		h[i] = curl_easy_init();
 		assert_non_null(h[i]);
 		snprintf(url, sizeof(url), "%s/v1/join/%s",
 		         i % 2 ? T.base_b : T.base, link);
+		snprintf(body, sizeof(body), "{\"code\": \"%s\"}", codes[i]);
 		curl_easy_setopt(h[i], CURLOPT_URL, url);
 		curl_easy_setopt(h[i], CURLOPT_COOKIEFILE, "");
 		for (c = cookies; c != NULL; c = c->next)
@@ -617,20 +657,38 @@ concurrent_failures(struct sth_browser *b, const char *link, const char *bad,
 		curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, sth_write);
 		curl_easy_setopt(h[i], CURLOPT_WRITEDATA, &r[i]);
 		curl_easy_setopt(h[i], CURLOPT_TIMEOUT, 30L);
+	}
+	added = hold != NULL && one_by_one ? 1 : n;
+	for (int i = 0; i < added; i++)
 		curl_multi_add_handle(m, h[i]);
-	}
-	while (running) {
+	while (running || added < n) {
 		curl_multi_perform(m, &running);
-		if (running)
-			curl_multi_poll(m, NULL, 0, 1000, NULL);
-	}
-	for (int i = 0; i < n; i++) {
-		long st = 0;
+		if (held) {
+			long sent_done = added - running;
+			long want = one_by_one ? added : 2;
+			int ok = lock_waiters() + sent_done >= want;
 
-		curl_easy_getinfo(h[i], CURLINFO_RESPONSE_CODE, &st);
-		if (st != 401)
-			fail_msg("attempt %d: %ld %s", i, st,
-			         r[i].body ? r[i].body : "");
+			if (ok && !one_by_one && reached == 0)
+				reached = mono_s();
+			if ((ok && (one_by_one || mono_s() - reached > 0.5)) ||
+			    mono_s() - t0 > 5) {
+				if (added < n) {
+					curl_multi_add_handle(m, h[added++]);
+					running = 1;
+					t0 = mono_s();
+				} else {
+					pg_ok(hold, "COMMIT");
+					held = 0;
+				}
+			}
+		}
+		if (running)
+			curl_multi_poll(m, NULL, 0, held ? 50 : 1000, NULL);
+	}
+	assert_false(held);
+	for (int i = 0; i < n; i++) {
+		st[i] = 0;
+		curl_easy_getinfo(h[i], CURLINFO_RESPONSE_CODE, &st[i]);
 		curl_multi_remove_handle(m, h[i]);
 		curl_easy_cleanup(h[i]);
 		free(r[i].body);
@@ -638,6 +696,23 @@ concurrent_failures(struct sth_browser *b, const char *link, const char *bad,
 	curl_slist_free_all(cookies);
 	curl_slist_free_all(hl);
 	curl_multi_cleanup(m);
+}
+
+/* n wrong-code attempts of browser b at the same time, all answered 401. */
+static void
+concurrent_failures(struct sth_browser *b, const char *link, const char *bad,
+                    int n)
+{
+	const char *codes[16];
+	long st[16];
+
+	assert_true(n <= 16);
+	for (int i = 0; i < n; i++)
+		codes[i] = bad;
+	burst(b, link, codes, n, NULL, 0, st);
+	for (int i = 0; i < n; i++)
+		if (st[i] != 401)
+			fail_msg("attempt %d: %ld", i, st[i]);
 }
 
 /* Attempts racing on both nodes are all counted (no lost update), and
@@ -667,6 +742,148 @@ racing_nodes_count_every_failure(void **state)
 	                              "key = $1",
 	                              key),
 	                 1);
+}
+
+/* n wrong codes of b one after the other, alternating nodes, each 401. */
+static void
+seed_failures(struct sth_browser *b, const char *link, const char *bad, int n)
+{
+	for (int i = 0; i < n; i++)
+		expect_join(b, i % 2 ? T.base_b : T.base, link, bad, 401,
+		            "invalid_code");
+}
+
+/* A new connection in a transaction holding the identity+meeting counter
+ * row of key, so attempts that count a failure wait at the counter. */
+static PGconn *
+hold_counter(const char *key)
+{
+	PGconn *pg = sth_pg();
+	PGresult *res;
+
+	assert_non_null(pg);
+	pg_ok(pg, "BEGIN");
+	res = PQexecParams(pg,
+	                   "SELECT failures FROM lockout_counters WHERE "
+	                   "scope = 'identity_meeting' AND key = $1 "
+	                   "FOR UPDATE",
+	                   1, NULL, &key, NULL, NULL, 0);
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	assert_int_equal(PQntuples(res), 1);
+	PQclear(res);
+	return pg;
+}
+
+static long
+meeting_audits(const char *id, const char *reason)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM audit_log WHERE meeting_id = $1::uuid "
+	         "AND event_type = 'admission'%s",
+	         reason ? " AND reason = 'locked'" : "");
+	return ath_pg_count(T.pg, sql, id);
+}
+
+/* A burst of wrong codes over both nodes gets at most max_failures
+ * answers "invalid code": the lock is read again where the attempt is
+ * recorded, one attempt of an identity+meeting after the other. */
+static void
+burst_never_gets_more_than_max_failures(void **state)
+{
+	char link[80], code[16], id[40], bad[16], key[128];
+	const char *codes[16];
+	long st[16], n401 = 0, n429 = 0;
+	PGconn *hold;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit burst", 0, link,
+	                code, id);
+	wrong_of(code, bad);
+	for (int i = 0; i < 16; i++)
+		codes[i] = bad;
+	burst(&T.bob, link, codes, 16, NULL, 0, st);
+	for (int i = 0; i < 16; i++) {
+		n401 += st[i] == 401;
+		n429 += st[i] == 429;
+	}
+	if (n401 > 5 || n401 + n429 != 16)
+		fail_msg("16 wrong codes at once: %ld x 401, %ld x 429", n401,
+		         n429);
+	assert_int_equal(meeting_audits(id, NULL), 16);
+	assert_int_equal(meeting_audits(id, "locked"), n429);
+
+	/* The same, made certain: four failures, then eight attempts that
+	 * all get past the first lock read while the fifth is being
+	 * recorded. Exactly one more "invalid code". */
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit burst held", 0,
+	                link, code, id);
+	wrong_of(code, bad);
+	snprintf(key, sizeof(key), "%s bob", id);
+	seed_failures(&T.bob, link, bad, 4);
+	hold = hold_counter(key);
+	burst(&T.bob, link, codes, 8, hold, 0, st);
+	PQfinish(hold);
+	n401 = n429 = 0;
+	for (int i = 0; i < 8; i++) {
+		n401 += st[i] == 401;
+		n429 += st[i] == 429;
+	}
+	if (n401 != 1 || n429 != 7)
+		fail_msg("after 4 failures, 8 wrong codes at once: %ld x 401, "
+		         "%ld x 429",
+		         n401, n429);
+	assert_int_equal(meeting_audits(id, NULL), 12);
+	assert_int_equal(meeting_audits(id, "locked"), 7);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT lock_count FROM lockout_counters "
+	                              "WHERE scope = 'identity_meeting' AND "
+	                              "key = $1",
+	                              key),
+	                 1);
+}
+
+/* The right code arriving while the fifth failure is being recorded
+ * waits for it and is then refused as locked: no admission, and the
+ * answer does not say the code was right (the record does). */
+static void
+right_code_behind_the_locking_failure_is_429(void **state)
+{
+	char link[80], code[16], id[40], bad[16], key[128];
+	const char *codes[2];
+	long st[2];
+	PGconn *hold;
+	char *got;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit burst right", 0,
+	                link, code, id);
+	wrong_of(code, bad);
+	snprintf(key, sizeof(key), "%s bob", id);
+	seed_failures(&T.bob, link, bad, 4);
+	hold = hold_counter(key);
+	codes[0] = bad;
+	codes[1] = code;
+	burst(&T.bob, link, codes, 2, hold, 1, st);
+	PQfinish(hold);
+	if (st[0] != 401 || st[1] != 429)
+		fail_msg("wrong code then right code: %ld, %ld", st[0], st[1]);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
+	                 0);
+	got = sth_pg_value(T.pg,
+	                   "SELECT outcome || ' ' || coalesce(code_ok::text, "
+	                   "'-') || ' ' || coalesce(member_ok::text, '-') "
+	                   "FROM audit_log WHERE meeting_id = $1::uuid AND "
+	                   "reason = 'locked'",
+	                   id);
+	assert_non_null(got);
+	assert_string_equal(got, "deny true true");
+	free(got);
+	assert_int_equal(meeting_audits(id, NULL), 6);
 }
 
 /* Failures from three identities flag the meeting: waiting room on,
@@ -819,6 +1036,8 @@ main(void)
 	    cmocka_unit_test(malformed_code_is_400_and_counts),
 	    cmocka_unit_test(five_failures_lock_across_nodes),
 	    cmocka_unit_test(racing_nodes_count_every_failure),
+	    cmocka_unit_test(burst_never_gets_more_than_max_failures),
+	    cmocka_unit_test(right_code_behind_the_locking_failure_is_429),
 	    cmocka_unit_test(unknown_link_is_404_and_counts),
 	    cmocka_unit_test(no_session_is_401_with_login_url),
 	    cmocka_unit_test(waiting_room_is_202),
