@@ -1,8 +1,8 @@
 /*
  * directory/ -- LDAP / Active Directory access for roomgate: a pool of
  * bound connections (service account), the identity lookup and the live
- * active-member check (dir_check_member, dir_check_role); the change
- * watcher arrives with a later issue.
+ * active-member check (dir_check_member, dir_check_role), and the change
+ * watcher (dir_watch_*: push revocation).
  *
  * This is the only header other folders include. libldap types stay
  * inside directory/.
@@ -275,5 +275,110 @@ struct dir_pool_stats {
 	uint64_t latency_sum_us;
 };
 void dir_pool_get_stats(struct dir_pool *pool, struct dir_pool_stats *st);
+
+/* ---- the change watcher (watch.c) -------------------------------------- */
+
+/*
+ * Follows the directory with an RFC 4533 refreshAndPersist content-sync
+ * search (OpenLDAP syncprov) on its own connection -- never the pool's,
+ * and nothing else runs on it (libldap loses queued sync messages when
+ * other operations share the handle). One search under the watch base
+ * (base_dn, else group_base, else people_base) with the filter
+ * (|(<member_attribute>=*)(<identity attribute>=*)): the identity
+ * attribute is the one user_filter compares with {identity} (uid in the
+ * default). Entries holding the identity attribute are people (DN ->
+ * identity, kept from the sync itself, and whether the active preset
+ * says active); the others are groups (their member DNs, normalized).
+ *
+ * A modified group arrives whole; the watcher diffs it against the last
+ * known member list and reports each member that left. Reported changes:
+ *   LOST          identity left group_dn (or group_dn was deleted)
+ *   DISABLED      identity's entry turned inactive (OPENLDAP:
+ *                 pwdAccountLockedTime set; AD: ACCOUNTDISABLE; FREEIPA:
+ *                 nsAccountLock TRUE). Not followed for FILTER / NONE.
+ *   DELETED       identity's entry was deleted (or left the watch base)
+ *   GROUP_MEMBERS a group seen for the first time (no baseline to diff:
+ *                 after a start, a takeover or a full resync): the whole
+ *                 current list of member identities, so the receiver
+ *                 ends whatever depends on group_dn for anyone else.
+ *                 During a refresh these wait until the refresh is done
+ *                 (every person known by then).
+ * Member DNs that name no watched person are ignored (service accounts,
+ * nested groups: nesting is not followed by the watcher).
+ *
+ * Reconnects with backoff (dir_backoff_ms) after any loss and resumes
+ * from its cookie, keeping its baseline; a change handler that fails
+ * (returns non-zero) drops the baseline and the cookie so the next
+ * connection does a full refresh, whose GROUP_MEMBERS reports reconcile
+ * what was missed.
+ */
+enum dir_watch_kind {
+	DIR_WATCH_LOST = 1,
+	DIR_WATCH_DISABLED,
+	DIR_WATCH_DELETED,
+	DIR_WATCH_GROUP_MEMBERS,
+};
+
+/* Valid during the callback only. */
+struct dir_watch_event {
+	int kind;		       /* enum dir_watch_kind */
+	const char *identity;	       /* LOST, DISABLED, DELETED */
+	const char *group_dn;	       /* LOST, GROUP_MEMBERS (normalized) */
+	const char *const *members;    /* GROUP_MEMBERS: identities */
+	size_t nmembers;
+};
+
+struct dir_watch_hooks {
+	/* A change; non-zero = not applied (see above). Required. */
+	int (*change)(void *arg, const struct dir_watch_event *ev);
+	/* The sync cookie after a poll that moved it (len bytes, not
+	 * NUL-terminated text in general). Optional. */
+	void (*cookie)(void *arg, const char *cookie, size_t len);
+	/* Called about once per second and after every poll: 0 stops
+	 * dir_watch_run (e.g. shutdown, or leadership lost). Required. */
+	int (*keep_going)(void *arg);
+	void *arg;
+};
+
+/* What metrics show. */
+struct dir_watch_stats {
+	int connected;	/* the sync search is running */
+	int caught_up;	/* connected and the refresh is done */
+	uint64_t connects, disconnects, full_refreshes;
+	uint64_t changes; /* events reported */
+	uint64_t entries; /* sync messages handled */
+	int64_t last_event_unix_ms; /* wall clock of the last sync message,
+				       0: none */
+	size_t people, groups; /* entries known */
+};
+
+struct dir_watch;
+/*
+ * Checks cfg (as dir_pool_open, without the pool settings) and the
+ * watch settings, copies what it needs. Does not connect. Freed with
+ * dir_watch_close(). DIR_EINVAL with a message for an unusable setup
+ * (no base, a user_filter without "(attr={identity})", ...).
+ */
+int dir_watch_open(const struct dir_config *cfg,
+		   const struct dir_watch_hooks *hooks, struct dir_watch **out,
+		   char *err, size_t errlen);
+/*
+ * Runs the sync until keep_going() answers 0: connect, bind, refresh,
+ * persist, reconnect with backoff. Blocking, one thread at a time; calls
+ * the hooks from that thread. Returns 0 when told to stop.
+ */
+int dir_watch_run(struct dir_watch *w);
+/* Thread-safe snapshot. */
+void dir_watch_get_stats(struct dir_watch *w, struct dir_watch_stats *st);
+/* Forgets baseline and cookie: the next connection refreshes fully. */
+void dir_watch_reset(struct dir_watch *w);
+void dir_watch_close(struct dir_watch *w);
+
+/*
+ * dn in the form the watcher reports (ldap_dn_normalize, ASCII
+ * lower-case), for comparing with stored group DNs. malloc()ed into
+ * *out; DIR_EINVAL when dn is no DN.
+ */
+int dir_dn_normalize(const char *dn, char **out);
 
 #endif

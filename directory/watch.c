@@ -1,0 +1,617 @@
+/*
+ * directory/watch.c -- the change watcher (directory.h): an RFC 4533
+ * refreshAndPersist search through libldap's ldap_sync_* API on a
+ * connection of its own, turned into changes by watch_state.c.
+ *
+ * libldap's sync API leaves connecting, keepalive and reconnecting to us
+ * and frees ls_base, ls_filter, ls_attrs and ls_cookie with ldap_memfree
+ * in ldap_sync_destroy, which also unbinds ls_ld: those are allocated
+ * with libldap's allocator and the cookie is copied out before every
+ * destroy. ldap_sync_poll answers 0 both for "handled" and "timed out"
+ * and -1 both for "connection gone" and "interrupted", so progress is
+ * counted in the callbacks.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "directory/dir_int.h"
+#include "directory/watch_int.h"
+
+/* ldap_sync_poll's wait (seconds): how often keep_going() is asked. */
+#define WATCH_POLL_S 1
+#define WATCH_MAX_COOKIE 4096
+
+struct dir_watch {
+	struct dir_cfg cfg;
+	struct dir_watch_hooks hooks;
+	char key_attr[DIR_MAX_ATTR_LEN + 1];
+	char *base;
+	char *filter;
+	struct dir_wstate *state;
+	struct berval cookie; /* malloc()ed copy, bv_val NULL: none */
+
+	/* per connection */
+	int in_refresh;
+	int failed; /* a change handler failed: full resync */
+	uint64_t seen_msgs;
+
+	pthread_mutex_t mu; /* stats */
+	struct dir_watch_stats st;
+};
+
+static void note(struct dir_watch *w, int level, const char *event,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+note(struct dir_watch *w, int level, const char *event, const char *fmt, ...)
+{
+	char msg[DIR_ERR_MAX];
+	va_list ap;
+
+	if (w->cfg.log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dir_printable(msg);
+	w->cfg.log(w->cfg.log_arg, level, event, msg);
+}
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Counts a sync message (the proof that a poll did something). */
+static void
+saw_message(struct dir_watch *w)
+{
+	w->seen_msgs++;
+	pthread_mutex_lock(&w->mu);
+	w->st.entries++;
+	w->st.last_event_unix_ms = wall_ms();
+	pthread_mutex_unlock(&w->mu);
+}
+
+static int
+emit_change(void *arg, const struct dir_watch_event *ev)
+{
+	struct dir_watch *w = arg;
+	int r;
+
+	if (w->failed)
+		return -1;
+	r = w->hooks.change(w->hooks.arg, ev);
+	if (r != 0) {
+		w->failed = 1;
+		note(w, DIR_LOG_ERROR, "directory_watch_apply_failed",
+		     "a directory change could not be applied; resyncing "
+		     "the whole directory on a new connection");
+		return r;
+	}
+	pthread_mutex_lock(&w->mu);
+	w->st.changes++;
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}
+
+/* Copies the sync's identity attribute and active attribute out of an
+ * entry into in (identity points into *idvals). */
+static int
+read_entry(struct dir_watch *w, LDAP *ld, LDAPMessage *msg,
+           struct dir_wentry_in *in, char **dn, struct berval ***idvals,
+           struct berval ***members, char ***mstr)
+{
+	struct berval **v;
+	static char empty[] = "";
+
+	memset(in, 0, sizeof(*in));
+	*dn = ldap_get_dn(ld, msg);
+	if (*dn == NULL)
+		return DIR_EINVAL;
+	in->dn = *dn;
+	*idvals = ldap_get_values_len(ld, msg, w->key_attr);
+	if (*idvals != NULL && (*idvals)[0] != NULL) {
+		struct berval *b = (*idvals)[0];
+
+		/* berval values are counted; our strings are not. */
+		if (b->bv_len == 0 || b->bv_len > DIR_MAX_IDENTITY_LEN ||
+		    memchr(b->bv_val, '\0', b->bv_len) != NULL)
+			return DIR_EINVAL;
+		in->identity = b->bv_val; /* NUL-terminated by libldap */
+		switch (w->cfg.active) {
+		case DIR_ACTIVE_OPENLDAP:
+			v = ldap_get_values_len(ld, msg,
+			                        "pwdAccountLockedTime");
+			in->inactive = v != NULL && v[0] != NULL;
+			ldap_value_free_len(v);
+			break;
+		case DIR_ACTIVE_AD: {
+			long long uac;
+			int dis = 0;
+
+			v = ldap_get_values_len(ld, msg, "userAccountControl");
+			if (v != NULL && v[0] != NULL &&
+			    dir_uac_disabled(v[0]->bv_val, v[0]->bv_len, &uac,
+			                     &dis) == 0)
+				in->inactive = dis;
+			ldap_value_free_len(v);
+			break;
+		}
+		case DIR_ACTIVE_FREEIPA:
+			v = ldap_get_values_len(ld, msg, "nsAccountLock");
+			in->inactive =
+			    v != NULL && v[0] != NULL &&
+			    dir_ipa_locked(v[0]->bv_val, v[0]->bv_len);
+			ldap_value_free_len(v);
+			break;
+		default:
+			break;
+		}
+		return 0;
+	}
+	*members = ldap_get_values_len(ld, msg, w->cfg.member_attribute);
+	if (*members != NULL) {
+		size_t n = 0;
+
+		while ((*members)[n] != NULL)
+			n++;
+		*mstr = calloc(n + 1, sizeof(**mstr));
+		if (*mstr == NULL)
+			return DIR_ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			struct berval *b = (*members)[i];
+
+			(*mstr)[i] = memchr(b->bv_val, '\0', b->bv_len)
+			                 ? empty
+			                 : b->bv_val;
+		}
+		in->members = (const char *const *)*mstr;
+		in->nmembers = n;
+	}
+	return 0;
+}
+
+static int
+on_entry(ldap_sync_t *ls, LDAPMessage *msg, struct berval *uuid,
+         ldap_sync_refresh_t phase)
+{
+	struct dir_watch *w = ls->ls_private;
+	struct berval **idvals = NULL, **members = NULL;
+	char *dn = NULL, **mstr = NULL;
+	struct dir_wentry_in in;
+	int r = 0;
+
+	saw_message(w);
+	if (uuid == NULL)
+		return 0;
+	switch (phase) {
+	case LDAP_SYNC_CAPI_PRESENT:
+		dir_wstate_present(w->state, (unsigned char *)uuid->bv_val,
+		                   uuid->bv_len);
+		break;
+	case LDAP_SYNC_CAPI_DELETE:
+		r = dir_wstate_delete(w->state, (unsigned char *)uuid->bv_val,
+		                      uuid->bv_len, emit_change, w);
+		break;
+	case LDAP_SYNC_CAPI_ADD:
+	case LDAP_SYNC_CAPI_MODIFY:
+		if (read_entry(w, ls->ls_ld, msg, &in, &dn, &idvals, &members,
+		               &mstr) == 0)
+			r = dir_wstate_entry(
+			    w->state, (unsigned char *)uuid->bv_val,
+			    uuid->bv_len, &in, w->in_refresh, emit_change, w);
+		else
+			note(w, DIR_LOG_WARN, "directory_watch_entry_skipped",
+			     "ignored an entry the watcher cannot read (%s)",
+			     dn != NULL ? dn : "no DN");
+		if (r == DIR_EINVAL)
+			r = 0;
+		break;
+	default:
+		break;
+	}
+	free(mstr);
+	ldap_value_free_len(members);
+	ldap_value_free_len(idvals);
+	if (dn != NULL)
+		ldap_memfree(dn);
+	/* A failed change is handled by w->failed (the poll loop starts
+	 * over); libldap must keep going through this message. */
+	(void)r;
+	return 0;
+}
+
+static int
+on_intermediate(ldap_sync_t *ls, LDAPMessage *msg, BerVarray uuids,
+                ldap_sync_refresh_t phase)
+{
+	struct dir_watch *w = ls->ls_private;
+
+	(void)msg;
+	saw_message(w);
+	switch (phase) {
+	case LDAP_SYNC_CAPI_PRESENTS_IDSET:
+		dir_wstate_presents(w->state);
+		for (size_t i = 0; uuids != NULL && uuids[i].bv_val != NULL;
+		     i++)
+			dir_wstate_present(w->state,
+			                   (unsigned char *)uuids[i].bv_val,
+			                   uuids[i].bv_len);
+		break;
+	case LDAP_SYNC_CAPI_PRESENTS:
+		dir_wstate_presents(w->state);
+		break;
+	case LDAP_SYNC_CAPI_DELETES_IDSET:
+		/* May name entries never seen: ignored by the state. */
+		for (size_t i = 0; uuids != NULL && uuids[i].bv_val != NULL;
+		     i++)
+			(void)dir_wstate_delete(
+			    w->state, (unsigned char *)uuids[i].bv_val,
+			    uuids[i].bv_len, emit_change, w);
+		break;
+	case LDAP_SYNC_CAPI_DONE:
+		if (w->in_refresh) {
+			w->in_refresh = 0;
+			(void)dir_wstate_refresh_done(w->state, emit_change, w);
+			pthread_mutex_lock(&w->mu);
+			w->st.caught_up = 1;
+			w->st.people = dir_wstate_count(w->state, 0);
+			w->st.groups = dir_wstate_count(w->state, 1);
+			pthread_mutex_unlock(&w->mu);
+			note(w, DIR_LOG_INFO, "directory_watch_caught_up",
+			     "directory watcher caught up: %zu people, %zu "
+			     "groups",
+			     dir_wstate_count(w->state, 0),
+			     dir_wstate_count(w->state, 1));
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int
+on_result(ldap_sync_t *ls, LDAPMessage *msg, int refresh_deletes)
+{
+	struct dir_watch *w = ls->ls_private;
+
+	(void)msg;
+	(void)refresh_deletes;
+	saw_message(w);
+	return 0;
+}
+
+static void
+keep_cookie(struct dir_watch *w, const struct berval *c)
+{
+	char *copy;
+
+	if (c == NULL || c->bv_val == NULL || c->bv_len == 0 ||
+	    c->bv_len > WATCH_MAX_COOKIE)
+		return;
+	if (w->cookie.bv_val != NULL && w->cookie.bv_len == c->bv_len &&
+	    memcmp(w->cookie.bv_val, c->bv_val, c->bv_len) == 0)
+		return;
+	copy = malloc(c->bv_len + 1);
+	if (copy == NULL)
+		return;
+	memcpy(copy, c->bv_val, c->bv_len);
+	copy[c->bv_len] = '\0';
+	free(w->cookie.bv_val);
+	w->cookie.bv_val = copy;
+	w->cookie.bv_len = c->bv_len;
+	if (w->hooks.cookie != NULL)
+		w->hooks.cookie(w->hooks.arg, copy, c->bv_len);
+}
+
+static void
+forget(struct dir_watch *w)
+{
+	free(w->cookie.bv_val);
+	w->cookie.bv_val = NULL;
+	w->cookie.bv_len = 0;
+	dir_wstate_clear(w->state);
+	w->failed = 0;
+}
+
+static void
+set_connected(struct dir_watch *w, int up)
+{
+	pthread_mutex_lock(&w->mu);
+	if (up) {
+		w->st.connected = 1;
+		w->st.connects++;
+	} else {
+		if (w->st.connected)
+			w->st.disconnects++;
+		w->st.connected = 0;
+		w->st.caught_up = 0;
+	}
+	w->st.people = dir_wstate_count(w->state, 0);
+	w->st.groups = dir_wstate_count(w->state, 1);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Fills a fresh ldap_sync_t (libldap-allocated strings; see top). */
+static int
+sync_setup(struct dir_watch *w, ldap_sync_t *ls, LDAP *ld)
+{
+	const char *act = NULL;
+	int n = 0;
+
+	ldap_sync_initialize(ls);
+	ls->ls_ld = ld; /* first: ldap_sync_destroy unbinds it on failure */
+	ls->ls_base = ldap_strdup(w->base);
+	ls->ls_filter = ldap_strdup(w->filter);
+	ls->ls_attrs = ldap_memcalloc(5, sizeof(char *));
+	if (ls->ls_base == NULL || ls->ls_filter == NULL ||
+	    ls->ls_attrs == NULL)
+		return DIR_ENOMEM;
+	switch (w->cfg.active) {
+	case DIR_ACTIVE_OPENLDAP:
+		act = "pwdAccountLockedTime";
+		break;
+	case DIR_ACTIVE_AD:
+		act = "userAccountControl";
+		break;
+	case DIR_ACTIVE_FREEIPA:
+		act = "nsAccountLock";
+		break;
+	default:
+		break;
+	}
+	if ((ls->ls_attrs[n++] = ldap_strdup(w->key_attr)) == NULL ||
+	    (ls->ls_attrs[n++] = ldap_strdup(w->cfg.member_attribute)) ==
+	        NULL ||
+	    (act != NULL && (ls->ls_attrs[n++] = ldap_strdup(act)) == NULL))
+		return DIR_ENOMEM;
+	ls->ls_scope = LDAP_SCOPE_SUBTREE;
+	ls->ls_timeout = WATCH_POLL_S;
+	ls->ls_search_entry = on_entry;
+	ls->ls_intermediate = on_intermediate;
+	ls->ls_search_result = on_result;
+	ls->ls_private = w;
+	if (w->cookie.bv_val != NULL) {
+		ls->ls_cookie.bv_val = ldap_memalloc(w->cookie.bv_len + 1);
+		if (ls->ls_cookie.bv_val == NULL)
+			return DIR_ENOMEM;
+		memcpy(ls->ls_cookie.bv_val, w->cookie.bv_val,
+		       w->cookie.bv_len + 1);
+		ls->ls_cookie.bv_len = w->cookie.bv_len;
+	}
+	return 0;
+}
+
+/* Sleeps ms in steps, asking keep_going(); 0 when told to stop. */
+static int
+nap(struct dir_watch *w, int ms)
+{
+	while (ms > 0) {
+		int step = ms > 200 ? 200 : ms;
+
+		if (!w->hooks.keep_going(w->hooks.arg))
+			return 0;
+		usleep((useconds_t)step * 1000);
+		ms -= step;
+	}
+	return w->hooks.keep_going(w->hooks.arg);
+}
+
+/*
+ * One connection's life: connect, refresh, persist until it breaks or
+ * keep_going() says stop. Returns 1 to stop, 0 after a loss.
+ */
+static int
+one_session(struct dir_watch *w, unsigned *fails)
+{
+	struct dir_conn conn = {NULL, NULL};
+	struct dir_sigpipe sp;
+	ldap_sync_t ls;
+	char err[DIR_ERR_MAX];
+	int rc, stop = 0, full;
+
+	memset(&ls, 0, sizeof(ls));
+	if (dir_conn_open(&w->cfg, &conn, err, sizeof(err)) != 0) {
+		note(w, DIR_LOG_ERROR, "directory_watch_connect_failed",
+		     "directory watcher cannot connect: %s", err);
+		return 0;
+	}
+	if (sync_setup(w, &ls, conn.ld) != 0) {
+		ldap_sync_destroy(&ls, 0); /* unbinds conn.ld too */
+		note(w, DIR_LOG_ERROR, "directory_watch_failed",
+		     "directory watcher: out of memory");
+		return 0;
+	}
+	full = w->cookie.bv_val == NULL;
+	if (full) {
+		dir_wstate_clear(w->state);
+		pthread_mutex_lock(&w->mu);
+		w->st.full_refreshes++;
+		pthread_mutex_unlock(&w->mu);
+	}
+	dir_wstate_refresh_begin(w->state, full);
+	w->in_refresh = 1;
+	set_connected(w, 1);
+	dir_sigpipe_block(&sp);
+	rc = ldap_sync_init_refresh_and_persist(&ls);
+	dir_sigpipe_restore(&sp);
+	keep_cookie(w, &ls.ls_cookie);
+	if (rc != LDAP_SUCCESS) {
+		note(w, DIR_LOG_ERROR, "directory_watch_sync_failed",
+		     "directory watcher: the sync search failed at %s: %s "
+		     "(the server needs the syncprov overlay and read "
+		     "access for the service account)",
+		     conn.uri->uri, ldap_err2string(rc));
+		if (rc == LDAP_UNWILLING_TO_PERFORM ||
+		    rc == LDAP_SYNC_REFRESH_REQUIRED)
+			forget(w); /* e.g. a cookie the server refuses */
+		goto out;
+	}
+	*fails = 0;
+	note(w, DIR_LOG_INFO, "directory_watch_connected",
+	     "directory watcher following %s under %s (%s refresh)",
+	     conn.uri->uri, w->base, full ? "full" : "resumed");
+	while (!w->failed) {
+		if (!w->hooks.keep_going(w->hooks.arg)) {
+			stop = 1;
+			break;
+		}
+		dir_sigpipe_block(&sp);
+		rc = ldap_sync_poll(&ls);
+		dir_sigpipe_restore(&sp);
+		/* Save the cookie after every poll: writes elsewhere move
+		 * it without any callback. */
+		keep_cookie(w, &ls.ls_cookie);
+		if (rc != 0 && rc != LDAP_SUCCESS) {
+			note(w, DIR_LOG_WARN, "directory_watch_lost",
+			     "directory watcher lost its sync at %s (%d: %s); "
+			     "reconnecting and resuming",
+			     conn.uri->uri, rc, ldap_err2string(rc));
+			if (rc == LDAP_SYNC_REFRESH_REQUIRED) {
+				/* Keep the baseline: a full refresh reports
+				 * what vanished as deletions. */
+				free(w->cookie.bv_val);
+				w->cookie.bv_val = NULL;
+				w->cookie.bv_len = 0;
+			}
+			break;
+		}
+	}
+out:
+	if (w->failed)
+		forget(w);
+	dir_sigpipe_block(&sp);
+	ldap_sync_destroy(&ls, 0); /* unbinds ls_ld = conn.ld */
+	dir_sigpipe_restore(&sp);
+	set_connected(w, 0);
+	return stop;
+}
+
+int
+dir_watch_run(struct dir_watch *w)
+{
+	unsigned fails = 0;
+
+	while (w->hooks.keep_going(w->hooks.arg)) {
+		if (one_session(w, &fails))
+			break;
+		fails++;
+		if (!nap(w, dir_backoff_ms(fails)))
+			break;
+	}
+	return 0;
+}
+
+int
+dir_watch_open(const struct dir_config *cfg,
+               const struct dir_watch_hooks *hooks, struct dir_watch **out,
+               char *err, size_t errlen)
+{
+	struct dir_watch *w;
+	struct dir_config c;
+	const char *base;
+	size_t flen;
+	int r;
+
+	*out = NULL;
+	if (hooks == NULL || hooks->change == NULL ||
+	    hooks->keep_going == NULL) {
+		dir_errf(err, errlen, "directory watcher: no change handler");
+		return DIR_EINVAL;
+	}
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return DIR_ENOMEM;
+	pthread_mutex_init(&w->mu, NULL);
+	w->hooks = *hooks;
+	/* The pool's checks (and defaults) without a pool: one
+	 * connection of its own. */
+	c = *cfg;
+	c.pool_size = 1;
+	c.acquire_timeout_ms = 0;
+	if ((r = dir_cfg_load(&c, 1, &w->cfg, err, errlen)) != 0)
+		goto fail;
+	if (dir_watch_key_attr(w->cfg.user_filter, w->key_attr,
+	                       sizeof(w->key_attr)) != 0) {
+		dir_errf(err, errlen,
+		         "directory watcher: [directory] user_filter %s "
+		         "compares no attribute with {identity} as "
+		         "(attr={identity}); set watch = off or write the "
+		         "filter that way",
+		         w->cfg.user_filter);
+		r = DIR_EINVAL;
+		goto fail;
+	}
+	base = w->cfg.base_dn != NULL      ? w->cfg.base_dn
+	       : w->cfg.group_base != NULL ? w->cfg.group_base
+	                                   : w->cfg.people_base;
+	if (base == NULL) {
+		dir_errf(err, errlen,
+		         "directory watcher: no search base; set [ldap] "
+		         "base_dn (the watcher follows people and groups "
+		         "under it)");
+		r = DIR_EINVAL;
+		goto fail;
+	}
+	flen = strlen(w->cfg.member_attribute) + strlen(w->key_attr) + 16;
+	w->base = strdup(base);
+	w->filter = malloc(flen);
+	if (w->base == NULL || w->filter == NULL) {
+		r = DIR_ENOMEM;
+		goto fail;
+	}
+	snprintf(w->filter, flen, "(|(%s=*)(%s=*))", w->cfg.member_attribute,
+	         w->key_attr);
+	if ((r = dir_wstate_new(&w->state)) != 0)
+		goto fail;
+	*out = w;
+	return 0;
+fail:
+	dir_watch_close(w);
+	return r;
+}
+
+void
+dir_watch_get_stats(struct dir_watch *w, struct dir_watch_stats *st)
+{
+	pthread_mutex_lock(&w->mu);
+	*st = w->st;
+	pthread_mutex_unlock(&w->mu);
+}
+
+void
+dir_watch_reset(struct dir_watch *w)
+{
+	forget(w);
+}
+
+void
+dir_watch_close(struct dir_watch *w)
+{
+	if (w == NULL)
+		return;
+	dir_wstate_free(w->state);
+	free(w->cookie.bv_val);
+	free(w->base);
+	free(w->filter);
+	dir_cfg_free(&w->cfg);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}
+
+int
+dir_dn_normalize(const char *dn, char **out)
+{
+	return dir_dn_norm(dn, out);
+}

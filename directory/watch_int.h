@@ -1,0 +1,93 @@
+/*
+ * directory/watch_int.h -- private to directory/watch.c and its unit
+ * tests: the watcher's baseline (what each watched entry looked like
+ * last) and the diffing that turns sync messages into changes, free of
+ * any LDAP connection so it can be tested on its own.
+ *
+ * Entries are keyed by their entryUUID (the sync protocol names deleted
+ * entries by it alone). Strings passed in are copied.
+ */
+#ifndef ROOMGATE_WATCH_INT_H
+#define ROOMGATE_WATCH_INT_H
+
+#include <stddef.h>
+
+#include <ldap.h>
+
+#include "directory/directory.h"
+
+/* Receives each change; non-zero stops the call and is returned. */
+typedef int (*dir_wemit_fn)(void *arg, const struct dir_watch_event *ev);
+
+/* One entry as a sync message delivered it (ADD or MODIFY: all of it). */
+struct dir_wentry_in {
+	const char *dn;             /* as the server sent it */
+	const char *identity;       /* people: the identity attribute; NULL:
+	                               a group */
+	int inactive;               /* people: the active preset says no */
+	const char *const *members; /* groups: member DNs as sent */
+	size_t nmembers;
+};
+
+struct dir_wstate;
+int dir_wstate_new(struct dir_wstate **out);
+void dir_wstate_free(struct dir_wstate *s);
+/* Forgets every entry (the next refresh is a full one). */
+void dir_wstate_clear(struct dir_wstate *s);
+size_t dir_wstate_count(const struct dir_wstate *s, int groups);
+
+/*
+ * A refresh starts. full: no cookie was sent (everything comes again,
+ * so what does not come is gone at refresh_done).
+ */
+void dir_wstate_refresh_begin(struct dir_wstate *s, int full);
+/* The server switched to the present phase (PRESENTS_IDSET / PRESENT):
+ * entries it does not name are gone at refresh_done. */
+void dir_wstate_presents(struct dir_wstate *s);
+/* An entry named present (only its UUID). */
+void dir_wstate_present(struct dir_wstate *s, const unsigned char *uuid,
+                        size_t len);
+/*
+ * An added or modified entry. in_refresh: before the refresh is done
+ * (first-seen groups then wait for refresh_done). DIR_EINVAL for a DN
+ * that does not parse (the entry is ignored, nothing emitted).
+ */
+int dir_wstate_entry(struct dir_wstate *s, const unsigned char *uuid,
+                     size_t len, const struct dir_wentry_in *in, int in_refresh,
+                     dir_wemit_fn emit, void *arg);
+/* A deleted entry (unknown UUIDs are ignored). */
+int dir_wstate_delete(struct dir_wstate *s, const unsigned char *uuid,
+                      size_t len, dir_wemit_fn emit, void *arg);
+/* The refresh is done: deletes what a full or present-phase refresh did
+ * not name, then reports the groups that waited (GROUP_MEMBERS). */
+int dir_wstate_refresh_done(struct dir_wstate *s, dir_wemit_fn emit, void *arg);
+
+/*
+ * The identity attribute of a user filter: the attribute compared with
+ * {identity}, e.g. "uid" in (&(objectClass=person)(uid={identity})).
+ * DIR_EINVAL when there is no "(attr={identity})".
+ */
+int dir_watch_key_attr(const char *user_filter, char *out, size_t outlen);
+
+/*
+ * watch_ad.c: the Active Directory change-notification search (see the
+ * file's comment). ctrls is NULL-terminated (notification, critical;
+ * show-deleted, critical) for ldap_search_ext's server controls; attrs
+ * NULL-terminated. Everything owned, freed by dir_ad_notify_free (also
+ * after a failed build).
+ */
+struct dir_ad_notify {
+	LDAPControl *ctrls[3];
+	char *base;
+	int scope;
+	char *filter;
+	char *attrs[6];
+};
+int dir_ad_notify_build(LDAP *ld, const char *base, const char *key_attr,
+                        const char *member_attr, struct dir_ad_notify *out,
+                        char *err, size_t errlen);
+void dir_ad_notify_free(struct dir_ad_notify *n);
+/* A notified entry's isDeleted values (n): TRUE means it was deleted. */
+int dir_ad_is_deleted(const char *const *is_deleted, size_t n);
+
+#endif
