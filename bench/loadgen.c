@@ -19,6 +19,10 @@
  *       or wrong code (same length, so a 401 and never a 400). Latency per
  *       class, and every answer that is not the expected one is counted.
  *       KIND (default "admission") tags the result, e.g. "timing".
+ *       With LOADGEN_XFF=1 in the environment each session sends its own
+ *       X-Forwarded-For address (10.1.x.y members, 10.2.x.y non-members),
+ *       as behind a proxy roomgate trusts; otherwise all come from
+ *       127.0.0.1 (one address: corporate NAT).
  *   loadgen get URL CLIENTS SECONDS WARMUP LABEL OUT_JSON
  *       the same for a plain GET (the HTTP floor).
  *   loadgen note OUT_JSON KIND key=value...
@@ -593,6 +597,7 @@ samples_json(struct samples *s, double secs)
 struct session {
 	char cls;
 	char cookie[1024];
+	struct curl_slist *headers; /* Content-Type [+ X-Forwarded-For] */
 };
 
 struct meeting {
@@ -654,7 +659,6 @@ load_worker(void *arg)
 {
 	struct worker *w = arg;
 	CURL *h = curl_easy_init();
-	struct curl_slist *hl = NULL;
 	char url[512];
 
 	if (h == NULL)
@@ -664,12 +668,8 @@ load_worker(void *arg)
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-	if (!L.get_mode) {
-		hl = curl_slist_append(hl, "Content-Type: application/json");
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-	} else {
+	if (L.get_mode)
 		curl_easy_setopt(h, CURLOPT_URL, L.url);
-	}
 	for (;;) {
 		double t0 = now_s(), t1;
 		long st = -1;
@@ -693,6 +693,7 @@ load_worker(void *arg)
 				 m->link);
 			curl_easy_setopt(h, CURLOPT_URL, url);
 			curl_easy_setopt(h, CURLOPT_COOKIE, s->cookie);
+			curl_easy_setopt(h, CURLOPT_HTTPHEADER, s->headers);
 			curl_easy_setopt(h, CURLOPT_POSTFIELDS,
 					 wrong ? m->body_wrong : m->body_right);
 			t0 = now_s();
@@ -714,7 +715,6 @@ load_worker(void *arg)
 		}
 		samples_add(&w->cls[c], t1 - t0);
 	}
-	curl_slist_free_all(hl);
 	curl_easy_cleanup(h);
 	return NULL;
 }
@@ -725,6 +725,8 @@ load_sessions(const char *path)
 	char line[MAX_LINE];
 	FILE *f = fopen(path, "r");
 	size_t capm = 0, capn = 0;
+	const char *x = getenv("LOADGEN_XFF");
+	int xff = x != NULL && strcmp(x, "1") == 0;
 
 	if (f == NULL)
 		die("cannot read %s: %s", path, strerror(errno));
@@ -756,6 +758,19 @@ load_sessions(const char *path)
 			die("out of memory");
 		s->cls = line[0];
 		snprintf(s->cookie, sizeof(s->cookie), "%s", sp2 + 1);
+		s->headers = curl_slist_append(NULL,
+					       "Content-Type: application/json");
+		if (xff) {
+			size_t k = line[0] == 'm' ? L.nmembers : L.nnonmembers;
+			char h[64];
+
+			snprintf(h, sizeof(h), "X-Forwarded-For: 10.%d.%zu.%zu",
+				 line[0] == 'm' ? 1 : 2, (k / 256) % 256,
+				 k % 256);
+			s->headers = curl_slist_append(s->headers, h);
+		}
+		if (s->headers == NULL)
+			die("out of memory");
 	}
 	fclose(f);
 	if (L.nmembers == 0)
@@ -976,16 +991,20 @@ jnum(json_t *o, const char *path)
 	return json_is_number(o) ? json_number_value(o) : NAN;
 }
 
-/* A string member, or a number member printed as one (static buffer). */
+/* A string member, or a number member printed as one (in one of 16
+ * static buffers used in turn, so one printf may hold several). */
 static const char *
 jstr(json_t *o, const char *key)
 {
-	static char num[64];
+	static char num[16][64];
+	static unsigned next;
 	json_t *v = json_object_get(o, key);
 
 	if (json_is_number(v)) {
-		snprintf(num, sizeof(num), "%.15g", json_number_value(v));
-		return num;
+		char *b = num[next++ % 16];
+
+		snprintf(b, sizeof(num[0]), "%.15g", json_number_value(v));
+		return b;
 	}
 	return json_is_string(v) ? json_string_value(v) : "";
 }
@@ -1042,7 +1061,21 @@ cmd_report(int argc, char **argv)
 	printf("\nroomgate bench (%s, ", jstr(meta, "date"));
 	printf("commit %s, ", jstr(meta, "commit"));
 	printf("seed %s)\n", jstr(meta, "seed"));
-	printf("machine: %s\n\n", jstr(meta, "machine"));
+	printf("machine: %s\n", jstr(meta, "machine"));
+	printf("directory: %s people; meetings allow %s (%s meetings); ",
+	       jstr(meta, "directory_people"), jstr(meta, "meeting_group"),
+	       jstr(meta, "meetings"));
+	printf("signed in through the IdP: %s members + ",
+	       jstr(meta, "signed_in_members"));
+	printf("%s non-members (in %s s)\n", jstr(meta, "signed_in_nonmembers"),
+	       jstr(meta, "signin_seconds"));
+	printf("source addresses: %s (%s seen in the audit); lockout: %s\n",
+	       jstr(meta, "sources"), jstr(meta, "source_addresses_seen"),
+	       jstr(meta, "lockout"));
+	printf("run: %s s measured per admission run, %s s per ceiling, ",
+	       jstr(meta, "seconds"), jstr(meta, "ceiling_seconds"));
+	printf("%s s warm-up each; whole bench %s s\n\n", jstr(meta, "warmup"),
+	       jstr(meta, "wall_seconds"));
 	printf("%-44s %8s %12s %9s %9s\n", "what", "clients", "per second",
 	       "p50 ms", "p99 ms");
 	json_array_foreach(results, i, r) {
@@ -1051,7 +1084,8 @@ cmd_report(int argc, char **argv)
 
 		if (strcmp(kind, "todo") == 0 || strcmp(kind, "rss") == 0 ||
 		    strcmp(kind, "directory") == 0 ||
-		    strcmp(kind, "profile") == 0)
+		    strcmp(kind, "profile") == 0 ||
+		    strcmp(kind, "statements") == 0)
 			continue;
 		snprintf(what, sizeof(what), "%s", jstr(r, "label"));
 		printf("%-44s %8.0f %12.0f %9.2f %9.2f\n", what,
@@ -1128,6 +1162,20 @@ cmd_report(int argc, char **argv)
 			printf("PostgreSQL wait events of roomgate's "
 			       "backends (samples, highest concurrency): %s\n",
 			       jstr(r, "pg_waits"));
+		}
+		if (strcmp(jstr(r, "kind"), "statements") == 0) {
+			size_t k;
+			json_t *st;
+
+			printf("PostgreSQL statements per admission: %.2f, "
+			       "executing %.3f ms; by total time:\n",
+			       jnum(r, "calls_per_admission"),
+			       jnum(r, "exec_ms_per_admission"));
+			json_array_foreach(json_object_get(r, "top"), k, st) {
+				printf("  %5.1f%% %8.0f calls %7.3f ms  %s\n",
+				       jnum(st, "pct"), jnum(st, "calls"),
+				       jnum(st, "mean_ms"), jstr(st, "query"));
+			}
 		}
 		if (strcmp(jstr(r, "kind"), "directory") == 0)
 			printf("directory round trips per check (from /metrics "

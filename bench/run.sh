@@ -32,7 +32,17 @@
 #   BENCH_NONMEMBER_SHARE [0.05] share of non-member requests in the mix
 #   BENCH_OUT [bench/out]        results and the private services (run/)
 #   BENCH_BIN_DIR [build/rel]    roomgate, idp and the bench tools
+#   BENCH_COMMIT [git describe]  what the report names as the code measured
 #   BENCH_KEEP [unset]           1: keep $BENCH_OUT/run (logs, data)
+#   BENCH_SOURCES [many]         many: each signed-in person sends its own
+#                                X-Forwarded-For address (10.x.y.z) and
+#                                roomgate trusts 127.0.0.1 as a proxy (as
+#                                behind nginx); one: every request from
+#                                127.0.0.1 (one NAT address: all failures
+#                                update one per-source lockout row)
+#   BENCH_PG_STATEMENTS [1]      1: load pg_stat_statements and report the
+#                                statements of the admission runs by time
+#                                (what bounds them); 0: PostgreSQL as shipped
 set -euo pipefail
 
 PROG=bench
@@ -56,6 +66,13 @@ nonmember_share=${BENCH_NONMEMBER_SHARE:-0.05}
 out=$(abs_dir "${BENCH_OUT:-$root/bench/out}")
 bindir=$(abs_dir "${BENCH_BIN_DIR:-$root/build/rel}")
 keep=${BENCH_KEEP:-}
+sources=${BENCH_SOURCES:-many}
+case $sources in
+  many) trusted="trusted_proxies = 127.0.0.1" export_xff=1 ;;
+  one) trusted="; every request from 127.0.0.1 (BENCH_SOURCES=one)" export_xff=0 ;;
+  *) die "BENCH_SOURCES must be 'many' or 'one', got '$sources'" ;;
+esac
+export LOADGEN_XFF=$export_xff
 
 for v in secs ceil_secs timing_secs timing_clients warmup seed n_members \
   n_nonmembers n_meetings; do
@@ -73,7 +90,8 @@ lg=$bindir/bench/loadgen
 for b in "$rg" "$idp" "$lg" "$bindir/bench/ldapload" "$bindir/bench/floor"; do
   [[ -x $b ]] || die "$b is missing: run 'make bench' (it builds everything first)"
 done
-command -v pgbench >/dev/null 2>&1 || PATH=$PATH:$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+command -v pgbench >/dev/null 2>&1 ||
+  PATH=$PATH:$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 command -v pgbench >/dev/null 2>&1 || die "pgbench not found (Debian package postgresql-15)"
 
 run=$out/run
@@ -84,7 +102,7 @@ group5k=cn=bench-5k,ou=groups,$base_dn
 group10k=cn=bench-10k,ou=groups,$base_dn
 idp_per=64 # the test IdP holds at most 64 users (tests/idp/idp.c)
 idp_entity=http://bench-idp.test/saml
-rg_pid="" floor_pid=""
+rg_pid="" floor_pid="" sampler=""
 idp_pids=()
 taken_ports=" "
 
@@ -100,6 +118,7 @@ new_port() {
 cleanup() {
   local rc=$? p
   trap - EXIT INT TERM
+  [[ -z $sampler ]] || kill -TERM "$sampler" 2>/dev/null || true
   for p in $rg_pid $floor_pid "${idp_pids[@]}"; do
     kill -TERM "$p" 2>/dev/null || true
   done
@@ -107,8 +126,8 @@ cleanup() {
     for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null || true
   done
-  [[ -d $run/ldap ]] && "$root/deploy/dev/slapd.sh" stop "$run/ldap" >/dev/null 2>&1 || true
-  [[ -d $run/pg ]] && "$root/deploy/dev/pg.sh" stop "$run/pg" >/dev/null 2>&1 || true
+  if [[ -d $run/ldap ]]; then "$root/deploy/dev/slapd.sh" stop "$run/ldap" >/dev/null 2>&1 || true; fi
+  if [[ -d $run/pg ]]; then "$root/deploy/dev/pg.sh" stop "$run/pg" >/dev/null 2>&1 || true; fi
   if ((rc != 0)); then
     warn "failed (exit $rc); logs kept in $run"
   elif [[ -z $keep ]]; then
@@ -121,8 +140,8 @@ cleanup() {
 
 # A previous run that died hard: stop what it left, start clean.
 if [[ -d $run ]]; then
-  [[ -d $run/ldap ]] && "$root/deploy/dev/slapd.sh" stop "$run/ldap" >/dev/null 2>&1 || true
-  [[ -d $run/pg ]] && "$root/deploy/dev/pg.sh" stop "$run/pg" >/dev/null 2>&1 || true
+  if [[ -d $run/ldap ]]; then "$root/deploy/dev/slapd.sh" stop "$run/ldap" >/dev/null 2>&1 || true; fi
+  if [[ -d $run/pg ]]; then "$root/deploy/dev/pg.sh" stop "$run/pg" >/dev/null 2>&1 || true; fi
   rm -rf -- "$run"
 fi
 mkdir -p -- "$out" "$run" "$frag"
@@ -157,6 +176,16 @@ pg_port=$(new_port)
 taken_ports+="$pg_port "
 "$root/deploy/dev/pg.sh" start "$run/pg" "$pg_port" >"$run/pg-start.log" 2>&1 ||
   { cat "$run/pg-start.log" >&2; die "PostgreSQL did not start"; }
+# shellcheck disable=SC1091
+. "$run/pg/env"
+pg_statements=${BENCH_PG_STATEMENTS:-1}
+if [[ $pg_statements == 1 ]]; then
+  psql -X -q -v ON_ERROR_STOP=1 "$PG_ADMIN_URL" \
+    -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
+  "$root/deploy/dev/pg.sh" stop "$run/pg" >>"$run/pg-start.log" 2>&1
+  "$root/deploy/dev/pg.sh" start "$run/pg" >>"$run/pg-start.log" 2>&1 ||
+    { cat "$run/pg-start.log" >&2; die "PostgreSQL did not restart"; }
+fi
 ldap_port=$(new_port)
 taken_ports+="$ldap_port "
 ldaps_port=$(new_port)
@@ -170,8 +199,6 @@ bench_ldif >"$run/bench.ldif"
   { tail -n 20 "$run/slapadd.log" >&2; die "slapadd of the bench directory failed"; }
 "$root/deploy/dev/slapd.sh" start "$run/ldap" >>"$run/ldap-start.log" 2>&1 ||
   { cat "$run/ldap-start.log" >&2; die "slapd did not restart"; }
-# shellcheck disable=SC1091
-. "$run/pg/env"
 # shellcheck disable=SC1091
 . "$run/ldap/env"
 (umask 077 && printf '%s' "$LDAP_BIND_PASSWORD" >"$run/ldap-password")
@@ -237,6 +264,7 @@ redirect_url = https://meet.example.com/{room}?jwt={token}
 max_failures = 1000
 source_max_failures = 10000000
 probe_identities = 0
+$trusted
 
 [tokens]
 hs256_secret_file = $run/jitsi.secret
@@ -256,6 +284,11 @@ for i in $(seq 1 100); do
 done
 curl -fsS -o "$saml/sp-md.xml" --noproxy '*' "$base/saml/metadata" ||
   die "cannot read roomgate's SAML metadata"
+pg_rg_admin_url=${PG_ADMIN_URL%/postgres}/roomgate
+if [[ $pg_statements == 1 ]]; then
+  psql -X -q -v ON_ERROR_STOP=1 "$pg_rg_admin_url" \
+    -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' >/dev/null
+fi
 
 # The people who sign in: members spread over bu00001-bu05000, non-members
 # over bu05001-bu10000; idp_per per IdP process (all share one entity id,
@@ -394,6 +427,11 @@ pg_pids() {
   printf '%s ' "$pm" $(pgrep -P "$pm")
 }
 slapd_pid=$(cat "$run/ldap/slapd.pid")
+adm_rows() { psql -X -At "$pg_rg_admin_url" -c "SELECT count(*) FROM audit_log WHERE event_type = 'admission'"; }
+adm0=$(adm_rows)
+if [[ $pg_statements == 1 ]]; then
+  psql -X -q -At "$pg_rg_admin_url" -c 'SELECT pg_stat_statements_reset()' >/dev/null
+fi
 rt0=$(metric_sum roomgate_directory_round_trips_total)
 ck0=$(metric_sum roomgate_directory_checks_total)
 read -r all0 idle0 < <(machine_ticks)
@@ -422,6 +460,7 @@ for c in $clients_list; do
   "$lg" join "$base" "$run/sessions.txt" "$run/meetings.txt" "$c" "$secs" "$warmup" "$seed" \
     "$wrong_share" "$nonmember_share" "admission: 90/10 codes, 5% non-members" "$frag/adm-$c.json"
   [[ -z $sampler ]] || wait "$sampler" || true
+  sampler=""
   lg_cpu=$(awk -v a="$lg_cpu" '/"loadgen_cpu_s"/ { gsub(/[,]/, ""); print a + $2 }' "$frag/adm-$c.json")
 done
 read -r all1 idle1 < <(machine_ticks)
@@ -439,6 +478,30 @@ cores() { awk -v d="$1" -v hz="$hz" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.2f"
   loadgen_cores="$(awk -v s="$lg_cpu" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.2f", s / (b - a) }')" \
   machine_busy_pct="$(awk -v i=$((idle1 - idle0)) -v t=$((all1 - all0)) 'BEGIN { printf "%.1f", t ? 100 - 100 * i / t : 0 }')" \
   pg_waits="${waits:-none sampled}"
+adm1=$(adm_rows)
+# How many source addresses roomgate saw (BENCH_SOURCES): from its audit.
+sources_seen=$(psql -X -At "$pg_rg_admin_url" -c "SELECT count(DISTINCT source_addr) FROM audit_log WHERE event_type = 'admission'")
+if [[ $pg_statements == 1 ]]; then
+  # PostgreSQL writes the fragment: the top statements by total time.
+  psql -X -q -At -v ON_ERROR_STOP=1 -v adm=$((adm1 - adm0)) "$pg_rg_admin_url" >"$frag/statements.json" <<'SQL'
+WITH s AS (
+  SELECT calls, total_exec_time, mean_exec_time, query
+  FROM pg_stat_statements
+  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'roomgate')
+), t AS (SELECT sum(calls) AS calls, sum(total_exec_time) AS ms FROM s)
+SELECT json_build_object(
+  'kind', 'statements',
+  'admissions', :adm,
+  'calls_per_admission', round((SELECT calls FROM t) / greatest(:adm, 1), 2),
+  'exec_ms_per_admission', round(((SELECT ms FROM t) / greatest(:adm, 1))::numeric, 3),
+  'top', (SELECT json_agg(x) FROM (
+    SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
+           round(mean_exec_time::numeric, 3) AS mean_ms,
+           round((100 * total_exec_time / nullif((SELECT ms FROM t), 0))::numeric, 1) AS pct,
+           left(regexp_replace(query, '\s+', ' ', 'g'), 100) AS query
+    FROM s ORDER BY total_exec_time DESC LIMIT 8) x))
+SQL
+fi
 rt1=$(metric_sum roomgate_directory_round_trips_total)
 ck1=$(metric_sum roomgate_directory_checks_total)
 "$lg" note "$frag/directory.json" directory checks=$((ck1 - ck0)) round_trips=$((rt1 - rt0)) \
@@ -464,7 +527,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/^MemTotal:/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo)
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 "$lg" note "$frag/meta.json" meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-  commit="$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)" \
+  commit="${BENCH_COMMIT:-$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)}" \
   machine="$(nproc) CPUs ($cpu), $mem RAM, $(uname -sr); load generator, PostgreSQL, slapd and roomgate share it" \
   seed="$seed" command="make bench" seconds="$secs" ceiling_seconds="$ceil_secs" \
   timing_seconds="$timing_secs" timing_clients="$timing_clients" warmup="$warmup" \
@@ -473,6 +536,7 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
   directory_people=10000 group_5k="$group5k" group_10k="$group10k" \
   meeting_group="$group5k" idp_processes="$n_idp" signin_seconds="$signin_secs" \
   lockout="max_failures=1000 source_max_failures=10000000 probe_identities=0" \
+  sources="$sources" source_addresses_seen="$sources_seen" \
   roomgate_threads=16 db_pool=8 ldap_pool=8 \
   wall_seconds=$(($(date +%s) - t_begin))
 "$lg" report "$out/bench-$stamp.json" "$frag"/*.json | tee "$out/bench-$stamp.txt"
