@@ -1,8 +1,15 @@
-/* A bounded growable buffer, after curl's dynbuf: each carries its maximum. */
+/*
+ * A bounded growable buffer, after curl's dynbuf: each carries its maximum.
+ * Request bodies (typed codes, form tokens) live in these, so memory given
+ * back is wiped first: growing copies into a new block and wipes the old
+ * one (realloc would leave the old bytes behind), and freeing wipes.
+ */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "server/server.h"
 
@@ -32,10 +39,15 @@ gate_buf_add(struct gate_buf *b, const void *data, size_t len)
 			ncap *= 2;
 		if (ncap > b->max + 1)
 			ncap = b->max + 1;
-		np = realloc(b->p, ncap);
+		np = malloc(ncap);
 		if (np == NULL) {
 			b->failed = 1;
 			return -1;
+		}
+		if (b->p != NULL) {
+			memcpy(np, b->p, b->len + 1);
+			sodium_memzero(b->p, b->cap);
+			free(b->p);
 		}
 		b->p = np;
 		b->cap = ncap;
@@ -74,6 +86,7 @@ gate_buf_printf(struct gate_buf *b, const char *fmt, ...)
 		vsnprintf(big, (size_t)n + 1, fmt, ap);
 		va_end(ap);
 		r = gate_buf_add(b, big, (size_t)n);
+		sodium_memzero(big, (size_t)n + 1);
 		free(big);
 		return r;
 	}
@@ -89,7 +102,8 @@ gate_buf_take(struct gate_buf *b, size_t *len)
 	}
 	if (len != NULL)
 		*len = b->len;
-	if (b->failed) {
+	if (b->failed && p != NULL) {
+		sodium_memzero(p, b->cap);
 		free(p);
 		p = NULL;
 	}
@@ -102,6 +116,8 @@ gate_buf_take(struct gate_buf *b, size_t *len)
 void
 gate_buf_free(struct gate_buf *b)
 {
+	if (b->p != NULL)
+		sodium_memzero(b->p, b->cap);
 	free(b->p);
 	b->p = NULL;
 	b->len = b->cap = 0;
