@@ -363,6 +363,10 @@ struct db_attempt {
 	 * lock found in force while recording turns it into a "locked"
 	 * denial; 0 for answers that rank above it (malformed input). */
 	int lockable;
+	/* 1: the source's lock is read but this failure is not counted
+	 * against the source (an attempt a foreign page can make a browser
+	 * send, which must not lock out everyone behind its address). */
+	int source_not_counted;
 };
 
 struct db_attempt_result {

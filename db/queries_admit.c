@@ -398,7 +398,7 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 		                       &until, err, errlen)) != 0)
 			goto out;
 		out->locked_until = until;
-		if (a->src_key != NULL &&
+		if (a->src_key != NULL && !a->source_not_counted &&
 		    (r = count_failure(pg, "source", a->src_key,
 		                       a->src_max_failures, a->window_s,
 		                       a->quiet_s, NULL, NULL, a->src_lock_s,

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <microhttpd.h>
@@ -238,10 +239,12 @@ gate_join_verdict_free(struct gate_join_verdict *v)
 	memset(v, 0, sizeof(*v));
 }
 
-int
-gate_join_decide(struct gate_app *app, const struct gate_rq *rq,
-                 const char *code_in, const char *code_hint,
-                 struct gate_join_verdict *v)
+/* count_source: 0 when a failure is not counted against the source
+ * address (see gate_join_decide_get). */
+static int
+join_decide(struct gate_app *app, const struct gate_rq *rq,
+            const char *code_in, const char *code_hint, int count_source,
+            struct gate_join_verdict *v)
 {
 	const struct gate_config *cfg = app->cfg;
 	struct gate_lockout_policy pol;
@@ -440,6 +443,7 @@ decide:
 	a.waiting_s = cfg->adm_waiting_s;
 	/* Malformed input is answered before the lock (DESIGN.md). */
 	a.lockable = status != 400;
+	a.source_not_counted = !count_source;
 	if (strcmp(reason, "identity_too_long") == 0 ||
 	    db_admit_record(app->db, &a, &res, err, sizeof(err)) != 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "admission.record",
@@ -516,6 +520,33 @@ out:
 	return v->status == 200 || v->status == 202 ? 0 : -1;
 }
 
+int
+gate_join_decide(struct gate_app *app, const struct gate_rq *rq,
+                 const char *code_in, const char *code_hint,
+                 struct gate_join_verdict *v)
+{
+	return join_decide(app, rq, code_in, code_hint, 1, v);
+}
+
+int
+gate_join_decide_get(struct gate_app *app, const struct gate_rq *rq,
+                     struct gate_join_verdict *v)
+{
+	return join_decide(app, rq, NULL, NULL, 0, v);
+}
+
+/* A JSON Content-Type, as auth.c requires of cookie-authenticated changes:
+ * a foreign page cannot send one without a CORS preflight. */
+static int
+json_content_type(const struct gate_rq *rq)
+{
+	const char *ct = MHD_lookup_connection_value(
+	    rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+
+	return ct != NULL && strncasecmp(ct, "application/json", 16) == 0 &&
+	       (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ');
+}
+
 /* The JSON rendering of a verdict. */
 void
 gate_h_join(struct gate_app *app, const struct gate_rq *rq,
@@ -525,6 +556,16 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 	json_t *body, *ok = NULL, *extra = NULL;
 	const char *code_in;
 
+	/* The session cookie rides along on a cross-site form post too; such
+	 * a post (text/plain) must not reach the decision. */
+	if (MHD_lookup_connection_value(rq->conn, MHD_COOKIE_KIND,
+	                                GATE_SESSION_COOKIE) != NULL &&
+	    !json_content_type(rq)) {
+		gate_resp_error(out, rq, 403, "csrf", NULL,
+		                "a change made with the session cookie must be "
+		                "sent as Content-Type: application/json");
+		return;
+	}
 	body = json_loadb(rq->body, rq->body_len, 0, NULL);
 	code_in = json_string_value(json_object_get(body, "code"));
 	gate_join_decide(app, rq, code_in,
@@ -569,7 +610,8 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 	}
 	if (body != NULL) {
 		/* The typed code lives in the parsed body and the raw body;
-		 * the raw body is http.c's to wipe. */
+		 * the raw body is wiped by gate_buf_free when http.c ends the
+		 * request. */
 		json_t *c = json_object_get(body, "code");
 
 		if (json_is_string(c))

@@ -137,6 +137,14 @@ struct gate_join_verdict {
 int gate_join_decide(struct gate_app *app, const struct gate_rq *rq,
                      const char *code_in, const char *code_hint,
                      struct gate_join_verdict *v);
+/*
+ * The same decision for GET /j/{link} of an unknown link: the identity's
+ * failure is counted, the source address's is not -- a foreign page can
+ * make browsers send such GETs (SameSite=Lax cookies ride on top-level
+ * navigations), and must not lock out everyone behind one address.
+ */
+int gate_join_decide_get(struct gate_app *app, const struct gate_rq *rq,
+                         struct gate_join_verdict *v);
 void gate_join_verdict_free(struct gate_join_verdict *v);
 
 /*

@@ -419,8 +419,9 @@ gate_h_join_page(struct gate_app *app, const struct gate_rq *rq,
 	}
 	if (r == DB_ENOTFOUND) {
 		/* An unknown link is a failed attempt of this person, counted
-		 * by the same decision as every other. */
-		gate_join_decide(app, rq, NULL, NULL, &v);
+		 * by the same decision as every other -- but not against the
+		 * source address: any site can send a browser here. */
+		gate_join_decide_get(app, rq, &v);
 		verdict_page(out, rq, &v, NULL, NULL);
 		gate_join_verdict_free(&v);
 		goto out;

@@ -88,7 +88,9 @@ join_h(struct sth_browser *b, const char *base, const char *link,
 		snprintf(body, sizeof(body), "%s", code);
 	else
 		snprintf(body, sizeof(body), "{\"code\": \"%s\"}", code);
-	hl = curl_slist_append(hl, "Content-Type: application/json");
+	/* header may replace the JSON Content-Type. */
+	if (header == NULL || strncasecmp(header, "Content-Type:", 13) != 0)
+		hl = curl_slist_append(hl, "Content-Type: application/json");
 	if (header != NULL)
 		hl = curl_slist_append(hl, header);
 	curl_easy_setopt(b->h, CURLOPT_URL, url);
@@ -886,6 +888,54 @@ right_code_behind_the_locking_failure_is_429(void **state)
 	assert_int_equal(meeting_audits(id, NULL), 6);
 }
 
+/* The session cookie rides along on a cross-site form post, which can be
+ * text/plain but not JSON: such a post is refused before the decision --
+ * no attempt recorded, nothing counted, nobody admitted. */
+static void
+cookie_post_must_be_json(void **state)
+{
+	static const char *const types[] = {
+	    "Content-Type: text/plain", "Content-Type: text/plain; charset=utf-8",
+	    "Content-Type: application/x-www-form-urlencoded",
+	    "Content-Type: application/jsonp", "Content-Type:"};
+	char link[80], code[16], id[40];
+	struct sth_resp r;
+	json_t *o;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit csrf", 0, link,
+	                code, id);
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		if (join_h(&T.bob, i % 2 ? T.base_b : T.base, link, code,
+		           types[i], &r) != 403)
+			fail_msg("%s: %ld %s", types[i], r.status, r.body);
+		o = json_loads(r.body, 0, NULL);
+		assert_non_null(o);
+		assert_string_equal(json_string_value(json_object_get(
+		                        json_object_get(o, "error"), "code")),
+		                    "csrf");
+		json_decref(o);
+		assert_int_equal(ath_pg_count(T.pg,
+		                              "SELECT count(*) FROM audit_log "
+		                              "WHERE request_id = $1",
+		                              r.request_id),
+		                 0);
+		sth_resp_free(&r);
+	}
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
+	                 0);
+	/* JSON with a charset parameter is JSON. */
+	expect_join(&T.bob, T.base, link, code, 200, NULL);
+	assert_int_equal(join_h(&T.bob, T.base_b, link, code,
+	                        "Content-Type: application/json; charset=utf-8",
+	                        &r),
+	                 200);
+	sth_resp_free(&r);
+}
+
 /* Failures from three identities flag the meeting: waiting room on,
  * the host told through the outbox, once. */
 static void
@@ -1039,6 +1089,7 @@ main(void)
 	    cmocka_unit_test(burst_never_gets_more_than_max_failures),
 	    cmocka_unit_test(right_code_behind_the_locking_failure_is_429),
 	    cmocka_unit_test(unknown_link_is_404_and_counts),
+	    cmocka_unit_test(cookie_post_must_be_json),
 	    cmocka_unit_test(no_session_is_401_with_login_url),
 	    cmocka_unit_test(waiting_room_is_202),
 	    cmocka_unit_test(probing_switches_the_waiting_room_on),

@@ -515,6 +515,56 @@ unknown_link_is_404_page_and_counts(void **state)
 	sth_resp_free(&r);
 }
 
+/* Failures counted on scope/key (0 when there is no counter yet). */
+static long
+failures_of(const char *scope, const char *key)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT coalesce((SELECT failures + 1000 * lock_count FROM "
+	         "lockout_counters WHERE scope = '%s' AND key = $1), 0)",
+	         scope);
+	return ath_pg_count(T.pg, sql, key);
+}
+
+/* Any site can send a browser to /j/junk (SameSite=Lax cookies ride on
+ * top-level GETs): that counts against the person, never against the
+ * source address, or one page could lock out a whole NAT. The form post
+ * (CSRF-checked) counts both. */
+static void
+unknown_link_get_does_not_count_the_source(void **state)
+{
+	char link[80], code[16], id[40], junk[64], *tok;
+	long src, who;
+	struct sth_resp r;
+
+	(void)state;
+	src = failures_of("source", "127.0.0.1");
+	who = failures_of("identity_meeting", "unknown-link dave");
+	for (int i = 0; i < 3; i++) {
+		snprintf(junk, sizeof(junk), "junk-link-%d", i);
+		assert_int_equal(page_get(&T.dave, junk, &r), 404);
+		expect_audit(r.request_id, "deny unknown_link - -");
+		sth_resp_free(&r);
+	}
+	assert_int_equal(failures_of("identity_meeting", "unknown-link dave"),
+	                 who + 3);
+	assert_int_equal(failures_of("source", "127.0.0.1"), src);
+
+	ath_new_meeting(T.base, T.host_token, GROUP, "pages junk post", 0,
+	                link, code, id);
+	tok = csrf_of(&T.dave, link);
+	assert_int_equal(page_post(&T.dave, "junk-link-post", tok, "1", &r),
+	                 404);
+	expect_audit(r.request_id, "deny unknown_link - -");
+	sth_resp_free(&r);
+	free(tok);
+	assert_int_equal(failures_of("identity_meeting", "unknown-link dave"),
+	                 who + 4);
+	assert_int_equal(failures_of("source", "127.0.0.1"), src + 1);
+}
+
 /* A 503 page says what to do and nothing about the inside. */
 static void
 expect_clean_503_page(const struct sth_resp *r, const char *what)
@@ -613,6 +663,7 @@ main(void)
 	    cmocka_unit_test(non_member_gets_the_403_page),
 	    cmocka_unit_test(five_failures_lock_with_a_429_page),
 	    cmocka_unit_test(unknown_link_is_404_page_and_counts),
+	    cmocka_unit_test(unknown_link_get_does_not_count_the_source),
 	    cmocka_unit_test(directory_down_is_a_503_page_then_recovers),
 	    cmocka_unit_test(database_down_is_a_503_page_then_recovers),
 	};
