@@ -496,10 +496,12 @@ int db_waiting_token(struct db_pool *pool, const struct db_waiting_token *t,
 
 /* The live meeting whose id or link id is meeting_ref: its id, and
  * whether identity holds an unexpired admission in state "admitted"
- * there. DB_ENOTFOUND for no such live meeting. */
+ * there, made in the session whose id hashes to session_hash.
+ * DB_ENOTFOUND for no such live meeting. */
 int db_authz_lookup(struct db_pool *pool, const char *meeting_ref,
-		    const char *identity, char meeting_id[37], int *admitted,
-		    char *err, size_t errlen);
+		    const char *identity, const unsigned char session_hash[32],
+		    char meeting_id[37], int *admitted, char *err,
+		    size_t errlen);
 
 /* Who revokes whom (borrowed strings; all but identity may be NULL). */
 struct db_identity_revoke {

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "db/db_int.h"
 
 static int
@@ -18,9 +20,13 @@ authz_ok(const PGresult *res)
 	return res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK;
 }
 
+/* The admission must belong to this very session: signing in again (or
+ * on another device) means typing the code again, and an admission ends
+ * with the session it was made in. */
 #define AUTHZ_Q                                                                \
 	"SELECT m.id, EXISTS (SELECT 1 FROM admissions a WHERE a.meeting_id "  \
-	"= m.id AND a.identity = $2 AND a.state = 'admitted' AND "             \
+	"= m.id AND a.identity = $2 AND a.session_hash = decode($3, 'hex') "   \
+	"AND a.state = 'admitted' AND "                                        \
 	"(a.expires_at IS NULL OR a.expires_at > now())) FROM meetings m "     \
 	"WHERE m.archived_at IS NULL AND "
 
@@ -45,13 +51,16 @@ authz_is_uuid(const char *s)
 
 int
 db_authz_lookup(struct db_pool *pool, const char *meeting_ref,
-                const char *identity, char meeting_id[37], int *admitted,
-                char *err, size_t errlen)
+                const char *identity, const unsigned char session_hash[32],
+                char meeting_id[37], int *admitted, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
-	const char *v[2] = {meeting_ref, identity};
+	char sess[65];
+	const char *v[3] = {meeting_ref, identity, sess};
 	PGresult *res = NULL;
 	int r;
+
+	sodium_bin2hex(sess, sizeof(sess), session_hash, 32);
 
 	meeting_id[0] = '\0';
 	*admitted = 0;
@@ -63,7 +72,7 @@ db_authz_lookup(struct db_pool *pool, const char *meeting_ref,
 	    PQexecParams(db_conn_pg(c),
 	                 authz_is_uuid(meeting_ref) ? AUTHZ_Q "m.id = $1::uuid"
 	                                            : AUTHZ_Q "m.link_id = $1",
-	                 2, NULL, v, NULL, NULL, 0);
+	                 3, NULL, v, NULL, NULL, 0);
 	if (!authz_ok(res)) {
 		r = db_result_err(db_conn_pg(c), res,
 		                  "looking up the admission", err, errlen);

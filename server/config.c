@@ -680,6 +680,8 @@ out:
 	return r;
 }
 
+#define GATE_HS256_MIN_SECRET 32
+
 /* [tokens]: a deployment signs join tokens with exactly one algorithm. */
 static int
 token_alg(struct gate_config *cfg, char *err, size_t errlen)
@@ -691,6 +693,17 @@ token_alg(struct gate_config *cfg, char *err, size_t errlen)
 		errf(err, errlen,
 		     "[tokens] hs256_secret and rs256_key_file are both set; "
 		     "keep the one of the algorithm you sign with");
+		return -1;
+	}
+	/* The secret signs every join token; an admitted person holds one
+	 * and could guess a short secret offline, then mint tokens for any
+	 * room. 32 bytes, as for an HMAC-SHA-256 key. */
+	if (secret && strlen(cfg->tok_hs256_secret) < GATE_HS256_MIN_SECRET) {
+		errf(err, errlen,
+		     "[tokens] hs256_secret must be at least %d bytes (it "
+		     "signs every join token); make one with `openssl rand "
+		     "-hex 32` and set the same value as Jitsi's app_secret",
+		     GATE_HS256_MIN_SECRET);
 		return -1;
 	}
 	if (cfg->tok_rs256_previous_key_files != NULL && !key) {

@@ -281,6 +281,14 @@ gate_custom_code_check(const struct gate_codes *codes, const char *typed,
 	return 0;
 }
 
+static void
+lower_ascii(char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
 static int
 room_ok(const char *s)
 {
@@ -465,20 +473,25 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in, int create,
 		if (s == NULL || !room_ok(s))
 			return fail(fe, "platform_room", "format",
 			            "platform_room must be 1 to %d of the "
-			            "characters A-Z a-z 0-9 - _ .",
+			            "characters A-Z a-z 0-9 - _ . (kept in "
+			            "lower case, as Jitsi compares rooms)",
 			            MAX_ROOM_BYTES);
 		free(m->platform_room);
 		if ((m->platform_room = strdup(s)) == NULL)
 			return fail(fe, "platform_room", "internal",
 			            "out of memory");
+		/* Jitsi compares room names lowercased: "Team" and "team"
+		 * are one room there, so they must be one room here too, or
+		 * a host could name another meeting's room in different case
+		 * and mint tokens for it. Stored lowercased, so the unique
+		 * index on live rooms sees them as the same. */
+		lower_ascii(m->platform_room);
 	} else if (create) {
 		char room[40];
 
 		/* Default: unique because the link id is. */
 		snprintf(room, sizeof(room), "rg-%.24s", m->link_id);
-		for (char *c = room; *c != '\0'; c++)
-			if (*c >= 'A' && *c <= 'Z')
-				*c = (char)(*c - 'A' + 'a');
+		lower_ascii(room);
 		if ((m->platform_room = strdup(room)) == NULL)
 			return fail(fe, "platform_room", "internal",
 			            "out of memory");

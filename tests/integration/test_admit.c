@@ -1040,7 +1040,7 @@ revoke_on_one_node_holds_on_the_other(void **state)
 	struct sth_resp r;
 
 	(void)state;
-	ath_token(T.cfg_path, "admin", "admit-admin", "ops", admin);
+	ath_token(T.cfg_path, "admin", "admit-admin", "ops-admit", admin);
 	ath_new_meeting(T.base, T.host_token, GROUP, "admit revoke two nodes",
 	                0, link, code, id);
 	expect_join(&T.bob, T.base, link, code, 200, NULL);

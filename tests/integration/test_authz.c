@@ -223,6 +223,66 @@ authz_after_admission(void **state)
 	assert_int_equal(authz(&T.bob, hdr), 200);
 }
 
+/* An admission belongs to the session it was made in; the meeting a
+ * proxy names must be the one in the request's path. */
+static void
+authz_session_and_path(void **state)
+{
+	char link[80], code[16], id[40], other[80], ocode[16], oid[40];
+	char h1[200], h2[200];
+	const char *hs[] = {h1, h2, NULL};
+	struct sth_browser bob2;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, ALLOWED, "authz session", 0,
+	                link, code, id);
+	ath_new_meeting(T.base, T.host_token, ALLOWED, "authz session other",
+	                0, other, ocode, oid);
+	admit(&T.bob, link, code);
+	snprintf(h1, sizeof(h1), "X-Roomgate-Meeting: %s", link);
+	assert_int_equal(authz(&T.bob, h1), 200);
+
+	/* bob signed in a second time (another device): that session was
+	 * not admitted; it takes the code again. The first one still is. */
+	sth_browser_init(&bob2);
+	sth_sign_in(&bob2, T.base, T.idp_base, "bob");
+	assert_int_equal(authz(&bob2, h1), 403);
+	admit(&bob2, link, code);
+	assert_int_equal(authz(&bob2, h1), 200);
+	assert_int_equal(authz(&T.bob, h1), 200);
+	sth_browser_free(&bob2);
+
+	/* Traefik/Caddy send the original URI as X-Forwarded-Uri. */
+	snprintf(h1, sizeof(h1), "X-Forwarded-Uri: /j/%s/x?y=1", link);
+	assert_int_equal(authz(&T.bob, h1), 200);
+	/* A proxy that copies client headers cannot be told to check
+	 * another meeting than the one in the path: bob is admitted to
+	 * `link`, not to `other`, and asks for other's app naming link. */
+	snprintf(h1, sizeof(h1), "X-Roomgate-Meeting: %s", link);
+	snprintf(h2, sizeof(h2), "X-Forwarded-Uri: /app/%s/", other);
+	assert_int_equal(
+	    ath_req_status(T.base, &T.bob, "GET", "/v1/authz", hs, NULL), 403);
+	snprintf(h2, sizeof(h2), "X-Original-URI: /app/%s/index.html", link);
+	assert_int_equal(
+	    ath_req_status(T.base, &T.bob, "GET", "/v1/authz", hs, NULL), 200);
+	/* Paths that read two ways are refused: dot segments, encoded
+	 * slashes and dots, backslashes; the link only in the query. */
+	snprintf(h1, sizeof(h1), "X-Original-URI: /j/%s/../../j/%s/", link,
+	         other);
+	assert_int_equal(authz(&T.bob, h1), 403);
+	snprintf(h1, sizeof(h1), "X-Original-URI: /j/%s/..", link);
+	assert_int_equal(authz(&T.bob, h1), 403);
+	snprintf(h1, sizeof(h1), "X-Original-URI: /j/%s%%2f..%%2fx", link);
+	assert_int_equal(authz(&T.bob, h1), 403);
+	snprintf(h1, sizeof(h1), "X-Original-URI: /j/%s/%%2E%%2e/", link);
+	assert_int_equal(authz(&T.bob, h1), 403);
+	snprintf(h1, sizeof(h1), "X-Original-URI: /app/x?r=/j/%s", link);
+	assert_int_equal(authz(&T.bob, h1), 403);
+	/* Still fine: a dot inside a segment. */
+	snprintf(h1, sizeof(h1), "X-Original-URI: /j/%s/app.js", link);
+	assert_int_equal(authz(&T.bob, h1), 200);
+}
+
 /* ---- revoke everywhere ------------------------------------------------ */
 
 static void
@@ -231,7 +291,7 @@ revoke_everywhere(void **state)
 	char link[80], code[16], id[40], hdr[160], auth[128];
 	const char *ah[] = {auth, NULL};
 	struct sth_resp r;
-	long n;
+	long n, before;
 	json_t *o;
 
 	(void)state;
@@ -263,6 +323,12 @@ revoke_everywhere(void **state)
 	assert_int_equal(ath_req_status(T.base, &T.anon, "POST",
 	                                "/v1/identities/bob:nuke", ah, NULL),
 	                 404);
+	/* Other suites share the database (and revoke bob too). */
+	before = ath_pg_count(T.pg,
+	                      "SELECT count(*) FROM admissions WHERE "
+	                      "identity = $1 AND state = 'revoked' AND "
+	                      "revoke_reason = 'admin'",
+	                      "bob");
 	if (ath_req(T.base, &T.anon, "POST", "/v1/identities/bob:revoke", ah,
 	            "{\"note\": \"left\"}", &r) != 200)
 		fail_msg("revoke: %ld %s", r.status, r.body);
@@ -282,7 +348,7 @@ revoke_everywhere(void **state)
 	                              "identity = $1 AND state = 'revoked' AND "
 	                              "revoke_reason = 'admin'",
 	                              "bob"),
-	                 n);
+	                 before + n);
 	assert_int_equal(ath_pg_count(T.pg,
 	                              "SELECT count(*) FROM sessions WHERE "
 	                              "identity = $1 AND revoked_at IS NULL",
@@ -307,7 +373,7 @@ revoke_everywhere(void **state)
 	    ath_pg_count(T.pg,
 	                 "SELECT count(*) FROM outbox WHERE topic = "
 	                 "'identity.revoked' AND payload->>'identity' "
-	                 "= $1",
+	                 "= $1 AND payload->>'by' = 'ops'",
 	                 "bob"),
 	    1);
 
@@ -352,6 +418,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(authz_after_admission),
+	    cmocka_unit_test(authz_session_and_path),
 	    cmocka_unit_test(revoke_everywhere),
 	};
 

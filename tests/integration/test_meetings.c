@@ -542,6 +542,19 @@ custom_codes_and_platform_rooms(void **state)
 	           "{\"title\": \"dup\", \"allowed_groups\": [\"cn=a,dc=x\"], "
 	           "\"platform_room\": \"room-custom-1\"}"),
 	       409);
+	/* Jitsi compares rooms lowercased: another case of the same room is
+	 * the same room (else a host could mint tokens for someone else's
+	 * meeting), and a room is stored lower case. */
+	expect(api("POST", "/v1/meetings", tok_bob,
+	           "{\"title\": \"dup\", \"allowed_groups\": [\"cn=a,dc=x\"], "
+	           "\"platform_room\": \"ROOM-Custom-1\"}"),
+	       409);
+	o = create(tok_bob, "{\"title\": \"upper\", \"allowed_groups\": "
+	                    "[\"cn=a,dc=x\"], \"platform_room\": "
+	                    "\"Room-Custom-Upper\"}");
+	assert_string_equal(sget(o, "platform_room", NULL),
+	                    "room-custom-upper");
+	json_decref(o);
 	/* Archiving frees the room. */
 	snprintf(path, sizeof(path), "/v1/meetings/%s", sget(m, "id", NULL));
 	expect(api("DELETE", path, tok_alice, NULL), 200);

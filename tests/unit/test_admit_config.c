@@ -75,7 +75,7 @@ secret_from_file(void **state)
 {
 	struct gate_config c;
 	char err[512], ini[600];
-	const char *sec = write_file("app_secret", "s3cret-for-jitsi\n");
+	const char *sec = write_file("app_secret", "s3cret-for-jitsi-0123456789abcdef\n");
 
 	(void)state;
 	snprintf(ini, sizeof(ini),
@@ -86,7 +86,8 @@ secret_from_file(void **state)
 	assert_int_equal(gate_config_load(&c, write_file("a.ini", ini), no_env,
 	                                  err, sizeof(err)),
 	                 0);
-	assert_string_equal(c.tok_hs256_secret, "s3cret-for-jitsi");
+	assert_string_equal(c.tok_hs256_secret,
+	                    "s3cret-for-jitsi-0123456789abcdef");
 	assert_int_equal(c.tok_ttl_s, 60);
 	assert_int_equal(c.adm_max_failures, 3);
 	assert_string_equal(c.adm_trusted_proxies, "127.0.0.1 ::1");
@@ -121,6 +122,14 @@ refusals_name_the_key(void **state)
 	                     no_env, err, sizeof(err)),
 	    0);
 	assert_non_null(strstr(err, "ttl"));
+	/* A guessable join-token secret is refused. */
+	assert_int_not_equal(
+	    gate_config_load(&c,
+	                     write_file("f.ini", "[tokens]\nhs256_secret = "
+	                                         "only-31-bytes-0123456789abcdefg\n"),
+	                     no_env, err, sizeof(err)),
+	    0);
+	assert_non_null(strstr(err, "at least 32 bytes"));
 	assert_int_not_equal(
 	    gate_config_load(&c,
 	                     write_file("e.ini", "[admission]\nmax_"

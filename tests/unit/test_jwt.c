@@ -977,18 +977,23 @@ load_env_cfg(struct gate_config *cfg, char *const *env, char *err,
 	return gate_config_load(cfg, NULL, env, err, errlen);
 }
 
+/* [tokens] hs256_secret needs at least 32 bytes. */
+#define HS_SECRET "s3cret-0123456789abcdef0123456789"
+
 static void
 config_pins_one_algorithm(void **state)
 {
 	char key[64], pub[64], ek[128], ep[128], err[1200];
 	struct gate_config cfg;
 	struct gate_jwt_keys *ks = NULL, sentinel;
-	char *hs_only[] = {(char *)"ROOMGATE_TOKENS_HS256_SECRET=s3cret", NULL};
+	char *hs_only[] = {(char *)"ROOMGATE_TOKENS_HS256_SECRET=" HS_SECRET,
+	                   NULL};
 	char *rs_only[] = {ek, ep, NULL};
-	char *both[] = {ek, (char *)"ROOMGATE_TOKENS_HS256_SECRET=s3cret",
+	char *both[] = {ek, (char *)"ROOMGATE_TOKENS_HS256_SECRET=" HS_SECRET,
 	                NULL};
 	char *rs_pinned_no_key[] = {(char *)"ROOMGATE_TOKENS_ALG=RS256",
-	                            (char *)"ROOMGATE_TOKENS_HS256_SECRET=x",
+	                            (char *)"ROOMGATE_TOKENS_HS256_SECRET="
+	                                    HS_SECRET,
 	                            NULL};
 	char *hs_pinned_no_secret[] = {(char *)"ROOMGATE_TOKENS_ALG=HS256", ek,
 	                               NULL};
