@@ -431,6 +431,7 @@ struct db_admission_view {
 	int host_decided;	/* a host let the person in */
 	long long expires_at;	/* waiting: when the entry ends; else 0 */
 	long long admitted_at;	/* 0: not admitted */
+	int token_collected;	/* the waiting room's one token was taken */
 };
 /* The admission admission_id of meeting meeting_id. DB_ENOTFOUND when
  * that meeting has no such admission. */
@@ -488,7 +489,11 @@ struct db_waiting_token {
 	const char *source_addr, *user_agent, *request_id, *node;
 };
 /* Records it (audit event "waiting.token") and, with revoke_reason, ends
- * the admission, in one statement. A failure means no token leaves. */
+ * the admission, in one statement. A failure means no token leaves.
+ * Outcome "allow" also marks the token collected, and only while the
+ * admission is still "admitted" and not yet collected: else the record
+ * says deny ("not_admitted") and the call returns DB_ECONFLICT (a revoke
+ * that landed meanwhile, or a second pickup) -- no token may leave. */
 int db_waiting_token(struct db_pool *pool, const struct db_waiting_token *t,
 		     char *err, size_t errlen);
 

@@ -515,7 +515,8 @@ db_waiting_free(struct db_waiting *w, size_t n)
 	"coalesce(a.revoke_reason, ''), a.identity, "                          \
 	"(a.decided_by IS NOT NULL AND a.state = 'admitted')::int, "           \
 	"coalesce(extract(epoch FROM a.expires_at)::bigint, 0), "              \
-	"coalesce(extract(epoch FROM a.admitted_at)::bigint, 0)"
+	"coalesce(extract(epoch FROM a.admitted_at)::bigint, 0), "            \
+	"(a.token_collected_at IS NOT NULL)::int"
 
 static void
 view_of(const PGresult *res, int row, struct db_admission_view *o)
@@ -533,6 +534,7 @@ view_of(const PGresult *res, int row, struct db_admission_view *o)
 	o->expires_at = strcmp(o->state, "waiting") == 0 ? getll(res, row, 6)
 	                                                 : 0;
 	o->admitted_at = getll(res, row, 7);
+	o->token_collected = getll(res, row, 8) != 0;
 }
 
 /* A uuid as text: 8-4-4-4-12 hex digits (else the cast would fail the
@@ -750,23 +752,40 @@ db_waiting_token(struct db_pool *pool, const struct db_waiting_token *t,
 	v[13] = t->node;
 	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
 		return r;
+	/* k: the one pickup, only of a live, uncollected admission (the
+	 * row lock makes a racing revoke or second poll wait and then find
+	 * nothing to change). */
 	r = run(db_conn_pg(c),
-	        "WITH u AS (UPDATE admissions SET state = 'revoked', "
+	        "WITH k AS (UPDATE admissions SET token_collected_at = now() "
+	        "WHERE $5 = 'allow' AND id = $2::uuid AND meeting_id = "
+	        "$1::uuid AND state = 'admitted' AND token_collected_at IS "
+	        "NULL RETURNING id), "
+	        "u AS (UPDATE admissions SET state = 'revoked', "
 	        "revoke_reason = $10, ended_at = now() WHERE $10::text IS NOT "
 	        "NULL AND id = $2::uuid AND meeting_id = $1::uuid AND state = "
 	        "'admitted' RETURNING id), "
+	        "no AS (SELECT $5 = 'allow' AND NOT EXISTS (SELECT 1 FROM k) "
+	        "AS refused), "
 	        "au AS (INSERT INTO audit_log (event_type, outcome, reason, "
 	        "identity, idp, meeting_id, matched_group, source_addr, "
-	        "user_agent, request_id, node, member_ok, details) VALUES "
-	        "('waiting.token', $5, $6, $3, $4, $1::uuid, $7, $11::inet, "
-	        "left($12, 1024), $13, $14, $8::boolean, jsonb_build_object("
-	        "'admission_id', $2::text, 'directory', $9::text, "
-	        "'ended', (SELECT count(*) FROM u) > 0)) RETURNING seq) "
-	        "SELECT count(*) FROM au",
+	        "user_agent, request_id, node, member_ok, details) SELECT "
+	        "'waiting.token', CASE WHEN no.refused THEN 'deny' ELSE $5 "
+	        "END, CASE WHEN no.refused THEN 'not_admitted' ELSE $6 END, "
+	        "$3, $4, $1::uuid, CASE WHEN no.refused THEN NULL ELSE $7 END, "
+	        "$11::inet, left($12, 1024), $13, $14, $8::boolean, "
+	        "jsonb_build_object('admission_id', $2::text, 'directory', "
+	        "$9::text, 'ended', (SELECT count(*) FROM u) > 0) FROM no "
+	        "RETURNING seq) "
+	        "SELECT (SELECT count(*) FROM au), (SELECT refused::int FROM no)",
 	        14, v, "recording the join token", &res, err, errlen);
 	if (r == 0 && getll(res, 0, 0) != 1) {
 		r = DB_EQUERY;
 		db_seterr(err, errlen, "the join token was not recorded");
+	} else if (r == 0 && getll(res, 0, 1) != 0) {
+		r = DB_ECONFLICT;
+		db_seterr(err, errlen,
+		          "the admission is no longer admitted, or its token "
+		          "was already collected");
 	}
 	PQclear(res);
 	db_release(pool, c);

@@ -84,10 +84,11 @@ token_after_admit(struct gate_app *app, const struct gate_rq *rq,
                   struct gate_join_verdict *v)
 {
 	struct db_waiting_token t;
+	struct db_admission_view now_a;
 	struct dir_verdict dv;
 	const char *group = NULL, *xff;
 	char err[512], src[64];
-	int member;
+	int member, r;
 
 	member = gate_admit_member(app->dir, m, s->identity, &dv, &group, err,
 	                           sizeof(err));
@@ -147,7 +148,23 @@ token_after_admit(struct gate_app *app, const struct gate_rq *rq,
 	t.outcome = "allow";
 	t.reason = "token_issued";
 	t.matched_group = group;
-	if (db_waiting_token(app->db, &t, err, sizeof(err)) != 0) {
+	r = db_waiting_token(app->db, &t, err, sizeof(err));
+	if (r == DB_ECONFLICT) {
+		/* Revoked while the directory was asked, or another poll
+		 * took the one token first. */
+		drop_token(v);
+		if (db_admission_get(app->db, m->id, a->id, &now_a, err,
+		                     sizeof(err)) == 0 &&
+		    strcmp(now_a.state, "revoked") == 0)
+			wait_deny(v, 403, "revoked",
+			          revoked_message(now_a.revoke_reason));
+		else
+			wait_deny(v, 409, "already_admitted",
+			          "you were already let in; to get a new join "
+			          "link, enter the code again");
+		return;
+	}
+	if (r != 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "waiting.record",
 		         "the token could not be recorded, withheld: %s", err);
 		drop_token(v);
@@ -259,9 +276,10 @@ gate_wait_status(struct gate_app *app, const struct gate_rq *rq,
 		          "nobody let you in while you waited; enter the code "
 		          "again to wait again");
 	} else if (strcmp(a.state, "admitted") != 0 || !a.host_decided ||
+	           a.token_collected ||
 	           a.admitted_at + cfg->adm_waiting_s < now) {
-		/* A token from here only right after a host's admit: any
-		 * other join link costs the code again. */
+		/* A token from here only right after a host's admit, and
+		 * once: any other join link costs the code again. */
 		wait_deny(v, 409, "already_admitted",
 		          "you were already let in; to get a new join link, "
 		          "enter the code again");

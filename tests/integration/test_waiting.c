@@ -469,8 +469,21 @@ host_admits_and_status_redirects_with_a_token(void **state)
 	json_decref(claims);
 	json_decref(o);
 
-	/* The page redirects to the platform with such a token. */
+	/* One token per admit: the page, asked after the JSON poll took it,
+	 * gets none. */
 	snprintf(path, sizeof(path), "/j/%s/wait", link);
+	assert_int_equal(ath_req(T.base, &T.bob, "GET", path, NULL, NULL, &r),
+	                 409);
+	assert_int_equal(r.location[0], '\0');
+	assert_null(strstr(r.body, "jwt="));
+	sth_resp_free(&r);
+
+	/* The page redirects to the platform with such a token: bob waits
+	 * again and is let in again. */
+	join_waiting(&T.bob, link, code, adm);
+	assert_int_equal(decide(&T.anon, T.host_token, id, adm, "admit", &o),
+	                 200);
+	json_decref(o);
 	assert_int_equal(ath_req(T.base, &T.bob, "GET", path, NULL, NULL, &r),
 	                 303);
 	assert_true(strncmp(r.location, "https://meet.example.com/", 25) == 0);
@@ -495,8 +508,8 @@ host_admits_and_status_redirects_with_a_token(void **state)
 		    "'waiting.token' AND outcome = 'allow' AND reason = "
 		    "'token_issued' AND identity = 'bob' AND member_ok AND "
 		    "matched_group = '" GROUP "' AND "
-		    "details->>'admission_id' = $1",
-		    adm);
+		    "meeting_id = $1::uuid",
+		    id);
 
 		assert_string_equal(n, "2");
 		free(n);
@@ -900,6 +913,158 @@ status_mints_only_after_a_host_admit(void **state)
 	json_decref(o);
 }
 
+/* A host's admit lets one token out: the poll that takes it marks the
+ * admission (in the statement that records it), a second poll gets 409
+ * and no token. */
+static void
+one_token_per_host_admit(void **state)
+{
+	char link[80], code[16], id[40], adm[40];
+	json_t *o;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, GROUP, "waiting one token", 1,
+	                link, code, id);
+	join_waiting(&T.bob, link, code, adm);
+	assert_int_equal(decide(&T.anon, T.host_token, id, adm, "admit", &o),
+	                 200);
+	json_decref(o);
+	assert_int_equal(status_of(&T.bob, link, &o), 200);
+	assert_non_null(json_string_value(json_object_get(o, "token")));
+	json_decref(o);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(status_of(&T.bob, link, &o), 409);
+		assert_string_equal(error_code(o), "already_admitted");
+		assert_null(json_object_get(o, "token"));
+		assert_null(json_object_get(o, "redirect_url"));
+		json_decref(o);
+	}
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "event_type = 'waiting.token' AND "
+	                              "outcome = 'allow' AND "
+	                              "details->>'admission_id' = $1",
+	                              adm),
+	                 1);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "id = $1::uuid AND token_collected_at IS "
+	                              "NOT NULL AND state = 'admitted'",
+	                              adm),
+	                 1);
+}
+
+static void
+pg_ok(PGconn *pg, const char *sql, const char *param)
+{
+	PGresult *res = PQexecParams(pg, sql, param ? 1 : 0, NULL,
+	                             param ? &param : NULL, NULL, NULL, 0);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(pg));
+	PQclear(res);
+}
+
+/* A revoke that lands while the token is being handed out (the directory
+ * was asked, the token minted) wins: the pickup needs the admission still
+ * "admitted" in the statement that records it. The test holds the row,
+ * lets the poll run into it, revokes, and lets go. */
+static void
+revoke_during_the_pickup_lets_no_token_out(void **state)
+{
+	char link[80], code[16], id[40], adm[40], url[256];
+	struct curl_slist *cookies = NULL, *c;
+	struct sth_resp r;
+	PGconn *hold;
+	CURLM *m;
+	CURL *h;
+	json_t *o;
+	long st = 0;
+	int running = 1, held = 1;
+	time_t t0;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, GROUP, "waiting revoke race", 1,
+	                link, code, id);
+	join_waiting(&T.bob, link, code, adm);
+	assert_int_equal(decide(&T.anon, T.host_token, id, adm, "admit", &o),
+	                 200);
+	json_decref(o);
+
+	hold = sth_pg();
+	assert_non_null(hold);
+	pg_ok(hold, "BEGIN", NULL);
+	pg_ok(hold, "SELECT id FROM admissions WHERE id = $1::uuid FOR UPDATE",
+	      adm);
+
+	memset(&r, 0, sizeof(r));
+	m = curl_multi_init();
+	h = curl_easy_init();
+	assert_non_null(h);
+	curl_easy_getinfo(T.bob.h, CURLINFO_COOKIELIST, &cookies);
+	snprintf(url, sizeof(url), "%s/v1/join/%s/status", T.base, link);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_COOKIEFILE, "");
+	for (c = cookies; c != NULL; c = c->next)
+		curl_easy_setopt(h, CURLOPT_COOKIELIST, c->data);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sth_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+	curl_multi_add_handle(m, h);
+	t0 = time(NULL);
+	while (running) {
+		curl_multi_perform(m, &running);
+		if (held &&
+		    (!running ||
+		     ath_pg_count(T.pg,
+		                  "SELECT count(*) FROM pg_stat_activity "
+		                  "WHERE wait_event_type = 'Lock' AND "
+		                  "$1::text IS NOT NULL",
+		                  "x") >= 1 ||
+		     time(NULL) - t0 > 10)) {
+			pg_ok(hold,
+			      "UPDATE admissions SET state = 'revoked', "
+			      "revoke_reason = 'admin', ended_at = now() "
+			      "WHERE id = $1::uuid",
+			      adm);
+			pg_ok(hold, "COMMIT", NULL);
+			held = 0;
+		}
+		if (running)
+			curl_multi_poll(m, NULL, 0, 50, NULL);
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
+	curl_multi_remove_handle(m, h);
+	curl_easy_cleanup(h);
+	curl_multi_cleanup(m);
+	curl_slist_free_all(cookies);
+	PQfinish(hold);
+	if (st != 403 || r.body == NULL || strstr(r.body, "token") != NULL)
+		fail_msg("poll during the revoke: %ld %s", st,
+		         r.body ? r.body : "");
+	o = json_loads(r.body, 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(error_code(o), "revoked");
+	json_decref(o);
+	free(r.body);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "event_type = 'waiting.token' AND "
+	                              "outcome = 'deny' AND reason = "
+	                              "'not_admitted' AND "
+	                              "details->>'admission_id' = $1",
+	                              adm),
+	                 1);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "event_type = 'waiting.token' AND "
+	                              "outcome = 'allow' AND "
+	                              "details->>'admission_id' = $1",
+	                              adm),
+	                 0);
+}
+
 /* The host's page: list, escaped, CSRF-protected Admit and Deny. */
 static void
 host_page_lists_and_decides(void **state)
@@ -1186,6 +1351,8 @@ main(void)
 	    cmocka_unit_test(waiting_entry_expires),
 	    cmocka_unit_test(wait_page_without_session_or_entry),
 	    cmocka_unit_test(status_mints_only_after_a_host_admit),
+	    cmocka_unit_test(one_token_per_host_admit),
+	    cmocka_unit_test(revoke_during_the_pickup_lets_no_token_out),
 	    cmocka_unit_test(host_page_lists_and_decides),
 	    cmocka_unit_test(invitee_only_meeting),
 	    cmocka_unit_test(invitee_beside_groups),
