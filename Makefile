@@ -94,6 +94,13 @@ build/fuzz/fuzz_saml_response: tests/fuzz/fuzz_saml_response.c saml/check.c \
 		$(CPPFLAGS) $(PKG_CFLAGS) -o $@ $< saml/check.c saml/init.c \
 		$(PKG_LIBS)
 
+build/fuzz/fuzz_authz_ref: tests/fuzz/fuzz_authz_ref.c server/authz_ref.c \
+		server/authz_ref.h
+	@mkdir -p $(dir $@)
+	@echo '  FUZZ $@'
+	$(Q)clang $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
+		$(CPPFLAGS) -o $@ $< server/authz_ref.c
+
 fuzz: $(FUZZ_BINS)
 
 deps:

@@ -20,133 +20,26 @@
 #include <sodium.h>
 
 #include "server/admit.h"
+#include "server/authz_ref.h"
 #include "server/http_int.h"
 #include "server/meetings.h"
 
-#define AUTHZ_REF_MAX 64 /* a uuid (36) or a link id (<= 64) */
-
-/* A meeting reference: uuid or link id characters only. */
+/* The meeting the proxied request is for (authz_ref.h). */
 static int
-authz_ref_ok(const char *p, size_t n)
-{
-	if (n == 0 || n > AUTHZ_REF_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return 0;
-	}
-	return 1;
-}
-
-/* The path of a proxied URI (up to '?' or '#'), or -1 when it could be
- * read two ways: dot segments, backslashes, or percent-encoded dots,
- * slashes or backslashes (a proxy and an app may resolve them
- * differently from us). */
-static int
-authz_uri_path(const char *uri, size_t *len)
-{
-	size_t n = strcspn(uri, "?#");
-
-	if (n == 0 || uri[0] != '/' || memchr(uri, '\\', n) != NULL)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (uri[i] == '%' && i + 2 < n) {
-			char a = uri[i + 1], b = (char)(uri[i + 2] | 0x20);
-
-			if ((a == '2' && (b == 'e' || b == 'f')) ||
-			    (a == '5' && b == 'c'))
-				return -1;
-		}
-		if (uri[i] == '/' && uri[i + 1] == '.' &&
-		    (i + 2 >= n || uri[i + 2] == '/' ||
-		     (uri[i + 2] == '.' && (i + 3 >= n || uri[i + 3] == '/'))))
-			return -1;
-	}
-	*len = n;
-	return 0;
-}
-
-/* Whether the path (len bytes) has a segment equal to ref. */
-static int
-authz_path_has(const char *path, size_t len, const char *ref)
-{
-	size_t rn = strlen(ref), i = 0;
-
-	while (i < len) {
-		size_t j = i + 1, sn;
-
-		while (j < len && path[j] != '/')
-			j++;
-		sn = j - i - 1;
-		if (sn == rn && memcmp(path + i + 1, ref, rn) == 0)
-			return 1;
-		i = j;
-	}
-	return 0;
-}
-
-/*
- * The meeting the proxied request is for. The original URI comes from
- * X-Original-URI (nginx) or X-Forwarded-Uri (Traefik, Caddy); the meeting
- * from X-Roomgate-Meeting (an id or a link id), else from the URI's
- * "/j/{link}" segments. When the proxy sends both, the meeting must be one
- * of the URI's path segments: a proxy that copies client headers to the
- * check (Traefik without authRequestHeaders) cannot then be told to check
- * meeting B for a request to meeting A's app. 0 and ref filled, or -1 with
- * *why set.
- */
-static int
-authz_meeting_ref(const struct gate_rq *rq, char ref[AUTHZ_REF_MAX + 1],
+authz_meeting_ref(const struct gate_rq *rq, char ref[GATE_AUTHZ_REF_MAX + 1],
                   const char **why)
 {
-	const char *h, *uri;
-	size_t n, plen = 0;
+	const char *uri;
 
 	uri = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 	                                  "X-Original-URI");
 	if (uri == NULL)
 		uri = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 		                                  "X-Forwarded-Uri");
-	if (uri != NULL && authz_uri_path(uri, &plen) != 0) {
-		*why = "the original URI is ambiguous (dot segments or "
-		       "encoded slashes)";
-		return -1;
-	}
-	h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-	                                "X-Roomgate-Meeting");
-	if (h != NULL) {
-		n = strlen(h);
-	} else {
-		const char *s = NULL;
-
-		/* The first "j" segment of the path, then the link. */
-		for (size_t i = 0; uri != NULL && i + 3 <= plen; i++)
-			if (uri[i] == '/' && uri[i + 1] == 'j' &&
-			    i + 2 < plen && uri[i + 2] == '/') {
-				s = uri + i + 3;
-				break;
-			}
-		if (s == NULL) {
-			*why = "the request names no meeting";
-			return -1;
-		}
-		h = s;
-		n = strcspn(h, "/?#");
-	}
-	if (!authz_ref_ok(h, n)) {
-		*why = "the request names no meeting";
-		return -1;
-	}
-	memcpy(ref, h, n);
-	ref[n] = '\0';
-	if (uri != NULL && !authz_path_has(uri, plen, ref)) {
-		*why = "the meeting named is not the one in the request's path";
-		return -1;
-	}
-	return 0;
+	return gate_authz_ref(MHD_lookup_connection_value(rq->conn,
+	                                                  MHD_HEADER_KIND,
+	                                                  "X-Roomgate-Meeting"),
+	                      uri, ref, why);
 }
 
 static void
@@ -163,7 +56,7 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 	struct db_session s;
 	struct db_meeting m;
 	struct dir_verdict v;
-	char ref[AUTHZ_REF_MAX + 1], mid[37], err[512];
+	char ref[GATE_AUTHZ_REF_MAX + 1], mid[37], err[512];
 	unsigned char shash[32];
 	const char *group = NULL, *why = NULL;
 	int r, admitted = 0, member;
