@@ -184,6 +184,11 @@ emit_snapshot(struct dir_wstate *s, const struct went *g, dir_wemit_fn emit,
 	size_t n = 0;
 	int r;
 
+	/* No person known at all (e.g. people unreadable to the service
+	 * account): the members cannot be named, and reporting an empty
+	 * list would end everything that depends on the group. */
+	if (g->nmembers > 0 && g_hash_table_size(s->by_dn) == 0)
+		return 0;
 	ids = calloc(g->nmembers + 1, sizeof(*ids));
 	if (ids == NULL)
 		return DIR_ENOMEM;

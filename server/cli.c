@@ -18,6 +18,7 @@
 #include "server/jwt.h"
 #include "server/server.h"
 #include "server/meetings.h"
+#include "server/watcher.h"
 #include "server/webhooks.h"
 
 #define EXIT_USAGE 2
@@ -418,6 +419,7 @@ serve(struct gate_config *cfg, int migrate)
 	struct gate_keys *keys = NULL;
 	struct gate_rotation *rotation = NULL;
 	struct gate_webhooks *webhooks = NULL;
+	struct gate_watcher *watcher = NULL;
 	struct db_config dbc;
 	struct dir_config dc;
 	char err[1024], host[256];
@@ -498,6 +500,8 @@ serve(struct gate_config *cfg, int migrate)
 		goto fail;
 	if (gate_webhooks_start(&app, &webhooks, err, sizeof(err)) != 0)
 		goto fail;
+	if (gate_watcher_start(&app, &dc, &watcher, err, sizeof(err)) != 0)
+		goto fail;
 	gate_log(GATE_LOG_INFO, NULL, "listening",
 		 "roomgate %s listening on http://%s:%d/ (public URL %s)",
 		 ROOMGATE_VERSION, cfg->listen, cfg->port, cfg->public_url);
@@ -522,6 +526,7 @@ fail:
 	fprintf(stderr, "roomgate: %s\n", err);
 out:
 	gate_http_stop(http);
+	gate_watcher_stop(watcher);
 	gate_webhooks_stop(webhooks);
 	gate_rotation_stop(rotation);
 	dir_pool_close(app.dir);

@@ -39,6 +39,7 @@ static const char *const dir_actives[] = {"openldap", "ad", "freeipa", "none",
 					  "filter", NULL};
 static const char *const dir_memberships[] = {"memberof", "member",
 					      "ad_chain", "nested", NULL};
+static const char *const dir_watch_modes[] = {"auto", "on", "off", NULL};
 static const char *const saml_bindings[] = {"redirect", "post", NULL};
 /* Index order is that of enum gate_jwt_alg (jwt.h). */
 static const char *const token_algs[] = {"auto", "HS256", "RS256", NULL};
@@ -151,6 +152,14 @@ static const struct key keys[] = {
 	 NULL, "group DN whose members administer roomgate"},
 	{"directory", "compliance_group", K_STR, OFF(dir_compliance_group), 0,
 	 0, NULL, NULL, "group DN whose members may export the audit trail"},
+	{"directory", "watch", K_ENUM, OFF(dir_watch), 0, 0, dir_watch_modes,
+	 "off",
+	 "push revocation: follow the directory with an RFC 4533 sync "
+	 "(syncprov) and end admissions at once; auto = on with active = "
+	 "openldap, else off"},
+	{"directory", "watch_retry_ms", K_INT, OFF(dir_watch_retry_ms), 100,
+	 60000, NULL, "2000",
+	 "how often a node that is not the watcher tries to take over"},
 
 	{"keys", "file", K_STR, OFF(keys_file), 0, 0, NULL, NULL,
 	 "server key file made by `roomgate keygen` (required)"},

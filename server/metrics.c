@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "server/server.h"
+#include "server/watcher.h"
 #include "server/webhooks.h"
 
 #define MAX_ROUTES 64
@@ -208,6 +209,7 @@ gate_metrics_render(struct gate_buf *b, struct db_pool *db,
 			gate_route_name(r), (unsigned long long)cum);
 	}
 	gate_webhooks_metrics(b, db);
+	gate_watcher_metrics(b, db);
 	if (db != NULL) {
 		struct db_pool_stats st;
 

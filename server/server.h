@@ -88,6 +88,8 @@ struct gate_config {
 	char *dir_host_group;	  /* role groups; NULL: nobody */
 	char *dir_admin_group;
 	char *dir_compliance_group;
+	int dir_watch;		  /* 0 auto, 1 on, 2 off (watcher.c) */
+	int dir_watch_retry_ms;
 
 	/* [keys] */
 	char *keys_file;

@@ -275,6 +275,24 @@ test_first_seen_after_refresh(void **state)
 	dir_wstate_free(st);
 }
 
+/* Members but no person known (people unreadable): no report, rather
+ * than an empty list that would end everything. */
+static void
+test_no_people_no_snapshot(void **state)
+{
+	struct seen s = {0};
+	struct dir_wstate *st;
+	const char *m[] = {P("bob")};
+
+	(void)state;
+	assert_int_equal(dir_wstate_new(&st), 0);
+	dir_wstate_refresh_begin(st, 1);
+	assert_int_equal(group(st, U_G1, G1, m, 1, 1, &s), 0);
+	assert_int_equal(dir_wstate_refresh_done(st, record, &s), 0);
+	assert_int_equal(s.n, 0);
+	dir_wstate_free(st);
+}
+
 static void
 test_key_attr(void **state)
 {
@@ -414,6 +432,7 @@ main(void)
 	    cmocka_unit_test(test_people),
 	    cmocka_unit_test(test_resume_and_presents),
 	    cmocka_unit_test(test_first_seen_after_refresh),
+	    cmocka_unit_test(test_no_people_no_snapshot),
 	    cmocka_unit_test(test_key_attr),
 	    cmocka_unit_test(test_open_refusals),
 	    cmocka_unit_test(test_ad_notification_request),
