@@ -1040,7 +1040,6 @@ cmd_report(int argc, char **argv)
 {
 	json_t *doc, *results = json_array(), *meta = NULL, *ratios, *r;
 	size_t i;
-	static const int conc[2] = {16, 64};
 
 	if (argc < 3)
 		die("usage: loadgen report OUT_JSON FRAGMENT...");
@@ -1072,6 +1071,9 @@ cmd_report(int argc, char **argv)
 	printf("source addresses: %s (%s seen in the audit); lockout: %s\n",
 	       jstr(meta, "sources"), jstr(meta, "source_addresses_seen"),
 	       jstr(meta, "lockout"));
+	printf("roomgate: %s server threads, database pool %s, LDAP pool %s\n",
+	       jstr(meta, "roomgate_threads"), jstr(meta, "db_pool"),
+	       jstr(meta, "ldap_pool"));
 	printf("run: %s s measured per admission run, %s s per ceiling, ",
 	       jstr(meta, "seconds"), jstr(meta, "ceiling_seconds"));
 	printf("%s s warm-up each; whole bench %s s\n\n", jstr(meta, "warmup"),
@@ -1115,24 +1117,28 @@ cmd_report(int argc, char **argv)
 		}
 	}
 	printf("\nadmissions as a share of the ceilings (same concurrency):\n");
-	for (int k = 0; k < 2; k++) {
-		json_t *adm = find(results, "admission", NULL, conc[k]);
-		json_t *pg = find(results, "pgbench", NULL, conc[k]);
-		json_t *ld = find(results, "ldap", NULL, conc[k]);
-		json_t *fl = find(results, "http", NULL, conc[k]);
-		json_t *rr = json_object();
-		double a = adm ? jnum(adm, "all.per_s") : NAN;
+	json_array_foreach(results, i, r) {
+		int cl = (int)jnum(r, "clients");
+		json_t *pg, *ld, *fl, *rr;
+		double a;
 		char key[32];
 
+		if (strcmp(jstr(r, "kind"), "admission") != 0)
+			continue;
+		pg = find(results, "pgbench", NULL, cl);
+		ld = find(results, "ldap", NULL, cl);
+		fl = find(results, "http", NULL, cl);
+		rr = json_object();
+		a = jnum(r, "all.per_s");
 		ratio(rr, "vs_pgbench_inserts", a, pg ? jnum(pg, "per_s") : NAN);
 		ratio(rr, "vs_slapd_checks", a,
 		      ld ? jnum(ld, "all.per_s") : NAN);
 		ratio(rr, "vs_http_floor", a, fl ? jnum(fl, "all.per_s") : NAN);
 		printf("  %2d clients: %.0f decisions/s = %.3f x pgbench "
 		       "inserts, %.3f x slapd checks, %.3f x HTTP floor\n",
-		       conc[k], a, jnum(rr, "vs_pgbench_inserts"),
+		       cl, a, jnum(rr, "vs_pgbench_inserts"),
 		       jnum(rr, "vs_slapd_checks"), jnum(rr, "vs_http_floor"));
-		snprintf(key, sizeof(key), "clients_%d", conc[k]);
+		snprintf(key, sizeof(key), "clients_%d", cl);
 		json_object_set_new(ratios, key, rr);
 	}
 	r = find(results, "timing", NULL, 0);
@@ -1159,6 +1165,13 @@ cmd_report(int argc, char **argv)
 			       jnum(r, "postgres_cores"), jnum(r, "slapd_cores"),
 			       jnum(r, "loadgen_cores"),
 			       jnum(r, "machine_busy_pct"));
+			printf("CPU per admission (ms, warm-ups included): "
+			       "PostgreSQL %.3f, roomgate %.3f, slapd %.3f "
+			       "(%s decisions)\n",
+			       jnum(r, "postgres_cpu_ms_per_admission"),
+			       jnum(r, "roomgate_cpu_ms_per_admission"),
+			       jnum(r, "slapd_cpu_ms_per_admission"),
+			       jstr(r, "admissions"));
 			printf("PostgreSQL wait events of roomgate's "
 			       "backends (samples, highest concurrency): %s\n",
 			       jstr(r, "pg_waits"));

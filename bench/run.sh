@@ -34,6 +34,9 @@
 #   BENCH_BIN_DIR [build/rel]    roomgate, idp and the bench tools
 #   BENCH_COMMIT [git describe]  what the report names as the code measured
 #   BENCH_KEEP [unset]           1: keep $BENCH_OUT/run (logs, data)
+#   ROOMGATE_*                   reach roomgate as usual and override the
+#                                bench config, e.g. ROOMGATE_DATABASE_POOL_SIZE=32
+#                                (the report names server threads and pools)
 #   BENCH_SOURCES [many]         many: each signed-in person sends its own
 #                                X-Forwarded-For address (10.x.y.z) and
 #                                roomgate trusts 127.0.0.1 as a proxy (as
@@ -353,7 +356,7 @@ signin_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 
 floor_port=$(new_port)
 taken_ports+="$floor_port "
-"$bindir/bench/floor" "$floor_port" 16 >"$run/floor.log" 2>&1 &
+"$bindir/bench/floor" "$floor_port" "${ROOMGATE_SERVER_THREADS:-16}" >"$run/floor.log" 2>&1 &
 floor_pid=$!
 for i in $(seq 1 50); do
   curl -fsS -o /dev/null --noproxy '*' "http://127.0.0.1:$floor_port/" 2>/dev/null && break
@@ -363,7 +366,7 @@ done
 for c in $clients_list; do
   say "HTTP floor, $c clients"
   "$lg" get "http://127.0.0.1:$floor_port/" "$c" "$ceil_secs" "$warmup" \
-    "HTTP floor: MHD 200 OK, 16 threads" "$frag/http-$c.json"
+    "HTTP floor: MHD 200 OK, ${ROOMGATE_SERVER_THREADS:-16} threads" "$frag/http-$c.json"
 done
 kill -TERM "$floor_pid"
 wait "$floor_pid" 2>/dev/null || true
@@ -465,6 +468,7 @@ for c in $clients_list; do
 done
 read -r all1 idle1 < <(machine_ticks)
 w1=$(date +%s.%N)
+adm1=$(adm_rows)
 rgt1=$(ticks_of "$rg_pid")
 sdt1=$(ticks_of "$slapd_pid")
 # shellcheck disable=SC2046 # one PID per word
@@ -477,8 +481,10 @@ cores() { awk -v d="$1" -v hz="$hz" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.2f"
   slapd_cores="$(cores $((sdt1 - sdt0)))" \
   loadgen_cores="$(awk -v s="$lg_cpu" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.2f", s / (b - a) }')" \
   machine_busy_pct="$(awk -v i=$((idle1 - idle0)) -v t=$((all1 - all0)) 'BEGIN { printf "%.1f", t ? 100 - 100 * i / t : 0 }')" \
-  pg_waits="${waits:-none sampled}"
-adm1=$(adm_rows)
+  pg_waits="${waits:-none sampled}" admissions=$((adm1 - adm0)) \
+  postgres_cpu_ms_per_admission="$(awk -v d=$((pgt1 - pgt0)) -v hz="$hz" -v n=$((adm1 - adm0)) 'BEGIN { printf "%.3f", n ? 1000 * d / hz / n : 0 }')" \
+  roomgate_cpu_ms_per_admission="$(awk -v d=$((rgt1 - rgt0)) -v hz="$hz" -v n=$((adm1 - adm0)) 'BEGIN { printf "%.3f", n ? 1000 * d / hz / n : 0 }')" \
+  slapd_cpu_ms_per_admission="$(awk -v d=$((sdt1 - sdt0)) -v hz="$hz" -v n=$((adm1 - adm0)) 'BEGIN { printf "%.3f", n ? 1000 * d / hz / n : 0 }')"
 # How many source addresses roomgate saw (BENCH_SOURCES): from its audit.
 sources_seen=$(psql -X -At "$pg_rg_admin_url" -c "SELECT count(DISTINCT source_addr) FROM audit_log WHERE event_type = 'admission'")
 if [[ $pg_statements == 1 ]]; then
@@ -537,7 +543,8 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
   meeting_group="$group5k" idp_processes="$n_idp" signin_seconds="$signin_secs" \
   lockout="max_failures=1000 source_max_failures=10000000 probe_identities=0" \
   sources="$sources" source_addresses_seen="$sources_seen" \
-  roomgate_threads=16 db_pool=8 ldap_pool=8 \
+  roomgate_threads="${ROOMGATE_SERVER_THREADS:-16}" db_pool="${ROOMGATE_DATABASE_POOL_SIZE:-8}" \
+  ldap_pool="${ROOMGATE_LDAP_POOL_SIZE:-8}" \
   wall_seconds=$(($(date +%s) - t_begin))
 "$lg" report "$out/bench-$stamp.json" "$frag"/*.json | tee "$out/bench-$stamp.txt"
 cp "$out/bench-$stamp.json" "$out/bench-latest.json"
