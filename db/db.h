@@ -335,6 +335,10 @@ int db_lockout_until(struct db_pool *pool, const char *im_key,
 /* How long the lock_count-th lock lasts (seconds). */
 typedef long long (*db_lock_duration_fn)(void *ctx, int lock_count);
 
+/* Called inside db_admit_record's transaction with the new admission's
+ * id, before anything is written; nonzero: no admission (see below). */
+typedef int (*db_admit_mint_fn)(void *ctx, const char *admission_id);
+
 struct db_attempt {
 	/* What the audit record says. meeting_id NULL: unknown link. */
 	const char *meeting_id, *identity, *idp;
@@ -367,6 +371,12 @@ struct db_attempt {
 	 * against the source (an attempt a foreign page can make a browser
 	 * send, which must not lock out everyone behind its address). */
 	int source_not_counted;
+	/* Outcome allow, may be NULL: makes what the person gets with the
+	 * admission (the join token) before COMMIT. When it fails the
+	 * attempt is recorded as a denial, reason "token_failed", without
+	 * an admission (out->mint_failed). */
+	db_admit_mint_fn mint;
+	void *mint_ctx;
 };
 
 struct db_attempt_result {
@@ -378,6 +388,7 @@ struct db_attempt_result {
 	 * later of identity+meeting and source) ends, epoch seconds. */
 	int locked;
 	long long retry_at;
+	int mint_failed; /* a->mint failed: recorded as "token_failed" */
 };
 
 /*

@@ -337,6 +337,27 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 		out->retry_at = retry_at;
 	}
 	if (admit) {
+		/* The id first: the join token carries it as jti and is made
+		 * before COMMIT, so no admission is on record that the person
+		 * did not get, and none is handed out unrecorded. */
+		if ((r = run(pg, "SELECT gen_random_uuid()::text", 0, NULL,
+		             "making the admission id", &res, err, errlen)) !=
+		    0)
+			goto out;
+		snprintf(out->admission_id, sizeof(out->admission_id), "%s",
+		         PQgetvalue(res, 0, 0));
+		PQclear(res);
+		res = NULL;
+		if (a->mint != NULL &&
+		    a->mint(a->mint_ctx, out->admission_id) != 0) {
+			outcome = "deny";
+			reason = "token_failed";
+			admit = 0;
+			out->mint_failed = 1;
+			out->admission_id[0] = '\0';
+		}
+	}
+	if (admit) {
 		sodium_bin2hex(sess, sizeof(sess), a->session_hash, 32);
 		v[0] = a->meeting_id;
 		v[1] = sess;
@@ -346,22 +367,19 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 		snprintf(wait_s, sizeof(wait_s), "%lld",
 		         a->waiting_s > 0 ? a->waiting_s : 1800);
 		v[5] = wait_s;
+		v[6] = out->admission_id;
 		/* A waiting entry ends by itself after waiting_s. */
 		if ((r = run(
 		         pg,
-		         "INSERT INTO admissions (meeting_id, session_hash, "
+		         "INSERT INTO admissions (id, meeting_id, session_hash, "
 		         "identity, matched_group, state, admitted_at, "
-		         "expires_at) VALUES ($1::uuid, decode($2, 'hex'), $3, "
-		         "$4, $5, CASE WHEN $5 = 'admitted' THEN now() END, "
-		         "CASE WHEN $5 = 'waiting' THEN now() + "
-		         "make_interval(secs => $6::bigint) END) RETURNING id",
-		         6, v, "recording the admission", &res, err, errlen)) !=
+		         "expires_at) VALUES ($7::uuid, $1::uuid, "
+		         "decode($2, 'hex'), $3, $4, $5, CASE WHEN $5 = "
+		         "'admitted' THEN now() END, CASE WHEN $5 = 'waiting' "
+		         "THEN now() + make_interval(secs => $6::bigint) END)",
+		         7, v, "recording the admission", NULL, err, errlen)) !=
 		    0)
 			goto out;
-		snprintf(out->admission_id, sizeof(out->admission_id), "%s",
-		         PQgetvalue(res, 0, 0));
-		PQclear(res);
-		res = NULL;
 	}
 	v[0] = outcome;
 	v[1] = reason;

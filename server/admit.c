@@ -76,6 +76,20 @@ attr(json_t *attrs, const char *name)
 	return json_string_value(v);
 }
 
+size_t
+gate_utf8_prefix(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return n;
+	/* Back off continuation bytes (10xxxxxx) to a character start. */
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
 static long long
 lock_duration(void *ctx, int lock_count)
 {
@@ -144,7 +158,9 @@ gate_join_token(struct gate_app *app, const struct db_meeting *m,
 	const struct gate_config *cfg = app->cfg;
 	struct gate_jwt_claims c;
 	json_t *attrs = NULL;
+	const char *name, *mail;
 	char *tok = NULL, *url = NULL, err[256];
+	char name_buf[GATE_CLAIM_NAME_MAX + 1];
 	int64_t now = (int64_t)time(NULL);
 	int r = -1;
 
@@ -157,12 +173,20 @@ gate_join_token(struct gate_app *app, const struct db_meeting *m,
 	c.room = m->platform_room;
 	c.jti = admission_id;
 	c.user_id = s->identity;
-	c.user_name = attr(attrs, "displayName");
-	if (c.user_name == NULL)
-		c.user_name = attr(attrs, "cn");
-	c.user_email = attr(attrs, "mail");
-	if (c.user_email == NULL)
-		c.user_email = attr(attrs, "email");
+	/* The IdP's attributes are unbounded, the token is not: a long name
+	 * is cut at a character boundary; a long address is left out (cut,
+	 * it could name someone else). */
+	if ((name = attr(attrs, "displayName")) == NULL)
+		name = attr(attrs, "cn");
+	if (name != NULL) {
+		snprintf(name_buf, sizeof(name_buf), "%.*s",
+		         (int)gate_utf8_prefix(name, GATE_CLAIM_NAME_MAX), name);
+		c.user_name = name_buf;
+	}
+	if ((mail = attr(attrs, "mail")) == NULL)
+		mail = attr(attrs, "email");
+	if (mail != NULL && strlen(mail) <= GATE_CLAIM_MAIL_MAX)
+		c.user_email = mail;
 	c.nbf = now;
 	c.exp = now + cfg->tok_ttl_s;
 	if (gate_jwt_mint(app->jwt, &c, &tok, err, sizeof(err)) != 0 ||
@@ -187,6 +211,39 @@ out:
 	}
 	json_decref(attrs);
 	return r;
+}
+
+/* The join token, made inside the recording transaction (db_admit_mint_fn)
+ * so that an admission on record is one the person got. */
+struct mint_job {
+	struct gate_app *app;
+	const struct db_meeting *m;
+	const struct db_session *s;
+	struct gate_join_verdict *v;
+};
+
+static int
+mint_run(void *ctx, const char *admission_id)
+{
+	struct mint_job *j = ctx;
+
+	return gate_join_token(j->app, j->m, j->s, admission_id, j->v);
+}
+
+/* Takes a token made for an attempt that was not committed back. */
+static void
+drop_token(struct gate_join_verdict *v)
+{
+	if (v->token != NULL) {
+		sodium_memzero(v->token, strlen(v->token));
+		free(v->token);
+		v->token = NULL;
+	}
+	if (v->redirect_url != NULL) {
+		sodium_memzero(v->redirect_url, strlen(v->redirect_url));
+		free(v->redirect_url);
+		v->redirect_url = NULL;
+	}
 }
 
 /* What a person can do about a 503 with this reason. */
@@ -252,6 +309,7 @@ join_decide(struct gate_app *app, const struct gate_rq *rq,
 	struct db_meeting m;
 	struct db_attempt a;
 	struct db_attempt_result res;
+	struct mint_job mj;
 	struct dir_job job;
 	pthread_t th;
 	json_t *details = NULL;
@@ -444,12 +502,28 @@ decide:
 	/* Malformed input is answered before the lock (DESIGN.md). */
 	a.lockable = status != 400;
 	a.source_not_counted = !count_source;
+	if (status == 200) {
+		mj.app = app;
+		mj.m = &m;
+		mj.s = &sess;
+		mj.v = v;
+		a.mint = mint_run;
+		a.mint_ctx = &mj;
+	}
 	if (strcmp(reason, "identity_too_long") == 0 ||
 	    db_admit_record(app->db, &a, &res, err, sizeof(err)) != 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "admission.record",
 		         "the attempt could not be recorded, denied: %s", err);
+		drop_token(v);
 		deny(v, 503, "unavailable",
 		     "the attempt could not be recorded, so nobody is "
+		     "admitted; try again in a moment");
+		goto out;
+	}
+	if (res.mint_failed) {
+		drop_token(v);
+		deny(v, 503, "unavailable",
+		     "the join token could not be made, so nobody is "
 		     "admitted; try again in a moment");
 		goto out;
 	}
@@ -488,13 +562,13 @@ decide:
 	case 200:
 	case 202:
 		snprintf(v->meeting_id, sizeof(v->meeting_id), "%s", m.id);
+		/* status 200: the token was made before COMMIT. */
 		if ((v->admission_id = strdup(res.admission_id)) == NULL ||
-		    (status == 200 &&
-		     gate_join_token(app, &m, &sess, res.admission_id, v) !=
-		         0)) {
+		    (status == 200 && v->token == NULL)) {
+			drop_token(v);
 			deny(v, 503, "unavailable",
-			     "the join token could not be made; try again in a "
-			     "moment");
+			     "the admission was recorded but its answer could "
+			     "not be made; enter the code again");
 			break;
 		}
 		v->status = status;

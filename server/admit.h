@@ -20,6 +20,10 @@
 
 /* Longest token we sign or accept (header, claims, signature). */
 #define GATE_JWT_MAX 4096
+/* Longest context.user name (bytes, cut at a UTF-8 character boundary)
+ * and email (longer ones are left out) in a join token. */
+#define GATE_CLAIM_NAME_MAX 128
+#define GATE_CLAIM_MAIL_MAX 254
 
 /*
  * The claims Jitsi Meet's token auth reads. Strings are borrowed; name and
@@ -171,6 +175,10 @@ int gate_join_token(struct gate_app *app, const struct db_meeting *m,
                     struct gate_join_verdict *v);
 /* 1 when p (len bytes) can be a meeting link: 1..64 of [A-Za-z0-9_-]. */
 int gate_join_link_ok(const char *p, size_t len);
+
+/* The length of the longest prefix of s (NUL-terminated UTF-8) of at most
+ * max bytes that ends on a character boundary. */
+size_t gate_utf8_prefix(const char *s, size_t max);
 
 /* ---- the waiting room (waiting.c) --------------------------------------- */
 

@@ -936,6 +936,78 @@ cookie_post_must_be_json(void **state)
 	sth_resp_free(&r);
 }
 
+/* The IdP's attributes are unbounded, a join token is not: an over-long
+ * displayName is cut at a character boundary and an over-long mail left
+ * out, so the token is made; it is made before the attempt commits, so the
+ * record and the answer agree (one allow, one admission, a 200). */
+static void
+long_attributes_still_make_a_token(void **state)
+{
+	char link[80], code[16], id[40], want[200] = "";
+	const char *tok;
+	char *saved;
+	struct sth_resp r;
+	json_t *o, *claims, *user;
+	char err[256];
+	PGresult *res;
+	const char *pv[1];
+
+	(void)state;
+	saved = sth_pg_value(T.pg,
+	                     "SELECT attributes::text FROM sessions WHERE "
+	                     "identity = $1 AND revoked_at IS NULL "
+	                     "ORDER BY created_at DESC LIMIT 1",
+	                     "bob");
+	assert_non_null(saved);
+	res = PQexec(T.pg,
+	             "UPDATE sessions SET attributes = jsonb_build_object("
+	             "'displayName', jsonb_build_array(repeat(U&'\\20AC', "
+	             "3000)), 'mail', jsonb_build_array(repeat('m', 300) || "
+	             "'@example.com')) WHERE identity = 'bob' AND "
+	             "revoked_at IS NULL");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	ath_new_meeting(T.base, T.host_token, GROUP, "admit long attrs", 0,
+	                link, code, id);
+	if (join(&T.bob, T.base, link, code, &r) != 200)
+		fail_msg("long attributes: %ld %s", r.status, r.body);
+	expect_audit(r.request_id, "admission allow admitted true true");
+	o = json_loads(r.body, 0, NULL);
+	assert_non_null(o);
+	tok = json_string_value(json_object_get(o, "token"));
+	assert_non_null(tok);
+	assert_int_equal(gate_jwt_verify_hs256(tok, (const unsigned char *)SECRET,
+	                                       strlen(SECRET), time(NULL),
+	                                       &claims, err, sizeof(err)),
+	                 0);
+	user = json_object_get(json_object_get(claims, "context"), "user");
+	/* 128 bytes hold 42 three-byte characters, not 42 and two thirds. */
+	for (int i = 0; i < 42; i++)
+		strcat(want, "\xe2\x82\xac");
+	assert_string_equal(json_string_value(json_object_get(user, "name")),
+	                    want);
+	assert_null(json_object_get(user, "email"));
+	assert_string_equal(json_string_value(json_object_get(claims, "jti")),
+	                    json_string_value(json_object_get(o, "admission_id")));
+	json_decref(claims);
+	json_decref(o);
+	sth_resp_free(&r);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid AND state = "
+	                              "'admitted'",
+	                              id),
+	                 1);
+	pv[0] = saved;
+	res = PQexecParams(T.pg,
+	                   "UPDATE sessions SET attributes = $1::jsonb WHERE "
+	                   "identity = 'bob' AND revoked_at IS NULL",
+	                   1, NULL, pv, NULL, NULL, 0);
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	free(saved);
+}
+
 /* Failures from three identities flag the meeting: waiting room on,
  * the host told through the outbox, once. */
 static void
@@ -1090,6 +1162,7 @@ main(void)
 	    cmocka_unit_test(right_code_behind_the_locking_failure_is_429),
 	    cmocka_unit_test(unknown_link_is_404_and_counts),
 	    cmocka_unit_test(cookie_post_must_be_json),
+	    cmocka_unit_test(long_attributes_still_make_a_token),
 	    cmocka_unit_test(no_session_is_401_with_login_url),
 	    cmocka_unit_test(waiting_room_is_202),
 	    cmocka_unit_test(probing_switches_the_waiting_room_on),

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "server/admit.h"
 #include "server/server.h"
 
 static void
@@ -141,10 +142,29 @@ keys_roundtrip_and_are_protected(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Token claims are cut on a UTF-8 character boundary. */
+static void
+utf8_prefix_ends_on_a_character(void **state)
+{
+	static const char euro3[] = "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac";
+
+	(void)state;
+	assert_int_equal(gate_utf8_prefix("abc", 10), 3);
+	assert_int_equal(gate_utf8_prefix("abcdef", 4), 4);
+	assert_int_equal(gate_utf8_prefix(euro3, 9), 9);
+	assert_int_equal(gate_utf8_prefix(euro3, 8), 6);
+	assert_int_equal(gate_utf8_prefix(euro3, 7), 6);
+	assert_int_equal(gate_utf8_prefix(euro3, 6), 6);
+	assert_int_equal(gate_utf8_prefix(euro3, 2), 0);
+	assert_int_equal(gate_utf8_prefix("a\xc3\xa9", 2), 1);
+	assert_int_equal(gate_utf8_prefix("", 0), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(utf8_prefix_ends_on_a_character),
 		cmocka_unit_test(routes_match_exact_paths),
 		cmocka_unit_test(unknown_paths_are_404),
 		cmocka_unit_test(wrong_method_is_405_with_allow),
