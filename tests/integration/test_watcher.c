@@ -12,7 +12,9 @@
  *     session.revoked arrives;
  *   - slapd restarted while removals happen: none is missed;
  *   - two nodes: exactly one watcher (metric and the lock in pg_locks);
- *     kill -9 it and the other takes over and acts on the next removal.
+ *     kill -9 it and the other takes over and acts on the next removal;
+ *   - a removal while no node runs: the next watcher's full refresh
+ *     reconciles the group and ends the admission.
  *
  * Every wait polls with a generous bound (a loaded CI machine), never a
  * fixed sleep.
@@ -513,6 +515,45 @@ two_nodes_one_watcher_and_takeover(void **state)
 	member("add", "user30");
 }
 
+/* No node watches while a member is removed: the next watcher's full
+ * refresh reconciles the group and ends the admission anyway. */
+static void
+removal_while_nobody_watches(void **state)
+{
+	char link[80], code[16], id[40];
+
+	(void)state;
+	assert_true(T.s2.pid > 0);
+	ath_new_meeting(T.base2, T.host_token, ALLOWED, "watch gap", 0, link,
+	                code, id);
+	admit_row("user31", id);
+	admit_row("user32", id);
+	th_server_stop(&T.s2);
+	T.s2.pid = 0;
+	member("delete", "user31");
+	th_server_start(&T.s, T.cfg_path, T.port);
+	if (!wait_caught_up(T.port))
+		fail_msg("node a did not become the watcher again");
+	if (!wait_count("SELECT count(*) FROM admissions WHERE meeting_id = "
+	                "$1::uuid AND identity = 'user31' AND state = "
+	                "'revoked' AND revoke_reason = 'directory_removed'",
+	                id, 1))
+		fail_msg("the removal made while nobody watched was missed");
+	/* Only the one who left. */
+	assert_int_equal(count("SELECT count(*) FROM admissions WHERE "
+	                       "meeting_id = $1::uuid AND identity = 'user32' "
+	                       "AND state = 'admitted'",
+	                       id),
+	                 1);
+	assert_int_equal(count("SELECT count(*) FROM audit_log WHERE "
+	                       "event_type = 'admission.revoke' AND identity = "
+	                       "'user31' AND meeting_id = $1::uuid AND "
+	                       "details->>'change' = 'group_members'",
+	                       id),
+	                 1);
+	member("add", "user31");
+}
+
 int
 main(void)
 {
@@ -521,6 +562,7 @@ main(void)
 	    cmocka_unit_test(lock_ends_sessions),
 	    cmocka_unit_test(slapd_restart_misses_nothing),
 	    cmocka_unit_test(two_nodes_one_watcher_and_takeover),
+	    cmocka_unit_test(removal_while_nobody_watches),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
