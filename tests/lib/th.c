@@ -95,20 +95,43 @@ th_ldap_start(void)
 int
 th_free_port(void)
 {
+	static unsigned int seed;
 	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
+	unsigned int lo = 32768;
+	FILE *f;
 	int fd, port;
 
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
+	/* Below the kernel's ephemeral range: a port the kernel hands out
+	 * (bind to 0) can be taken by any outgoing connection before the
+	 * service under test binds it. */
+	if ((f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) != NULL) {
+		char line[64];
+
+		if (fgets(line, sizeof(line), f) != NULL)
+			lo = (unsigned int)strtoul(line, NULL, 10);
+		if (lo < 21000 || lo > 65535)
+			lo = 32768;
+		fclose(f);
+	}
+	if (seed == 0)
+		seed = (unsigned int)getpid() * 2654435761u ^
+		       (unsigned int)time(NULL);
+	for (int i = 0; i < 500; i++) {
+		port = 20000 + (int)(rand_r(&seed) % (lo - 20000));
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(fd >= 0);
+		memset(&sa, 0, sizeof(sa));
+		sa.sin_family = AF_INET;
+		sa.sin_port = htons((uint16_t)port);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(fd);
+			return port;
+		}
+		close(fd);
+	}
+	fail_msg("no free loopback port below %u", lo);
+	return -1;
 }
 
 const char *
