@@ -222,7 +222,16 @@ gate_watcher_start(struct gate_app *app, const struct dir_config *dc,
 	h.arg = w;
 	if (dir_watch_open(dc, &h, &w->dw, err, errlen) != 0) {
 		free(w);
-		return -1;
+		if (cfg->dir_watch == 1)
+			return -1;
+		/* auto: a setup the watcher cannot follow (no base, a
+		 * filter without (attr={identity})) leaves it off rather
+		 * than refusing to serve. */
+		gate_log(GATE_LOG_WARN, NULL, "directory_watch_off",
+		         "directory watcher off (watch = auto): %s", err);
+		if (errlen > 0)
+			err[0] = '\0';
+		return 0;
 	}
 	if (pthread_create(&w->thread, NULL, run, w) != 0) {
 		dir_watch_close(w->dw);

@@ -20,9 +20,10 @@
 struct gate_watcher;
 /*
  * Starts the thread when [directory] watch is on (or auto with active =
- * openldap); *out stays NULL (and a log line says so) when off. Fails on
- * a watch setup that cannot work (e.g. a user_filter without
- * (attr={identity})). dc: the directory settings of the pool (copied).
+ * openldap); *out stays NULL (and a log line says so) when off. With
+ * watch = on, fails on a setup the watcher cannot follow (no base, a
+ * user_filter without (attr={identity})); with auto such a setup leaves
+ * the watcher off with a warning. dc: the directory settings of the pool (copied).
  * The app must outlive it.
  */
 int gate_watcher_start(struct gate_app *app, const struct dir_config *dc,

@@ -554,6 +554,38 @@ removal_while_nobody_watches(void **state)
 	member("add", "user31");
 }
 
+/* watch = on with a setup the watcher cannot follow (no search base)
+ * refuses to serve, naming the setting; auto leaves the watcher off and
+ * serves. */
+static void
+watch_setup_checked(void **state)
+{
+	char out[8192], port_env[64];
+	const char *cfg_on =
+	    th_config("watch-on.ini", "[directory]\nwatch = on\n"
+	                              "[database]\nmigrate_on_start = true\n");
+	char on_path[512];
+	const char *argv[] = {th_env("RG_TEST_BIN"), "serve", "-c", on_path,
+	                      NULL};
+	const char *env[] = {port_env, NULL};
+	struct th_server s;
+	int port = th_free_port();
+
+	(void)state;
+	snprintf(on_path, sizeof(on_path), "%s", cfg_on);
+	snprintf(port_env, sizeof(port_env), "ROOMGATE_SERVER_PORT=%d", port);
+	assert_int_not_equal(th_run_capture(argv, env, out, sizeof(out)), 0);
+	if (strstr(out, "base_dn") == NULL)
+		fail_msg("no hint at base_dn: %s", out);
+	th_server_start(&s,
+	                th_config("watch-auto.ini",
+	                          "[directory]\nwatch = auto\n"
+	                          "[database]\nmigrate_on_start = true\n"),
+	                port);
+	assert_int_equal(metric(port, "roomgate_directory_watch_leader"), -1);
+	th_server_stop(&s);
+}
+
 int
 main(void)
 {
@@ -563,6 +595,7 @@ main(void)
 	    cmocka_unit_test(slapd_restart_misses_nothing),
 	    cmocka_unit_test(two_nodes_one_watcher_and_takeover),
 	    cmocka_unit_test(removal_while_nobody_watches),
+	    cmocka_unit_test(watch_setup_checked),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
