@@ -109,6 +109,10 @@ run_one() {
 	fi
 	if [ "$st" -ne 0 ] || [ "$notok" -gt 0 ]; then
 		echo "---- output of $name"
+		# The failures with cmocka's messages first (a leak report at
+		# exit can be long enough to push them out of the tail).
+		grep -A8 -E '^not ok' "$out" | head -n 80
+		echo "---- (last lines)"
 		grep -vE '^ok [0-9]+' "$out" | tail -n 80
 		echo "----"
 	fi

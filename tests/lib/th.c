@@ -96,6 +96,7 @@ int
 th_free_port(void)
 {
 	static unsigned int seed;
+	static int given[256], ngiven;
 	struct sockaddr_in sa;
 	unsigned int lo = 32768;
 	FILE *f;
@@ -117,7 +118,14 @@ th_free_port(void)
 		seed = (unsigned int)getpid() * 2654435761u ^
 		       (unsigned int)time(NULL);
 	for (int i = 0; i < 500; i++) {
+		int seen = 0;
+
 		port = 20000 + (int)(rand_r(&seed) % (lo - 20000));
+		/* Handed out already but maybe not bound yet by its user. */
+		for (int k = 0; k < ngiven; k++)
+			seen |= given[k] == port;
+		if (seen)
+			continue;
 		fd = socket(AF_INET, SOCK_STREAM, 0);
 		assert_true(fd >= 0);
 		memset(&sa, 0, sizeof(sa));
@@ -126,6 +134,8 @@ th_free_port(void)
 		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 			close(fd);
+			if (ngiven < (int)(sizeof(given) / sizeof(given[0])))
+				given[ngiven++] = port;
 			return port;
 		}
 		close(fd);
