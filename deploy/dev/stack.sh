@@ -142,6 +142,9 @@ directory_key = uid
 host_group = cn=meeting-hosts,ou=groups,$LDAP_BASE_DN
 admin_group = cn=directory-admins,ou=groups,$LDAP_BASE_DN
 compliance_group = cn=compliance,ou=groups,$LDAP_BASE_DN
+; Push revocation: follow the directory (syncprov) and end admissions the
+; moment someone leaves the group.
+watch = on
 
 [admission]
 ; A stand-in platform: point this at your Jitsi Meet ({room}, {token}).
@@ -240,6 +243,9 @@ stand-in platform; set [admission] redirect_url in $ini to your Jitsi Meet).
 Waiting room: as alice (the host), switch it on with
   PATCH /v1/meetings/$demo_id  {"waiting_room": true}
 then people who pass wait for her at http://127.0.0.1:$http_port/m/$demo_id/waiting (Admit / Deny).
+Push revocation is on ([directory] watch): remove an admitted person from
+meeting-allowed with ldapmodify and their admission ends at once (state
+revoked, directory_removed; /metrics shows roomgate_directory_watch_*).
 Manage meetings with /v1/meetings or \`roomgate -c $ini meeting ...\`.
 
 Stop everything with: make stop
