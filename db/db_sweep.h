@@ -18,7 +18,7 @@
 
 /*
  * Deletes up to `limit` lockout counters untouched for more than quiet_s
- * seconds and not locked now; *deleted gets how many went. quiet_s must
+ * seconds and not locked now; *deleted is set to how many went. quiet_s must
  * cover the longest counting window and the longest lock (the caller
  * passes the largest of them). 0 or a DB_E* error.
  */

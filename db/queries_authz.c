@@ -67,7 +67,7 @@ db_authz_lookup(struct db_pool *pool, const char *meeting_ref,
 	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
 		return r;
 	/* The reference is a meeting id or a link id; both are unique and
-	 * indexed, so each shape gets the query that uses its index. */
+	 * indexed, so each shape has the query that uses its index. */
 	res =
 	    PQexecParams(db_conn_pg(c),
 	                 authz_is_uuid(meeting_ref) ? AUTHZ_Q "m.id = $1::uuid"

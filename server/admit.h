@@ -227,7 +227,7 @@ struct gate_wait_decision {
  * (state revoked, revoke_reason directory_removed or
  * directory_disabled); directory down -> 503 and nothing changes. Each
  * applied decision is audited (who, whom, outcome) in the statement that
- * changes the state; of two racing decisions one gets 409 "not_waiting".
+ * changes the state; of two racing decisions one is answered 409 "not_waiting".
  */
 void gate_waiting_decide(struct gate_app *app, const struct gate_rq *rq,
                          const struct gate_principal *p,

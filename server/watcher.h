@@ -5,7 +5,7 @@
  * and sessions, audit records and outbox events (db_watch_apply).
  *
  * Every node runs a gate_watcher thread: it tries the lock every
- * [directory] watch_retry_ms; the node that gets it runs the watcher
+ * [directory] watch_retry_ms; the node that holds it runs the watcher
  * (a full refresh first, which also reconciles what changed while no
  * node watched) until it stops, loses the lock's connection or dies --
  * then another node takes over.

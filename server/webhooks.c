@@ -1,5 +1,5 @@
 /*
- * The outbox deliverer (see webhooks.h for what a receiver gets).
+ * The outbox deliverer (see webhooks.h for what a receiver is sent).
  *
  * Each worker loops: claim one due event with a lease (one short
  * statement; no connection or transaction is held while posting), POST it

@@ -3,7 +3,7 @@
  * every outbox event (db/db_outbox.h) to [webhooks] url, signed, with
  * retries, backoff and dead letters; its metrics and admin API.
  *
- * What a receiver gets (one POST per event, at least once):
+ * What a receiver is sent (one POST per event, at least once):
  *   Content-Type: application/json
  *   X-Roomgate-Event-Id: <id>          (decimal; the dedupe key)
  *   X-Roomgate-Event-Type: <type>      (e.g. code.rotated)
