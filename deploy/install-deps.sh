@@ -21,6 +21,7 @@ PKGS=(
   libxml2-dev libxmlsec1-dev libglib2.0-dev
   slapd ldap-utils postgresql postgresql-contrib openssl ca-certificates
   curl procps iproute2 util-linux
+  systemd # systemd-analyze verify (tests/integration/test_lifecycle.c)
   chromium nodejs npm nginx
 )
 

@@ -78,6 +78,18 @@ int saml_sp_open(const struct saml_sp_config *cfg, struct saml_sp **out,
 		 char *err, size_t errlen);
 void saml_sp_close(struct saml_sp *sp);
 
+/*
+ * Reads the IdP metadata again (SIGHUP): from file (the reloaded
+ * idp_metadata_file) when the SP reads a file, else a fetch from its URL
+ * now. Checked as at start -- same entityID, validUntil ahead, the pinned
+ * signature when configured -- then swapped in. 1 new metadata in use,
+ * 0 unchanged, -1 + err: the metadata in use stays.
+ */
+int saml_sp_reload_idp(struct saml_sp *sp, const char *file, char *err,
+		       size_t errlen);
+/* 1 when the IdP metadata comes from a URL (saml_sp_reload_idp fetches). */
+int saml_sp_metadata_from_url(const struct saml_sp *sp);
+
 /* Our SP metadata (NUL-terminated, owned by sp). */
 const char *saml_sp_metadata(const struct saml_sp *sp);
 const char *saml_sp_idp_entity_id(const struct saml_sp *sp);

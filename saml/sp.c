@@ -529,6 +529,48 @@ saml_sp_set_idp(struct saml_sp *sp, const char *xml, char *err,
 	return 0;
 }
 
+/*
+ * SIGHUP: the IdP metadata again, checked as at start (one
+ * EntityDescriptor for the entityID in use, validUntil ahead, the pinned
+ * signature if one is configured) before it replaces the metadata in use.
+ */
+int
+saml_sp_reload_idp(struct saml_sp *sp, const char *file, char *err,
+		   size_t errlen)
+{
+	char why[512];
+	char *xml;
+	int r = -1;
+
+	if (sp->md_url != NULL)
+		return saml_sp_refresh(sp, err, errlen);
+	xml = read_file("idp_metadata_file", file, err, errlen);
+	if (xml == NULL)
+		return -1;
+	if (saml_md_check(xml, sp->idp_entity_id, time(NULL), why,
+			  sizeof(why)) != 0 ||
+	    (sp->md_pinned != NULL &&
+	     saml_md_verify(xml, sp->md_pinned, why, sizeof(why)) != 0)) {
+		errf(err, errlen, "[saml] idp_metadata_file %s: %s", file, why);
+		goto out;
+	}
+	pthread_mutex_lock(&sp->mu);
+	if (sp->idp_md != NULL && strcmp(sp->idp_md, xml) == 0)
+		r = 0;
+	else
+		r = saml_sp_set_idp(sp, xml, err, errlen) == 0 ? 1 : -1;
+	pthread_mutex_unlock(&sp->mu);
+out:
+	free(xml);
+	return r;
+}
+
+int
+saml_sp_metadata_from_url(const struct saml_sp *sp)
+{
+	return sp->md_url != NULL;
+}
+
 const char *
 saml_sp_metadata(const struct saml_sp *sp)
 {

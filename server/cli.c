@@ -412,7 +412,7 @@ open_saml(const struct gate_config *cfg, struct saml_sp **out, char *err,
 }
 
 static int
-serve(struct gate_config *cfg, int migrate)
+serve(struct gate_config *cfg, int migrate, char **envp)
 {
 	struct gate_app app;
 	struct gate_http *http = NULL;
@@ -420,11 +420,13 @@ serve(struct gate_config *cfg, int migrate)
 	struct gate_rotation *rotation = NULL;
 	struct gate_webhooks *webhooks = NULL;
 	struct gate_watcher *watcher = NULL;
+	struct gate_jwt_keys *jwt = NULL; /* reloads make their own */
+	struct gate_lifecycle *lc = NULL;
 	struct db_config dbc;
 	struct dir_config dc;
 	char err[1024], host[256];
 	sigset_t set;
-	int r = 1, sig, saml_up = 0;
+	int r = 1, saml_up = 0;
 
 	memset(&app, 0, sizeof(app));
 	app.cfg = cfg;
@@ -453,8 +455,9 @@ serve(struct gate_config *cfg, int migrate)
 	    (saml_up = (saml_init(err, sizeof(err)) == 0)) == 0)
 		goto fail;
 	app.keys = keys;
-	if (gate_jwt_keys_open(cfg, &app.jwt, err, sizeof(err)) != 0)
+	if (gate_jwt_keys_open(cfg, &jwt, err, sizeof(err)) != 0)
 		goto fail;
+	app.jwt = jwt;
 	if (gate_codes_open(cfg, keys, &app.codes, err, sizeof(err)) != 0)
 		goto fail;
 	if (open_saml(cfg, &app.saml, err, sizeof(err)) != 0)
@@ -506,19 +509,11 @@ serve(struct gate_config *cfg, int migrate)
 		 "roomgate %s listening on http://%s:%d/ (public URL %s)",
 		 ROOMGATE_VERSION, cfg->listen, cfg->port, cfg->public_url);
 
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			gate_log(GATE_LOG_INFO, NULL, "signal",
-				 "SIGHUP ignored: restart to reload the "
-				 "configuration");
-			continue;
-		}
-		gate_log(GATE_LOG_INFO, NULL, "stopping", "received %s",
-			 sig == SIGTERM ? "SIGTERM" : "SIGINT");
-		break;
-	}
+	if (gate_lifecycle_open(&app, envp, &lc, err, sizeof(err)) != 0)
+		goto fail;
+	/* SIGHUP reloads; SIGTERM/SIGINT drain the requests in progress
+	 * and return here. */
+	gate_lifecycle_run(lc, http);
 	r = 0;
 	goto out;
 fail:
@@ -535,7 +530,8 @@ out:
 	if (saml_up)
 		saml_shutdown();
 	gate_codes_close(app.codes);
-	gate_jwt_keys_free(app.jwt);
+	gate_lifecycle_close(lc);
+	gate_jwt_keys_free(jwt);
 	gate_keys_free(keys);
 	return r;
 }
@@ -574,7 +570,7 @@ cmd_serve(const char *cfgpath, int argc, char **argv, char **envp)
 	}
 	if (load_config(&cfg, cfgpath, envp) != 0)
 		return 1;
-	r = serve(&cfg, migrate);
+	r = serve(&cfg, migrate, envp);
 	gate_config_free(&cfg);
 	return r;
 }

@@ -68,6 +68,9 @@ static const struct key keys[] = {
 	 "this node's name in logs and audit records (default: host name)"},
 	{"server", "log_level", K_ENUM, OFF(log_level), 0, 0, log_levels,
 	 "info", "least severe level written"},
+	{"server", "drain_timeout", K_INT, OFF(drain_timeout_s), 0, 3600, NULL,
+	 "20",
+	 "seconds SIGTERM waits for requests in progress before stopping"},
 
 	{"database", "url", K_SECRET, OFF(db_url), 0, 0, NULL, NULL,
 	 "libpq connection URI or key=value string (required)"},
@@ -934,6 +937,47 @@ gate_config_free(struct gate_config *cfg)
 	free_str(&cfg->wh_secret, true);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+static int
+value_differs(const struct key *k, const struct gate_config *a,
+	      const struct gate_config *b)
+{
+	const char *pa = (const char *)a + k->off;
+	const char *pb = (const char *)b + k->off;
+	const char *sa, *sb;
+	size_t la, lb;
+
+	if (k->type != K_STR && k->type != K_SECRET)
+		return *(const int *)(const void *)pa !=
+		       *(const int *)(const void *)pb;
+	sa = *(char *const *)(const void *)pa;
+	sb = *(char *const *)(const void *)pb;
+	if (sa == NULL || sb == NULL)
+		return sa != sb;
+	la = strlen(sa);
+	lb = strlen(sb);
+	if (k->type == K_SECRET) /* secrets: no early exit on content */
+		return la != lb || sodium_memcmp(sa, sb, la) != 0;
+	return la != lb || memcmp(sa, sb, la) != 0;
+}
+
+int
+gate_config_diff(const struct gate_config *a, const struct gate_config *b,
+		 void (*changed)(void *arg, const char *section,
+				 const char *name),
+		 void *arg)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (!value_differs(&keys[i], a, b))
+			continue;
+		n++;
+		if (changed != NULL)
+			changed(arg, keys[i].section, keys[i].name);
+	}
+	return n;
 }
 
 void

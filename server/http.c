@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -23,6 +24,9 @@
 struct gate_http {
 	struct MHD_Daemon *d;
 	struct gate_app *app;
+	_Atomic int in_flight; /* requests between uri_seen and completed */
+	_Atomic int draining;  /* quiesced: answers close their connection */
+	MHD_socket listen_fd;  /* closed after MHD_stop_daemon once quiesced */
 };
 
 /* Per-request state; freed in on_completed(). */
@@ -38,6 +42,7 @@ struct req {
 	char remote[INET6_ADDRSTRLEN];
 	char *query;	   /* raw query string (SAML Redirect binding) */
 	int started;	   /* on_request has set this request up */
+	struct gate_http *h; /* counted in h->in_flight while set */
 };
 
 static double
@@ -192,6 +197,9 @@ queue(struct MHD_Connection *c, struct req *r, struct gate_resp *resp)
 		snprintf(ra, sizeof(ra), "%d", resp->retry_after);
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, ra);
 	}
+	if (r->h != NULL && r->h->draining)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION,
+					"close");
 	r->status = resp->status;
 	ret = MHD_queue_response(c, (unsigned int)resp->status, mr);
 	MHD_destroy_response(mr);
@@ -245,10 +253,13 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	if (r == NULL || !r->started) {
 		const char *cl;
 
-		if (r == NULL)
+		if (r == NULL) {
 			r = calloc(1, sizeof(*r));
-		if (r == NULL)
-			return MHD_NO;
+			if (r == NULL)
+				return MHD_NO;
+			r->h = h;
+			h->in_flight++;
+		}
 		*con_cls = r;
 		r->started = 1;
 		clock_gettime(CLOCK_MONOTONIC, &r->t0);
@@ -347,6 +358,8 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)c;
 	if (r == NULL)
 		return;
+	if (r->h != NULL)
+		r->h->in_flight--;
 	if (!r->started) {
 		/* Only uri_seen() ran: libmicrohttpd gave up on the request
 		 * before on_request (as it did before uri_seen existed). */
@@ -381,11 +394,12 @@ uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
 	struct req *r;
 	const char *q;
 
-	(void)cls;
 	(void)c;
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
+	r->h = cls;
+	r->h->in_flight++;
 	q = uri != NULL ? strchr(uri, '?') : NULL;
 	if (q != NULL)
 		r->query = strdup(q + 1);
@@ -445,8 +459,9 @@ gate_http_start(struct gate_app *app, struct gate_http **out, char *err,
 	const struct gate_config *cfg = app->cfg;
 	struct sockaddr_storage ss;
 	struct gate_http *h;
+	/* ITC: MHD_quiesce_daemon() needs it with a thread pool. */
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-			     MHD_USE_ERROR_LOG;
+			     MHD_USE_ERROR_LOG | MHD_USE_ITC;
 
 	*out = NULL;
 	memset(&ss, 0, sizeof(ss));
@@ -474,6 +489,7 @@ gate_http_start(struct gate_app *app, struct gate_http **out, char *err,
 		return -1;
 	}
 	h->app = app;
+	h->listen_fd = MHD_INVALID_SOCKET;
 	/*
 	 * The per-connection memory pool holds the request line and headers;
 	 * sizing it caps them (bodies stream through it in pieces). Extra
@@ -504,11 +520,36 @@ gate_http_start(struct gate_app *app, struct gate_http **out, char *err,
 	return 0;
 }
 
+int
+gate_http_quiesce(struct gate_http *h)
+{
+	if (h == NULL || h->listen_fd != MHD_INVALID_SOCKET)
+		return -1;
+	h->draining = 1;
+	h->listen_fd = MHD_quiesce_daemon(h->d);
+	if (h->listen_fd == MHD_INVALID_SOCKET)
+		return -1;
+	/* The socket stays open (a pool thread may still hold it until
+	 * MHD_stop_daemon) but stops listening: connections queued or
+	 * arriving now are refused instead of waiting for a node that will
+	 * never accept them. */
+	(void)shutdown(h->listen_fd, SHUT_RDWR);
+	return 0;
+}
+
+int
+gate_http_in_flight(struct gate_http *h)
+{
+	return h != NULL ? h->in_flight : 0;
+}
+
 void
 gate_http_stop(struct gate_http *h)
 {
 	if (h == NULL)
 		return;
 	MHD_stop_daemon(h->d);
+	if (h->listen_fd != MHD_INVALID_SOCKET)
+		close(h->listen_fd);
 	free(h);
 }

@@ -13,7 +13,8 @@
 
 #include "server/server.h"
 
-static int log_min = GATE_LOG_INFO;
+/* Atomic: a SIGHUP reload changes it while other threads log. */
+static _Atomic int log_min = GATE_LOG_INFO;
 static char log_node[256];
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -23,6 +24,12 @@ gate_log_setup(int level, const char *node)
 {
 	log_min = level;
 	snprintf(log_node, sizeof(log_node), "%s", node ? node : "");
+}
+
+void
+gate_log_set_level(int level)
+{
+	log_min = level;
 }
 
 static void

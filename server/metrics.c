@@ -154,6 +154,7 @@ gate_metrics_render(struct gate_buf *b, struct db_pool *db,
 			"# TYPE roomgate_build_info gauge\n"
 			"roomgate_build_info{version=\"%s\"} 1\n",
 			ROOMGATE_VERSION);
+	gate_lifecycle_metrics(b);
 	gate_buf_printf(b, "# HELP roomgate_http_requests_total HTTP requests "
 			   "by route and status.\n"
 			   "# TYPE roomgate_http_requests_total counter\n");

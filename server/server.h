@@ -46,6 +46,7 @@ struct gate_config {
 	char *public_url;	/* https://meet-gate.example.com */
 	char *node_name;	/* in logs and audit; default: host name */
 	int log_level;		/* enum gate_log_level */
+	int drain_timeout_s;	/* SIGTERM: wait for requests in progress */
 
 	/* [database] */
 	char *db_url; /* secret: may hold a password */
@@ -168,6 +169,13 @@ int gate_config_check_serve(const struct gate_config *cfg, char *err,
 void gate_config_free(struct gate_config *cfg);
 /* Writes the key reference (section, key, type, default, range, help). */
 void gate_config_print_reference(FILE *out);
+/* Calls changed (may be NULL) for every key whose value differs between a
+ * and b (secrets compared in constant time, never passed on); returns how
+ * many differ. */
+int gate_config_diff(const struct gate_config *a, const struct gate_config *b,
+		     void (*changed)(void *arg, const char *section,
+				     const char *name),
+		     void *arg);
 
 /* ---- logging (log.c) ---------------------------------------------------- */
 
@@ -176,6 +184,8 @@ void gate_config_print_reference(FILE *out);
  * event, msg, node, and request_id when given. Thread-safe (one write()).
  */
 void gate_log_setup(int level, const char *node);
+/* Changes the least severe level written (a SIGHUP reload). */
+void gate_log_set_level(int level);
 void gate_log(int level, const char *request_id, const char *event,
 	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* As gate_log, with extra fields; takes ownership of fields (a json_t *
@@ -234,14 +244,19 @@ void gate_metrics_render(struct gate_buf *b, struct db_pool *db,
 
 /* ---- HTTP service (http.c, routes_*.c) -------------------------------- */
 
+/*
+ * cfg and jwt are swapped by a SIGHUP reload (lifecycle.c) with one atomic
+ * store each; a reader uses whichever it loaded, and the old ones stay
+ * allocated until the service stops, so a pointer loaded once stays valid.
+ */
 struct gate_app {
-	const struct gate_config *cfg;
+	const struct gate_config *_Atomic cfg;
 	struct db_pool *db;
 	struct dir_pool *dir;
 	const struct gate_keys *keys;
 	struct gate_codes *codes; /* code policy and key ring (meetings.h) */
 	struct saml_sp *saml; /* NULL when [saml] is not configured */
-	struct gate_jwt_keys *jwt; /* join-token keys (jwt.h); NULL: none */
+	struct gate_jwt_keys *_Atomic jwt; /* join-token keys (jwt.h); NULL: none */
 };
 
 enum gate_route_match { GATE_ROUTE_OK = 0, GATE_ROUTE_NOT_FOUND = 404,
@@ -260,7 +275,43 @@ struct gate_http;
 /* Starts the listener; the app must outlive it. */
 int gate_http_start(struct gate_app *app, struct gate_http **out, char *err,
 		    size_t errlen);
+/* Graceful stop, step 1: new connections are refused at once (a proxy
+ * moves on to another node); connections already open are still served,
+ * each answer now closes its connection. 0, or -1 if not listening. */
+int gate_http_quiesce(struct gate_http *h);
+/* Requests received and not yet answered in full. */
+int gate_http_in_flight(struct gate_http *h);
+/* Stops the listener: open connections are closed, a handler still
+ * running is waited for. */
 void gate_http_stop(struct gate_http *h);
+
+/* ---- signals: reload and graceful stop (lifecycle.c) ------------------ */
+
+struct gate_lifecycle;
+/*
+ * After start-up: envp is the environment the config was loaded with (its
+ * ROOMGATE_* overrides apply to every reload too). The app must outlive
+ * the lifecycle; gate_lifecycle_close() frees the configs and key sets
+ * reloads made, after every thread that reads them has stopped.
+ */
+int gate_lifecycle_open(struct gate_app *app, char *const *envp,
+			struct gate_lifecycle **out, char *err, size_t errlen);
+/*
+ * Reloads the config file (SIGHUP): read and checked in full, then either
+ * applied as a whole or refused as a whole (the config in use stays,
+ * the log says why). 1 applied, 0 nothing to change, -1 refused.
+ */
+int gate_reload(struct gate_lifecycle *lc);
+/*
+ * Waits for SIGHUP (reload), SIGTERM or SIGINT, which must be blocked in
+ * every thread. On SIGTERM/SIGINT: stops taking connections, waits up to
+ * [server] drain_timeout for requests in progress (a second signal cuts
+ * the wait short), and returns; the caller then stops the threads.
+ */
+void gate_lifecycle_run(struct gate_lifecycle *lc, struct gate_http *http);
+void gate_lifecycle_close(struct gate_lifecycle *lc);
+/* Prometheus lines for reloads (metrics.c). */
+void gate_lifecycle_metrics(struct gate_buf *b);
 
 /* ---- CLI (cli.c) ------------------------------------------------------ */
 
