@@ -41,7 +41,7 @@ INTEG_SRC := $(wildcard tests/integration/test_*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 TEST_BINS := $(UNIT_SRC:%.c=$(O)/%) $(INTEG_SRC:%.c=$(O)/%)
 
-.PHONY: all bin tests run stop test deps clean format bench fuzz
+.PHONY: all bin tests run stop test deps clean format bench fuzz fuzz-build
 all: bin
 bin: $(O)/roomgate
 
@@ -83,25 +83,53 @@ $(O)/idp: tests/idp/idp.c
 
 tests: $(O)/roomgate $(O)/idp $(TEST_BINS)
 
-# libFuzzer targets (clang): the SAML response checks, built from the
-# sources they need so gcc's and clang's sanitizer runtimes never mix.
+# libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c -> build/fuzz/fuzz_NAME,
+# linked with the sources FUZZ_SRC_NAME lists, compiled again with clang's
+# sanitizers and coverage (build/fuzz/obj) so gcc's and clang's sanitizer
+# runtimes never mix. `make fuzz` builds them all and runs each for
+# FUZZ_TIME seconds on its committed seeds (tests/fuzz/corpus/NAME),
+# printing one summary line per target.
+FUZZ_TIME ?= 60
+FUZZ_CFLAGS = $(WARN) -g -O1 -fno-omit-frame-pointer \
+	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	$(CPPFLAGS) $(PKG_CFLAGS)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-build/fuzz/fuzz_saml_response: tests/fuzz/fuzz_saml_response.c saml/check.c \
-		saml/init.c $(HDRS)
-	@mkdir -p $(dir $@)
-	@echo '  FUZZ $@'
-	$(Q)clang $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
-		$(CPPFLAGS) $(PKG_CFLAGS) -o $@ $< saml/check.c saml/init.c \
-		$(PKG_LIBS)
+FUZZ_SRC_saml_response := saml/check.c saml/init.c saml/sp.c saml/metadata.c \
+	saml/keygen.c
+FUZZ_SRC_authz_ref := server/authz_ref.c
+FUZZ_SRC_codes := server/codes_normalize.c server/codes_policy.c
+FUZZ_SRC_ldap_filter := directory/filter.c directory/util.c
+FUZZ_SRC_config := server/config.c directory/config.c directory/util.c \
+	directory/filter.c server/codes_policy.c
+FUZZ_SRC_jwt := server/jwt.c
+# The routing table names every handler: the whole library.
+FUZZ_SRC_http := $(LIB_SRC) build/fuzz/gen/migrations.c
 
-build/fuzz/fuzz_authz_ref: tests/fuzz/fuzz_authz_ref.c server/authz_ref.c \
-		server/authz_ref.h
+build/fuzz/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	@echo '  FUZZ $@'
-	$(Q)clang $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
-		$(CPPFLAGS) -o $@ $< server/authz_ref.c
+	@echo '  CC(fuzz) $<'
+	$(Q)clang $(FUZZ_CFLAGS) -c $< -o $@
 
-fuzz: $(FUZZ_BINS)
+build/fuzz/gen/migrations.c: $(MIGRATIONS) db/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	$(Q)sh db/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+build/fuzz/obj/build/fuzz/gen/migrations.o: build/fuzz/gen/migrations.c
+	@mkdir -p $(dir $@)
+	$(Q)clang $(FUZZ_CFLAGS) -c $< -o $@
+
+fuzz_objs = $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_SRC_$(1)))
+.PRECIOUS: build/fuzz/obj/%.o
+.SECONDEXPANSION:
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(HDRS) $$(call fuzz_objs,$$*)
+	@echo '  FUZZ $@'
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(call fuzz_objs,$*) $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_TIME)
 
 deps:
 	@deploy/install-deps.sh
