@@ -326,17 +326,38 @@ int db_audit_sso(struct db_pool *pool, const struct db_audit_sso *a,
 int db_admit_meeting_by_link(struct db_pool *pool, const char *link_id,
 			     struct db_meeting *out, char *err, size_t errlen);
 
-/* The later end of the locks in force on the identity+meeting key and on
- * the source key (Unix seconds; 0: neither is locked). */
-int db_lockout_until(struct db_pool *pool, const char *im_key,
-		     const char *src_key, long long *until, char *err,
+/*
+ * Everything an admission attempt reads, in one round trip (two pipelined
+ * statements on one connection): the live session behind the cookie hash
+ * (as db_session_get, but last_seen_at is written only when older than
+ * touch_s seconds, so most attempts write nothing here), the live meeting
+ * behind link (NULL: none asked), its live codes (as db_code_live), and
+ * the later end of the locks in force on "<meeting id> <identity>" (or
+ * "unknown-link <identity>") and on src_key, and a fresh id for the
+ * admission this attempt may make. Strings malloc()ed; free with
+ * db_admit_ctx_free, also after a failure. 0 or DB_E*.
+ */
+struct db_admit_ctx {
+	int have_session;
+	struct db_session session;
+	int have_meeting;
+	struct db_meeting meeting;
+	struct db_code codes[2]; /* live codes, newest first; wiped on free */
+	size_t ncodes;
+	long long locked_until; /* Unix seconds; 0: no lock in force */
+	char new_id[37];	/* uuid (gen_random_uuid) */
+};
+int db_admit_context(struct db_pool *pool, const unsigned char id_hash[32],
+		     int idle_timeout_s, int touch_s, const char *link,
+		     const char *src_key, struct db_admit_ctx *out, char *err,
 		     size_t errlen);
+void db_admit_ctx_free(struct db_admit_ctx *c);
 
 /* How long the lock_count-th lock lasts (seconds). */
 typedef long long (*db_lock_duration_fn)(void *ctx, int lock_count);
 
-/* Called inside db_admit_record's transaction with the new admission's
- * id, before anything is written; nonzero: no admission (see below). */
+/* Called by db_admit_record with the new admission's id before anything
+ * is written; nonzero: no admission (see below). */
 typedef int (*db_admit_mint_fn)(void *ctx, const char *admission_id);
 
 struct db_attempt {
@@ -371,6 +392,8 @@ struct db_attempt {
 	 * against the source (an attempt a foreign page can make a browser
 	 * send, which must not lock out everyone behind its address). */
 	int source_not_counted;
+	/* Outcome allow: the new admission's id (db_admit_ctx.new_id). */
+	const char *admission_id;
 	/* Outcome allow, may be NULL: makes what the person gets with the
 	 * admission (the join token) before COMMIT. When it fails the
 	 * attempt is recorded as a denial, reason "token_failed", without
@@ -406,6 +429,9 @@ struct db_attempt_result {
  * within probe_window_s, the meeting is flagged (probed_at), its waiting
  * room switched on and an outbox event "meeting.probed" written for the
  * host, once. Any failure rolls everything back (the caller denies).
+ * One round trip: the transaction is one statement (migration 0011's
+ * roomgate_admit_record). out->admission_id is set only when the
+ * admission row was written.
  */
 int db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 		    struct db_attempt_result *out, char *err, size_t errlen);

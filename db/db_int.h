@@ -111,6 +111,29 @@ int db_result_err(PGconn *pg, const PGresult *res, const char *what, char *err,
  * db_release(); do not PQfinish it (release drops broken ones). */
 PGconn *db_conn_pg(struct db_conn *c);
 
+/*
+ * Makes sure the named statement (name, sql, nparams) is prepared on the
+ * borrowed connection c, preparing it on first use: the hot path parses
+ * and plans its statements once per connection, not once per request. id
+ * (0-31) is the statement's slot; each id must always name the same
+ * statement. A reconnected slot starts with nothing prepared. 0, or a
+ * DB_E* code with a message.
+ */
+int db_conn_prepared(struct db_conn *c, unsigned id, const char *name,
+                     const char *sql, int nparams, char *err, size_t errlen);
+
+/* ---- rows shared between query files (queries_meetings.c) ---------- */
+
+/* The select list of a meeting row (table alias m), and its reader: the
+ * columns from 0 on, into *m (db_meeting_free; nothing to free when it
+ * fails with DB_ENOMEM). */
+extern const char db_meeting_cols[];
+int db_meeting_from_row(const PGresult *res, int row, struct db_meeting *m);
+/* The select list of a code row (alias c), and its reader: 0, or -1 when
+ * a stored value is malformed. */
+extern const char db_code_cols[];
+int db_code_from_row(const PGresult *res, int row, struct db_code *out);
+
 /* ---- migrations (migrate.c) ------------------------------------------ */
 
 /* db_migrate() with an explicit list (sorted by version, unique), so tests

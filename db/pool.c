@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +27,9 @@ struct db_conn {
 	PGconn *pg; /* owned by the borrower while in_use, else by the pool */
 	int in_use; /* under pool->mu */
 	int live;   /* under pool->mu: pg was connected when last seen */
+	/* Borrower only: bit i set once statement i is prepared on pg
+	 * (db_conn_prepared); cleared whenever pg is replaced. */
+	uint32_t prepared;
 };
 
 struct db_pool {
@@ -239,6 +243,7 @@ db_acquire(struct db_pool *pool, struct db_conn **out, char *err, size_t errlen)
 	if (c->pg != NULL && !conn_alive(c->pg)) {
 		PQfinish(c->pg);
 		c->pg = NULL;
+		c->prepared = 0;
 		pthread_mutex_lock(&pool->mu);
 		c->live = 0; /* for the stats while we reconnect */
 		pthread_mutex_unlock(&pool->mu);
@@ -247,6 +252,7 @@ db_acquire(struct db_pool *pool, struct db_conn **out, char *err, size_t errlen)
 		*out = c;
 		return 0;
 	}
+	c->prepared = 0;
 	r = db_connect(&pool->params, &c->pg, err, errlen);
 
 	pthread_mutex_lock(&pool->mu);
@@ -270,6 +276,31 @@ PGconn *
 db_conn_pg(struct db_conn *c)
 {
 	return c != NULL ? c->pg : NULL;
+}
+
+int
+db_conn_prepared(struct db_conn *c, unsigned id, const char *name,
+                 const char *sql, int nparams, char *err, size_t errlen)
+{
+	PGresult *res;
+	int r;
+
+	if (c == NULL || c->pg == NULL || id >= 32) {
+		db_seterr(err, errlen, "db_conn_prepared: no connection");
+		return DB_EINVAL;
+	}
+	if (c->prepared & (UINT32_C(1) << id))
+		return 0;
+	res = PQprepare(c->pg, name, sql, nparams, NULL);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		r = db_result_err(c->pg, res, "preparing a statement", err,
+		                  errlen);
+		PQclear(res);
+		return r;
+	}
+	PQclear(res);
+	c->prepared |= UINT32_C(1) << id;
+	return 0;
 }
 
 /* Whether a returned connection can serve the next borrower as is; rolls
@@ -312,6 +343,7 @@ db_release(struct db_pool *pool, struct db_conn *c)
 	if (!keep && c->pg != NULL) {
 		PQfinish(c->pg);
 		c->pg = NULL;
+		c->prepared = 0;
 	}
 	pthread_mutex_lock(&pool->mu);
 	if (c->in_use) {

@@ -4,10 +4,20 @@
  * records the attempt (audit record, lockout counters, admission row,
  * probing flag and the host's outbox event). See db.h for the contracts.
  *
- * The counters are single UPSERT statements: the row lock they take is
- * held to COMMIT, so attempts racing on several nodes are counted one
- * after the other and lock at the same count.
+ * The hot path (issue 9: what bounds admissions is PostgreSQL's CPU per
+ * statement and round trip, and WAL flushes) is two round trips on
+ * statements prepared once per pooled connection: the read
+ * (db_admit_context: session, meeting, codes and lock state in one libpq
+ * pipeline; the session's last_seen_at written only now and then) and
+ * the record (db_admit_record: one call of migration 0011's
+ * roomgate_admit_record, run as its own transaction -- advisory locks,
+ * the lock state read again under them, admission row, audit record,
+ * counters and probing check; any error rolls all of it back, so nothing
+ * is admitted without its audit record). The counters are UPSERTs whose
+ * row lock is held to COMMIT, so attempts racing on several nodes are
+ * counted one after the other and lock at the same count.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +72,298 @@ getll(const PGresult *res, int row, int col)
 	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
+/* ---- pipelines of prepared statements ------------------------------------ */
+
+/* The hot path's statements: slot (db_conn_prepared), name, text. */
+enum {
+	ST_CONTEXT,
+	ST_CODES,
+	ST_RECORD,
+};
+
+/* One statement of a pipeline. sql NULL: name is sent as plain text
+ * without preparing (BEGIN, COMMIT). res: kept when keep is set, else
+ * cleared. */
+struct pstep {
+	unsigned id;
+	const char *name, *sql;
+	int n;
+	const char *const *v;
+	const int *len, *fmt; /* NULL: all text */
+	const char *what;     /* for the message when it fails */
+	int keep;
+	PGresult *res;
+};
+
+static void
+pipe_clear(struct pstep *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		PQclear(s[i].res);
+		s[i].res = NULL;
+	}
+}
+
+/*
+ * Sends the n statements in one pipeline with one sync (one round trip)
+ * and reads every result. 0 when all succeeded (kept results in s[i].res;
+ * pipe_clear frees them); else the first failure's DB_E* code and message,
+ * nothing kept. After a failure the connection may still be in a pipeline
+ * or a failed transaction: db_release rolls back or drops it.
+ */
+static int
+pipe_run(struct db_conn *c, struct pstep *s, int n, char *err, size_t errlen)
+{
+	PGconn *pg = db_conn_pg(c);
+	PGresult *res;
+	int i, r = 0, sent = 0, st;
+
+	for (i = 0; i < n; i++) {
+		s[i].res = NULL;
+		if (s[i].sql != NULL &&
+		    (r = db_conn_prepared(c, s[i].id, s[i].name, s[i].sql,
+		                          s[i].n, err, errlen)) != 0)
+			return r;
+	}
+	if (PQenterPipelineMode(pg) != 1)
+		return db_result_err(pg, NULL, "starting a pipeline", err,
+		                     errlen);
+	for (i = 0; i < n; i++) {
+		int ok = s[i].sql != NULL
+		             ? PQsendQueryPrepared(pg, s[i].name, s[i].n,
+		                                   s[i].v, s[i].len, s[i].fmt, 0)
+		             : PQsendQueryParams(pg, s[i].name, 0, NULL, NULL,
+		                                 NULL, NULL, 0);
+		if (ok != 1)
+			break;
+		sent++;
+	}
+	if (sent < n || PQpipelineSync(pg) != 1)
+		return db_result_err(pg, NULL, s[sent < n ? sent : 0].what, err,
+		                     errlen);
+	for (i = 0; i < sent; i++) {
+		if ((res = PQgetResult(pg)) == NULL) {
+			r = r ? r : db_result_err(pg, NULL, s[i].what, err,
+			                          errlen);
+			goto lost;
+		}
+		st = PQresultStatus(res);
+		if (r == 0 && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+			r = db_result_err(pg, res, s[i].what, err, errlen);
+		if (r == 0 && s[i].keep)
+			s[i].res = res;
+		else
+			PQclear(res);
+		/* The end of this statement's results. */
+		while ((res = PQgetResult(pg)) != NULL) {
+			PQclear(res);
+			if (PQstatus(pg) == CONNECTION_BAD)
+				goto lost;
+		}
+	}
+	res = PQgetResult(pg);
+	st = res != NULL ? (int)PQresultStatus(res) : -1;
+	PQclear(res);
+	if (st != PGRES_PIPELINE_SYNC) {
+		r = r ? r : db_result_err(pg, NULL, "ending a pipeline", err,
+		                          errlen);
+		goto lost;
+	}
+	if (PQexitPipelineMode(pg) != 1 && r == 0)
+		r = db_result_err(pg, NULL, "ending a pipeline", err, errlen);
+	if (r != 0)
+		pipe_clear(s, n);
+	return r;
+lost:
+	pipe_clear(s, n);
+	return r != 0 ? r : DB_EUNAVAIL;
+}
+
+/* ---- the read: db_admit_context ------------------------------------------ */
+
+#define TS_UTC(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* $1 session id hash (binary), $2 idle timeout s, $3 touch interval s,
+ * $4 link, $5 source key. The meeting's columns first (db_meeting_from_row
+ * reads from 0), then the session's, the lock state and a new admission
+ * id. The UPDATE runs
+ * whatever the SELECT finds; it writes (and costs a WAL flush) only when
+ * last_seen_at is older than the touch interval. */
+static char context_text[4096];
+/* $1 link: the live codes of the live meeting behind it (db_code_live's
+ * rows). */
+static char admit_codes_sql[1024];
+static int context_ok;
+
+static void
+context_make(void)
+{
+	int n = snprintf(
+	    context_text, sizeof(context_text),
+	    "WITH t AS (UPDATE sessions SET last_seen_at = now() "
+	    "WHERE id_hash = $1 AND revoked_at IS NULL AND expires_at > now() "
+	    "AND last_seen_at > now() - make_interval(secs => $2::int) "
+	    "AND last_seen_at <= now() - make_interval(secs => $3::int) "
+	    "RETURNING 1) "
+	    "SELECT %s, s.identity, s.idp_entity_id, s.name_id, "
+	    "s.name_id_format, s.saml_session_index, " TS_UTC("s.authn_instant")
+	    ", coalesce(s.attributes::text, '{}'), " TS_UTC("s.expires_at") ", "
+	    "(SELECT ceil(extract(epoch FROM max(l.locked_until)))::bigint "
+	    "FROM lockout_counters l WHERE l.locked_until > now() AND "
+	    "((l.scope = 'identity_meeting' AND l.key = coalesce(m.id::text, "
+	    "'unknown-link') || ' ' || s.identity) OR (l.scope = 'source' AND "
+	    "l.key = $5))), gen_random_uuid()::text "
+	    "FROM (SELECT 1) one LEFT JOIN sessions s ON s.id_hash = $1 AND "
+	    "s.revoked_at IS NULL AND s.expires_at > now() AND "
+	    "s.last_seen_at > now() - make_interval(secs => $2::int) "
+	    "LEFT JOIN meetings m ON m.link_id = $4 AND m.archived_at IS NULL",
+	    db_meeting_cols);
+
+	context_ok = n > 0 && (size_t)n < sizeof(context_text);
+	n = snprintf(admit_codes_sql, sizeof(admit_codes_sql),
+	             "SELECT %s FROM meeting_codes c JOIN meetings m ON "
+	             "m.id = c.meeting_id WHERE m.link_id = $1 AND "
+	             "m.archived_at IS NULL AND (c.state = 'current' OR "
+	             "(c.state = 'previous' AND c.grace_until > now())) "
+	             "ORDER BY c.version DESC LIMIT 2",
+	             db_code_cols);
+	context_ok = context_ok && n > 0 && (size_t)n < sizeof(admit_codes_sql);
+}
+
+static pthread_once_t context_once = PTHREAD_ONCE_INIT;
+
+
+static char *
+dup_col(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL
+	                                  : strdup(PQgetvalue(res, row, col));
+}
+
+void
+db_admit_ctx_free(struct db_admit_ctx *c)
+{
+	if (c->have_session)
+		db_session_free(&c->session);
+	if (c->have_meeting)
+		db_meeting_free(&c->meeting);
+	sodium_memzero(c->codes, sizeof(c->codes));
+	memset(c, 0, sizeof(*c));
+}
+
+/* The session's columns of the context row, from col on. */
+static int
+session_from_row(const PGresult *res, int col, struct db_session *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->identity = dup_col(res, 0, col);
+	s->idp = dup_col(res, 0, col + 1);
+	s->name_id = dup_col(res, 0, col + 2);
+	s->name_id_format = dup_col(res, 0, col + 3);
+	s->session_index = dup_col(res, 0, col + 4);
+	s->authn_instant = dup_col(res, 0, col + 5);
+	s->attributes_json = dup_col(res, 0, col + 6);
+	s->expires_at = dup_col(res, 0, col + 7);
+	if (s->identity == NULL || s->idp == NULL || s->name_id == NULL ||
+	    s->attributes_json == NULL || s->expires_at == NULL) {
+		db_session_free(s);
+		return DB_ENOMEM;
+	}
+	return 0;
+}
+
+int
+db_admit_context(struct db_pool *pool, const unsigned char id_hash[32],
+                 int idle_timeout_s, int touch_s, const char *link,
+                 const char *src_key, struct db_admit_ctx *out, char *err,
+                 size_t errlen)
+{
+	struct db_conn *c = NULL;
+	char idle[16], touch[16];
+	const char *v[5];
+	const int len[5] = {32, 0, 0, 0, 0}, fmt[5] = {1, 0, 0, 0, 0};
+	struct pstep st[2];
+	const PGresult *res;
+	int r, ncols, rows, i;
+
+	memset(out, 0, sizeof(*out));
+	pthread_once(&context_once, context_make);
+	if (!context_ok) {
+		db_seterr(err, errlen, "the admission's read does not fit");
+		return DB_EINVAL;
+	}
+	snprintf(idle, sizeof(idle), "%d", idle_timeout_s);
+	snprintf(touch, sizeof(touch), "%d", touch_s > 0 ? touch_s : 0);
+	v[0] = (const char *)id_hash;
+	v[1] = idle;
+	v[2] = touch;
+	v[3] = link;
+	v[4] = src_key;
+	memset(st, 0, sizeof(st));
+	st[0] = (struct pstep){ST_CONTEXT, "rg_admit_context", context_text, 5,
+	                       v, len, fmt, "reading the sign-in and meeting",
+	                       1, NULL};
+	st[1] = (struct pstep){
+	    ST_CODES, "rg_admit_codes", NULL, 1, &v[3], NULL, NULL,
+	    "reading the meeting's code", 1, NULL};
+	st[1].sql = admit_codes_sql;
+	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
+		return r;
+	r = pipe_run(c, st, link != NULL ? 2 : 1, err, errlen);
+	db_release(pool, c);
+	if (r != 0)
+		return r;
+	res = st[0].res;
+	ncols = PQnfields(res);
+	if (PQntuples(res) != 1 || ncols < 12) {
+		db_seterr(err, errlen, "the admission's read came back empty");
+		r = DB_EQUERY;
+		goto out;
+	}
+	r = DB_ENOMEM;
+	if (!PQgetisnull(res, 0, 0)) {
+		if (db_meeting_from_row(res, 0, &out->meeting) != 0)
+			goto nomem;
+		out->have_meeting = 1;
+	}
+	if (!PQgetisnull(res, 0, ncols - 10)) {
+		if (session_from_row(res, ncols - 10, &out->session) != 0)
+			goto nomem;
+		out->have_session = 1;
+	}
+	out->locked_until = getll(res, 0, ncols - 2);
+	snprintf(out->new_id, sizeof(out->new_id), "%s",
+	         PQgetvalue(res, 0, ncols - 1));
+	if (link != NULL && out->have_meeting) {
+		res = st[1].res;
+		rows = PQntuples(res);
+		for (i = 0; i < rows && i < 2; i++) {
+			if (db_code_from_row(res, i, &out->codes[i]) != 0) {
+				db_seterr(err, errlen,
+				          "a stored code is malformed");
+				r = DB_EQUERY;
+				goto fail;
+			}
+			out->ncodes++;
+		}
+		/* Only a current code makes the pair meaningful. */
+		if (out->ncodes > 0 &&
+		    strcmp(out->codes[0].state, "current") != 0) {
+			sodium_memzero(out->codes, sizeof(out->codes));
+			out->ncodes = 0;
+		}
+	}
+	r = 0;
+	goto out;
+nomem:
+	db_seterr(err, errlen, "out of memory");
+fail:
+	db_admit_ctx_free(out);
+out:
+	pipe_clear(st, 2);
+	return r;
+}
+
 int
 db_admit_meeting_by_link(struct db_pool *pool, const char *link_id,
                          struct db_meeting *out, char *err, size_t errlen)
@@ -69,167 +371,43 @@ db_admit_meeting_by_link(struct db_pool *pool, const char *link_id,
 	struct db_conn *c = NULL;
 	const char *v[1] = {link_id};
 	PGresult *res = NULL;
-	char id[37] = "";
+	char sql[2048];
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	r = snprintf(sql, sizeof(sql),
+	             "SELECT %s FROM meetings m WHERE m.link_id = $1 "
+	             "AND m.archived_at IS NULL",
+	             db_meeting_cols);
+	if (r < 0 || (size_t)r >= sizeof(sql)) {
+		db_seterr(err, errlen, "the meeting's read does not fit");
+		return DB_EINVAL;
+	}
 	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
 		return r;
-	r = run(db_conn_pg(c),
-	        "SELECT id FROM meetings WHERE link_id = $1 "
-	        "AND archived_at IS NULL",
-	        1, v, "looking the join link up", &res, err, errlen);
-	if (r == 0 && PQntuples(res) == 1)
-		snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	db_release(pool, c);
-	if (r != 0)
-		return r;
-	if (id[0] == '\0') {
+	r = run(db_conn_pg(c), sql, 1, v, "looking the join link up", &res,
+	        err, errlen);
+	if (r == 0 && PQntuples(res) != 1) {
 		db_seterr(err, errlen, "no meeting has this join link");
-		return DB_ENOTFOUND;
+		r = DB_ENOTFOUND;
+	} else if (r == 0 && db_meeting_from_row(res, 0, out) != 0) {
+		db_seterr(err, errlen, "out of memory");
+		r = DB_ENOMEM;
 	}
-	return db_meeting_get(pool, id, out, err, errlen);
-}
-
-int
-db_lockout_until(struct db_pool *pool, const char *im_key, const char *src_key,
-                 long long *until, char *err, size_t errlen)
-{
-	struct db_conn *c = NULL;
-	const char *v[2] = {im_key, src_key};
-	PGresult *res = NULL;
-	int r;
-
-	*until = 0;
-	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
-		return r;
-	r = run(db_conn_pg(c),
-	        "SELECT ceil(extract(epoch FROM max(locked_until)))::bigint "
-	        "FROM lockout_counters WHERE locked_until > now() AND "
-	        "((scope = 'identity_meeting' AND key = $1) OR "
-	        "(scope = 'source' AND key = $2))",
-	        2, v, "reading the lockout state", &res, err, errlen);
-	if (r == 0) {
-		*until = getll(res, 0, 0);
-		PQclear(res);
-	}
+	PQclear(res);
 	db_release(pool, c);
 	return r;
 }
 
-/*
- * Counts one failure on (scope, key): a new window once the old one has
- * passed, nothing while a lock is in force. When the count reaches max,
- * locks for duration(lock_count + 1) (or fixed_s) seconds and starts a
- * fresh window. *until: the lock set here, 0 for none.
- */
-static int
-count_failure(PGconn *pg, const char *scope, const char *key, int max,
-              int window_s, long long quiet_s, db_lock_duration_fn duration,
-              void *ctx, long long fixed_s, long long *until, char *err,
-              size_t errlen)
-{
-	char win[24], quiet[24], secs[24];
-	const char *v[4];
-	PGresult *res = NULL;
-	long long failures, lock_count, locked;
-	int r;
-
-	*until = 0;
-	snprintf(win, sizeof(win), "%d", window_s);
-	snprintf(quiet, sizeof(quiet), "%lld", quiet_s);
-	v[0] = scope;
-	v[1] = key;
-	v[2] = win;
-	v[3] = quiet;
-	r = run(
-	    pg,
-	    "INSERT INTO lockout_counters AS c (scope, key, failures) "
-	    "VALUES ($1, $2, 1) ON CONFLICT (scope, key) DO UPDATE SET "
-	    "lock_count = CASE WHEN c.updated_at < now() - "
-	    "make_interval(secs => $4::bigint) THEN 0 ELSE c.lock_count END, "
-	    "failures = CASE WHEN c.locked_until > now() THEN c.failures "
-	    "WHEN c.window_start < now() - make_interval(secs => $3::bigint) "
-	    "THEN 1 ELSE c.failures + 1 END, "
-	    "window_start = CASE WHEN c.locked_until > now() THEN "
-	    "c.window_start WHEN c.window_start < now() - "
-	    "make_interval(secs => $3::bigint) THEN now() "
-	    "ELSE c.window_start END, updated_at = now() "
-	    "RETURNING failures, lock_count, "
-	    "(locked_until IS NOT NULL AND locked_until > now())::int",
-	    4, v, "counting the failed attempt", &res, err, errlen);
-	if (r != 0)
-		return r;
-	failures = getll(res, 0, 0);
-	lock_count = getll(res, 0, 1);
-	locked = getll(res, 0, 2);
-	PQclear(res);
-	if (locked || failures < max)
-		return 0;
-	snprintf(secs, sizeof(secs), "%lld",
-	         duration != NULL ? duration(ctx, (int)lock_count + 1)
-	                          : fixed_s);
-	v[2] = secs;
-	r = run(pg,
-	        "UPDATE lockout_counters SET lock_count = lock_count + 1, "
-	        "locked_until = now() + make_interval(secs => $3::bigint), "
-	        "failures = 0, window_start = now(), updated_at = now() "
-	        "WHERE scope = $1 AND key = $2 "
-	        "RETURNING ceil(extract(epoch FROM locked_until))::bigint",
-	        3, v, "locking after too many failures", &res, err, errlen);
-	if (r != 0)
-		return r;
-	*until = getll(res, 0, 0);
-	PQclear(res);
-	return 0;
-}
-
-/* Flags the meeting when enough distinct identities failed there lately;
- * once (probed_at set), with the waiting room on and the host told. */
-static int
-probe_check(PGconn *pg, const struct db_attempt *a, int *probed, char *err,
-            size_t errlen)
-{
-	char win[24], need[24];
-	const char *v[4];
-	PGresult *res = NULL;
-	int r;
-
-	*probed = 0;
-	snprintf(win, sizeof(win), "%d", a->probe_window_s);
-	snprintf(need, sizeof(need), "%d", a->probe_identities);
-	v[0] = a->meeting_id;
-	v[1] = win;
-	v[2] = need;
-	v[3] = a->node;
-	r = run(pg,
-	        "WITH n AS (SELECT count(DISTINCT identity) AS ids "
-	        "FROM audit_log WHERE meeting_id = $1::uuid "
-	        "AND event_type = 'admission' AND outcome = 'deny' "
-	        "AND reason IN ('malformed', 'not_member', 'invalid_code') "
-	        "AND at > now() - make_interval(secs => $2::bigint)), "
-	        "f AS (UPDATE meetings m SET probed_at = now(), "
-	        "waiting_room = true FROM n WHERE m.id = $1::uuid "
-	        "AND m.probed_at IS NULL AND n.ids >= $3::bigint "
-	        "RETURNING m.id, m.host_identity, m.title, n.ids), "
-	        "o AS (INSERT INTO outbox (topic, payload) SELECT "
-	        "'meeting.probed', jsonb_build_object('meeting_id', f.id, "
-	        "'host', f.host_identity, 'title', f.title, "
-	        "'failed_identities', f.ids, 'window_s', $2::bigint) FROM f "
-	        "RETURNING id), "
-	        "au AS (INSERT INTO audit_log (event_type, outcome, reason, "
-	        "meeting_id, node, details) SELECT 'meeting.probed', 'info', "
-	        "'probing', f.id, $4, jsonb_build_object('failed_identities', "
-	        "f.ids, 'window_s', $2::bigint) FROM f RETURNING seq) "
-	        "SELECT (SELECT count(*) FROM o) + (SELECT count(*) FROM au)",
-	        4, v, "checking the meeting for probing", &res, err, errlen);
-	if (r != 0)
-		return r;
-	*probed = getll(res, 0, 0) > 0;
-	PQclear(res);
-	return 0;
-}
+/* The whole record: roomgate_admit_record (migration 0011), one statement
+ * run as its own transaction. */
+static const char record_sql[] =
+    "SELECT locked, retry_at, admitted, locked_until, probed FROM "
+    "roomgate_admit_record($1, $2, $3::int, $4::bigint, $5::boolean, "
+    "$6::boolean, $7::boolean, $8::int, $9::bigint, $10::bigint[], "
+    "$11::bigint[], $12::int, $13::bigint, $14::uuid, $15::uuid, "
+    "decode($16, 'hex'), $17, $18::bigint, $19, $20, $21, $22, $23, $24, "
+    "$25, $26, $27, $28, $29::boolean, $30::boolean, $31::jsonb)";
 
 static const char *
 tri(int v)
@@ -237,60 +415,45 @@ tri(int v)
 	return v < 0 ? NULL : v ? "true" : "false";
 }
 
-/*
- * Serializes the attempts of one identity+meeting (and then of one source
- * address) across nodes, and reads the lock state under those locks: the
- * read before the directory call may be stale by the time the attempt is
- * recorded. The two advisory locks are always taken in this order, so two
- * attempts cannot wait for each other. *retry_at: the end of the lock in
- * force, 0 for none.
- */
-static int
-lock_recheck(PGconn *pg, const struct db_attempt *a, long long *retry_at,
-             char *err, size_t errlen)
+static const char *
+yes(int v)
 {
-	char maxf[24], win[24];
-	const char *v[4];
-	PGresult *res = NULL;
-	int r;
+	return v ? "true" : "false";
+}
 
-	*retry_at = 0;
-	v[0] = a->im_key;
-	if ((r = run(pg,
-	             "SELECT pg_advisory_xact_lock(hashtextextended("
-	             "'roomgate admission ' || $1, 0))",
-	             1, v, "serializing the attempt", NULL, err, errlen)) != 0)
-		return r;
-	v[0] = a->src_key;
-	if (a->src_key != NULL &&
-	    (r = run(pg,
-	             "SELECT pg_advisory_xact_lock(hashtextextended("
-	             "'roomgate source ' || $1, 0))",
-	             1, v, "serializing the attempt", NULL, err, errlen)) != 0)
-		return r;
-	snprintf(maxf, sizeof(maxf), "%d", a->max_failures);
-	snprintf(win, sizeof(win), "%d", a->window_s);
-	v[0] = a->im_key;
-	v[1] = a->src_key;
-	v[2] = maxf;
-	v[3] = win;
-	/* A full window without a lock cannot be left by count_failure; it
-	 * is read as locked until the window ends all the same. */
-	if ((r = run(pg,
-	             "SELECT coalesce(max(ceil(extract(epoch FROM CASE "
-	             "WHEN locked_until > now() THEN locked_until "
-	             "WHEN scope = 'identity_meeting' AND $3::int > 0 AND "
-	             "failures >= $3::int AND window_start > now() - "
-	             "make_interval(secs => $4::bigint) THEN window_start + "
-	             "make_interval(secs => $4::bigint) END))), 0)::bigint "
-	             "FROM lockout_counters WHERE (scope = 'identity_meeting' "
-	             "AND key = $1) OR (scope = 'source' AND key = $2)",
-	             4, v, "reading the lockout state", &res, err, errlen)) !=
-	    0)
-		return r;
-	*retry_at = getll(res, 0, 0);
-	PQclear(res);
-	return 0;
+/*
+ * The lock lengths for lock numbers 1, 2, ... as a bigint[] literal, up
+ * to where they stop changing (the database takes the last one for any
+ * later lock): duration(lock number) seconds, or fixed_s for all.
+ */
+static void
+lock_lengths(db_lock_duration_fn duration, void *ctx, long long fixed_s,
+             char *out, size_t outlen)
+{
+	long long prev = 0, d;
+	size_t used;
+	int k, n;
+
+	used = (size_t)snprintf(out, outlen, "{");
+	for (k = 1; k <= 24; k++) {
+		d = duration != NULL ? duration(ctx, k) : fixed_s;
+		if (k > 1 && d == prev)
+			break;
+		n = snprintf(out + used, outlen - used, "%s%lld",
+		             k > 1 ? "," : "", d);
+		if (n < 0 || (size_t)n >= outlen - used - 1)
+			break;
+		used += (size_t)n;
+		prev = d;
+	}
+	snprintf(out + used, outlen - used, "}");
+}
+
+static int
+is_bool_t(const PGresult *res, int col)
+{
+	return !PQgetisnull(res, 0, col) &&
+	       strcmp(PQgetvalue(res, 0, col), "t") == 0;
 }
 
 int
@@ -298,143 +461,113 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
                 struct db_attempt_result *out, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
-	char sess[65], wait_s[24];
-	const char *v[16];
+	char sess[65] = "", wait_s[24], maxf[24], win[24], quiet[24];
+	char srcmax[24], pwin[24], pneed[24], im_lens[512], src_lens[32];
+	const char *v[31];
 	const char *outcome = a->outcome, *reason = a->reason;
 	PGresult *res = NULL;
-	PGconn *pg;
-	long long until, retry_at = 0;
-	int r, admit = strcmp(a->outcome, "allow") == 0, failure = a->failure;
+	int r, admit = strcmp(a->outcome, "allow") == 0;
 
 	memset(out, 0, sizeof(*out));
 	if (admit && (a->meeting_id == NULL || a->state == NULL ||
-	              a->session_hash == NULL || a->matched_group == NULL)) {
+	              a->session_hash == NULL || a->matched_group == NULL ||
+	              a->admission_id == NULL)) {
 		db_seterr(err, errlen,
-		          "an admission needs a meeting, a state, "
-		          "a session and a matched group");
+		          "an admission needs a meeting, a state, a session, "
+		          "a matched group and its new id");
 		return DB_EINVAL;
 	}
 	if (a->im_key == NULL) {
 		db_seterr(err, errlen, "an attempt needs its lockout key");
 		return DB_EINVAL;
 	}
-	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
-		return r;
-	pg = db_conn_pg(c);
-	if ((r = run(pg, "BEGIN", 0, NULL, "recording the attempt", NULL, err,
-	             errlen)) != 0)
-		goto out;
-	if ((r = lock_recheck(pg, a, &retry_at, err, errlen)) != 0)
-		goto out;
-	if (a->lockable && retry_at > 0) {
-		/* Locked meanwhile: the answer is the lock, whatever the
-		 * checks found (they stay in the record). */
+	/* The join token carries the admission id as jti and is made before
+	 * the attempt is written, so no admission is on record that the
+	 * person did not get, and none is handed out unrecorded (a token
+	 * made for an attempt recorded as locked is dropped by the caller). */
+	if (admit && a->mint != NULL &&
+	    a->mint(a->mint_ctx, a->admission_id) != 0) {
 		outcome = "deny";
-		reason = "locked";
+		reason = "token_failed";
 		admit = 0;
-		failure = 0;
-		out->locked = 1;
-		out->retry_at = retry_at;
+		out->mint_failed = 1;
 	}
-	if (admit) {
-		/* The id first: the join token carries it as jti and is made
-		 * before COMMIT, so no admission is on record that the person
-		 * did not get, and none is handed out unrecorded. */
-		if ((r = run(pg, "SELECT gen_random_uuid()::text", 0, NULL,
-		             "making the admission id", &res, err, errlen)) !=
-		    0)
-			goto out;
-		snprintf(out->admission_id, sizeof(out->admission_id), "%s",
-		         PQgetvalue(res, 0, 0));
-		PQclear(res);
-		res = NULL;
-		if (a->mint != NULL &&
-		    a->mint(a->mint_ctx, out->admission_id) != 0) {
-			outcome = "deny";
-			reason = "token_failed";
-			admit = 0;
-			out->mint_failed = 1;
-			out->admission_id[0] = '\0';
-		}
-	}
-	if (admit) {
+	if (admit)
 		sodium_bin2hex(sess, sizeof(sess), a->session_hash, 32);
-		v[0] = a->meeting_id;
-		v[1] = sess;
-		v[2] = a->identity;
-		v[3] = a->matched_group;
-		v[4] = a->state;
-		snprintf(wait_s, sizeof(wait_s), "%lld",
-		         a->waiting_s > 0 ? a->waiting_s : 1800);
-		v[5] = wait_s;
-		v[6] = out->admission_id;
-		/* A waiting entry ends by itself after waiting_s. */
-		if ((r = run(
-		         pg,
-		         "INSERT INTO admissions (id, meeting_id, session_hash, "
-		         "identity, matched_group, state, admitted_at, "
-		         "expires_at) VALUES ($7::uuid, $1::uuid, "
-		         "decode($2, 'hex'), $3, $4, $5, CASE WHEN $5 = "
-		         "'admitted' THEN now() END, CASE WHEN $5 = 'waiting' "
-		         "THEN now() + make_interval(secs => $6::bigint) END)",
-		         7, v, "recording the admission", NULL, err, errlen)) !=
-		    0)
-			goto out;
-	}
-	v[0] = outcome;
-	v[1] = reason;
-	v[2] = a->identity;
-	v[3] = a->idp;
-	v[4] = a->meeting_id;
-	v[5] = a->matched_group;
-	v[6] = a->source_addr;
-	v[7] = a->forwarded_for;
-	v[8] = a->user_agent;
-	v[9] = a->request_id;
-	v[10] = a->node;
-	v[11] = tri(a->code_ok);
-	v[12] = tri(a->member_ok);
-	v[13] = a->details_json;
-	v[14] = out->admission_id[0] ? out->admission_id : NULL;
-	if ((r = run(pg,
-	             "INSERT INTO audit_log (event_type, outcome, reason, "
-	             "identity, idp, meeting_id, matched_group, source_addr, "
-	             "forwarded_for, user_agent, request_id, node, code_ok, "
-	             "member_ok, details) VALUES ('admission', $1, $2, $3, $4, "
-	             "$5::uuid, $6, $7::inet, left($8, 2048), left($9, 1024), "
-	             "$10, $11, $12::boolean, $13::boolean, "
-	             "coalesce($14::jsonb, '{}'::jsonb) || CASE WHEN $15::text "
-	             "IS NULL THEN '{}'::jsonb ELSE jsonb_build_object("
-	             "'admission_id', $15::text) END)",
-	             15, v, "writing the audit record", NULL, err, errlen)) !=
-	    0)
+	snprintf(maxf, sizeof(maxf), "%d", a->max_failures);
+	snprintf(win, sizeof(win), "%d", a->window_s);
+	snprintf(quiet, sizeof(quiet), "%lld", a->quiet_s);
+	snprintf(srcmax, sizeof(srcmax), "%d", a->src_max_failures);
+	snprintf(pwin, sizeof(pwin), "%d", a->probe_window_s);
+	snprintf(pneed, sizeof(pneed), "%d", a->probe_identities);
+	snprintf(wait_s, sizeof(wait_s), "%lld",
+	         a->waiting_s > 0 ? a->waiting_s : 1800);
+	lock_lengths(a->im_duration, a->duration_ctx, 0, im_lens,
+	             sizeof(im_lens));
+	lock_lengths(NULL, NULL, a->src_lock_s, src_lens, sizeof(src_lens));
+	v[0] = a->im_key;
+	v[1] = a->src_key;
+	v[2] = maxf;
+	v[3] = win;
+	v[4] = yes(a->lockable);
+	v[5] = yes(a->failure && !out->mint_failed);
+	v[6] = yes(!a->source_not_counted);
+	v[7] = srcmax;
+	v[8] = quiet;
+	v[9] = im_lens;
+	v[10] = src_lens;
+	v[11] = pneed;
+	v[12] = pwin;
+	v[13] = admit ? a->admission_id : NULL;
+	v[14] = a->meeting_id;
+	v[15] = admit ? sess : NULL;
+	v[16] = a->state;
+	v[17] = wait_s;
+	v[18] = outcome;
+	v[19] = reason;
+	v[20] = a->identity;
+	v[21] = a->idp;
+	v[22] = a->matched_group;
+	v[23] = a->source_addr;
+	v[24] = a->forwarded_for;
+	v[25] = a->user_agent;
+	v[26] = a->request_id;
+	v[27] = a->node;
+	v[28] = tri(a->code_ok);
+	v[29] = tri(a->member_ok);
+	v[30] = a->details_json;
+	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
 		goto out;
-	if (failure) {
-		if ((r = count_failure(pg, "identity_meeting", a->im_key,
-		                       a->max_failures, a->window_s, a->quiet_s,
-		                       a->im_duration, a->duration_ctx, 0,
-		                       &until, err, errlen)) != 0)
-			goto out;
-		out->locked_until = until;
-		if (a->src_key != NULL && !a->source_not_counted &&
-		    (r = count_failure(pg, "source", a->src_key,
-		                       a->src_max_failures, a->window_s,
-		                       a->quiet_s, NULL, NULL, a->src_lock_s,
-		                       &until, err, errlen)) != 0)
-			goto out;
-		if (until > out->locked_until)
-			out->locked_until = until;
-		if (a->meeting_id != NULL && a->probe_identities > 0 &&
-		    (r = probe_check(pg, a, &out->probed, err, errlen)) != 0)
-			goto out;
-	}
-	if ((r = run(pg, "COMMIT", 0, NULL, "committing the attempt", NULL, err,
-	             errlen)) != 0)
+	if ((r = db_conn_prepared(c, ST_RECORD, "rg_admit_record", record_sql,
+	                          31, err, errlen)) != 0)
 		goto out;
+	res = PQexecPrepared(db_conn_pg(c), "rg_admit_record", 31, v, NULL,
+	                     NULL, 0);
+	if (!ok(res) || PQntuples(res) != 1) {
+		r = fail(db_conn_pg(c), res, "recording the attempt", err,
+		         errlen);
+		res = NULL;
+		if (r == 0)
+			r = DB_EQUERY;
+		goto out;
+	}
+	out->locked = is_bool_t(res, 0);
+	out->retry_at = out->locked ? getll(res, 0, 1) : 0;
+	out->locked_until = getll(res, 0, 3);
+	out->probed = is_bool_t(res, 4);
+	if (is_bool_t(res, 2))
+		snprintf(out->admission_id, sizeof(out->admission_id), "%s",
+		         a->admission_id);
 	r = 0;
 out:
-	if (r != 0)
+	PQclear(res);
+	sodium_memzero(sess, sizeof(sess));
+	if (r != 0) {
+		int mint_failed = out->mint_failed;
+
 		memset(out, 0, sizeof(*out));
+		out->mint_failed = mint_failed;
+	}
 	db_release(pool, c);
 	return r;
 }

@@ -153,7 +153,7 @@ getll(const PGresult *res, int row, int col)
 	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
-static const char meeting_cols[] =
+const char db_meeting_cols[] =
     "m.id, m.link_id, m.title, m.host_identity, m.platform_room, "
     "array_to_json(m.allowed_groups)::text, "
     "(SELECT coalesce(json_agg(i.identity ORDER BY i.identity), "
@@ -169,8 +169,8 @@ static const char meeting_cols[] =
     "(SELECT c.version FROM meeting_codes c WHERE c.meeting_id = m.id "
     "AND c.state = 'current') ";
 
-static int
-meeting_from_row(const PGresult *res, int row, struct db_meeting *m)
+int
+db_meeting_from_row(const PGresult *res, int row, struct db_meeting *m)
 {
 	memset(m, 0, sizeof(*m));
 	snprintf(m->id, sizeof(m->id), "%s", PQgetvalue(res, row, 0));
@@ -399,7 +399,7 @@ db_meeting_get(struct db_pool *pool, const char *id, struct db_meeting *out,
 	pg = db_conn_pg(c);
 	snprintf(sql, sizeof(sql),
 	         "SELECT %s FROM meetings m WHERE m.id = $1::uuid",
-	         meeting_cols);
+	         db_meeting_cols);
 	res = q(pg, sql, 1, v);
 	if (!cmd_ok(res)) {
 		r = qfail(pg, res, "reading the meeting", err, errlen);
@@ -409,7 +409,7 @@ db_meeting_get(struct db_pool *pool, const char *id, struct db_meeting *out,
 		db_seterr(err, errlen, "no meeting with id %s", id);
 		r = DB_ENOTFOUND;
 	} else {
-		r = meeting_from_row(res, 0, out);
+		r = db_meeting_from_row(res, 0, out);
 		if (r != 0)
 			db_seterr(err, errlen, "out of memory");
 	}
@@ -579,7 +579,7 @@ db_meeting_list(struct db_pool *pool, const char *host, int include_archived,
 	         "(SELECT a.created_at, a.id FROM meetings a WHERE a.id = "
 	         "$3::uuid)) ORDER BY m.created_at DESC, m.id DESC LIMIT "
 	         "$4::int",
-	         meeting_cols);
+	         db_meeting_cols);
 	res = q(pg, sql, 4, v);
 	if (!cmd_ok(res)) {
 		r = qfail(pg, res, "listing meetings", err, errlen);
@@ -594,7 +594,7 @@ db_meeting_list(struct db_pool *pool, const char *host, int include_archived,
 		goto out;
 	}
 	for (int i = 0; i < rows; i++) {
-		if ((r = meeting_from_row(res, i, &arr[i])) != 0) {
+		if ((r = db_meeting_from_row(res, i, &arr[i])) != 0) {
 			for (int j = 0; j < i; j++)
 				db_meeting_free(&arr[j]);
 			free(arr);
@@ -612,8 +612,8 @@ out:
 	return r;
 }
 
-static int
-code_from_row(const PGresult *res, int row, struct db_code *out)
+int
+db_code_from_row(const PGresult *res, int row, struct db_code *out)
 {
 	size_t len = 0;
 	const char *sh = PQgetvalue(res, row, 1);
@@ -638,7 +638,7 @@ code_from_row(const PGresult *res, int row, struct db_code *out)
 	return 0;
 }
 
-static const char code_cols[] =
+const char db_code_cols[] =
     "encode(c.code_hash, 'hex'), encode(c.code_sealed, 'hex'), c.key_id, "
     "c.version, c.state, extract(epoch FROM c.valid_from)::bigint, "
     "extract(epoch FROM c.grace_until)::bigint, c.source ";
@@ -686,7 +686,7 @@ db_code_live(struct db_pool *pool, const char *meeting_id,
 	         "m.archived_at IS NULL AND (c.state = 'current' OR "
 	         "(c.state = 'previous' AND c.grace_until > now())) "
 	         "ORDER BY c.version DESC LIMIT 2",
-	         code_cols);
+	         db_code_cols);
 	res = q(pg, sql, 1, v);
 	if (!cmd_ok(res)) {
 		r = qfail(pg, res, "reading the meeting's code", err, errlen);
@@ -694,7 +694,7 @@ db_code_live(struct db_pool *pool, const char *meeting_id,
 	}
 	rows = PQntuples(res);
 	for (int i = 0; i < rows && i < 2; i++) {
-		if (code_from_row(res, i, &out[*n]) != 0) {
+		if (db_code_from_row(res, i, &out[*n]) != 0) {
 			PQclear(res);
 			sodium_memzero(out, 2 * sizeof(*out));
 			*n = 0;

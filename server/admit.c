@@ -1,17 +1,20 @@
 /*
  * POST /v1/join/{link}: the admission decision as a JSON API.
  *
- * Every attempt runs both checks -- the live directory check on a thread
- * of its own while this thread reads the lockout state and checks the
- * code -- so the answer takes as long as the slower of the two and its
- * timing says nothing about either. The answer follows DESIGN.md's order
- * (malformed, locked, directory unavailable, not a member, wrong code,
- * admitted); a non-member never learns whether the code was right. The
- * decision starts as a denial and becomes an admission only on the last
- * line, after the attempt (audit record, lockout counters, admission row)
- * is committed in one transaction; if that fails the answer is 503.
+ * Every attempt runs both checks, the live directory check and the code
+ * check, whatever the first one found, so the time an answer takes says
+ * nothing about either. The answer follows DESIGN.md's order (malformed,
+ * locked, directory unavailable, not a member, wrong code, admitted); a
+ * non-member never learns whether the code was right. The decision
+ * starts as a denial and becomes an admission only on the last line,
+ * after the attempt (audit record, lockout counters, admission row) is
+ * committed in one transaction; if that fails the answer is 503.
+ *
+ * What an attempt costs (issue 9): one database round trip reads the
+ * session, the meeting, its codes and the lock state (db_admit_context),
+ * one directory round trip checks the person (memberof), and one more
+ * database round trip records it (db_admit_record).
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,27 +31,6 @@
 
 #define LINK_MAX 64
 #define REDIRECT_MAX 8192
-
-/* The directory check, run beside the database work. */
-struct dir_job {
-	struct dir_pool *pool;
-	const char *identity;
-	const struct db_meeting *m;
-	struct dir_verdict v;
-	const char *group; /* member: the matched group or "invitee" */
-	int member;	   /* 1, 0, or -1: the directory did not answer */
-	char err[256];
-};
-
-static void *
-dir_job_run(void *arg)
-{
-	struct dir_job *j = arg;
-
-	j->member = gate_admit_member(j->pool, j->m, j->identity, &j->v,
-	                              &j->group, j->err, sizeof(j->err));
-	return NULL;
-}
 
 int
 gate_join_link_ok(const char *p, size_t len)
@@ -94,6 +76,20 @@ static long long
 lock_duration(void *ctx, int lock_count)
 {
 	return gate_lockout_duration(ctx, lock_count);
+}
+
+/*
+ * How stale a session's last_seen_at may get before an attempt writes it
+ * again: a write per attempt is a WAL flush per attempt. A sixteenth of
+ * the idle timeout, at most a minute: a session then ends at most that
+ * much before its exact idle timeout.
+ */
+static int
+session_touch_s(const struct gate_config *cfg)
+{
+	int t = cfg->session_idle_timeout_s / 16;
+
+	return t < 0 ? 0 : t > 60 ? 60 : t;
 }
 
 static void
@@ -213,8 +209,9 @@ out:
 	return r;
 }
 
-/* The join token, made inside the recording transaction (db_admit_mint_fn)
- * so that an admission on record is one the person got. */
+/* The join token, made by db_admit_record before it writes the attempt
+ * (db_admit_mint_fn) so that an admission on record is one the person
+ * got. */
 struct mint_job {
 	struct gate_app *app;
 	const struct db_meeting *m;
@@ -305,21 +302,22 @@ join_decide(struct gate_app *app, const struct gate_rq *rq,
 {
 	const struct gate_config *cfg = app->cfg;
 	struct gate_lockout_policy pol;
-	struct db_session sess;
-	struct db_meeting m;
+	struct db_admit_ctx ctx;
+	const struct db_session *sess = &ctx.session;
+	const struct db_meeting *m = &ctx.meeting;
 	struct db_attempt a;
 	struct db_attempt_result res;
 	struct mint_job mj;
-	struct dir_job job;
-	pthread_t th;
+	struct dir_verdict dv;
 	json_t *details = NULL;
 	char link[LINK_MAX + 1], src[64], im_key[1400], err[512], cerr[256];
+	char derr[256];
 	char digits[GATE_CODE_BUF], *details_s = NULL;
-	const char *xff, *ua, *reason = "error";
+	const char *xff = NULL, *ua = NULL, *reason = "error", *group = NULL;
 	unsigned char shash[32];
 	size_t ndigits = 0;
 	long long until = 0, now = (long long)time(NULL);
-	int have_sess = 0, have_m = 0, started = 0, malformed = 0;
+	int have_m = 0, link_ok, malformed = 0;
 	int code_ok = -1, member_ok = -1, code_rc = -1, lock_rc = -1;
 	int status = 503, r;
 
@@ -327,34 +325,14 @@ join_decide(struct gate_app *app, const struct gate_rq *rq,
 	deny(v, 503, "unavailable",
 	     "the service cannot decide right now, so nobody is admitted; "
 	     "try again in a moment");
-	memset(&sess, 0, sizeof(sess));
-	memset(&m, 0, sizeof(m));
-	memset(&job, 0, sizeof(job));
+	memset(&ctx, 0, sizeof(ctx));
+	memset(&dv, 0, sizeof(dv));
 	memset(&a, 0, sizeof(a));
 	digits[0] = '\0';
 	cerr[0] = '\0';
+	derr[0] = '\0';
 	policy_of(cfg, &pol);
 
-	r = gate_session_of(app, rq, &sess, err, sizeof(err));
-	if (r < 0) {
-		deny(v, 503, "database_unavailable",
-		     "the sign-in could not be checked; try again in a moment");
-		goto out;
-	}
-	if (r == 0) {
-		need_login(rq->params[0].p, rq->params[0].len, v);
-		goto out;
-	}
-	have_sess = 1;
-	if ((v->identity = strdup(sess.identity)) == NULL)
-		goto out;
-	if (app->jwt == NULL || cfg->adm_redirect_url == NULL) {
-		deny(v, 503, "not_configured",
-		     "admission is not configured on this server: set "
-		     "[tokens] hs256_secret or rs256_key_file, and "
-		     "[admission] redirect_url");
-		goto out;
-	}
 	if (!gate_cookie_hash(rq, GATE_SESSION_COOKIE, shash)) {
 		need_login(rq->params[0].p, rq->params[0].len, v);
 		goto out;
@@ -366,72 +344,74 @@ join_decide(struct gate_app *app, const struct gate_rq *rq,
 	if (gate_lockout_source_addr(rq->remote, xff, cfg->adm_trusted_proxies,
 	                             src, sizeof(src)) != 0)
 		snprintf(src, sizeof(src), "0.0.0.0");
-
-	/* The meeting; an unknown link is a failed attempt of this person. */
-	if (gate_join_link_ok(rq->params[0].p, rq->params[0].len)) {
+	link_ok = gate_join_link_ok(rq->params[0].p, rq->params[0].len);
+	if (link_ok)
 		snprintf(link, sizeof(link), "%.*s", (int)rq->params[0].len,
 		         rq->params[0].p);
-		r = db_admit_meeting_by_link(app->db, link, &m, err,
-		                             sizeof(err));
-		if (r == 0)
-			have_m = 1;
-		else if (r != DB_ENOTFOUND) {
-			reason = "database_unavailable";
-			goto decide;
-		}
+
+	/* The session, the meeting (an unknown link is a failed attempt of
+	 * this person), its codes and the lock state: one read. */
+	r = db_admit_context(app->db, shash, cfg->session_idle_timeout_s,
+	                     session_touch_s(cfg), link_ok ? link : NULL,
+	                     src, &ctx, err, sizeof(err));
+	if (r != 0) {
+		deny(v, 503, "database_unavailable",
+		     "the sign-in could not be checked; try again in a moment");
+		goto out;
 	}
-	if (have_m && (v->title = strdup(m.title ? m.title : "")) == NULL) {
+	if (!ctx.have_session) {
+		need_login(rq->params[0].p, rq->params[0].len, v);
+		goto out;
+	}
+	if ((v->identity = strdup(sess->identity)) == NULL)
+		goto out;
+	if (app->jwt == NULL || cfg->adm_redirect_url == NULL) {
+		deny(v, 503, "not_configured",
+		     "admission is not configured on this server: set "
+		     "[tokens] hs256_secret or rs256_key_file, and "
+		     "[admission] redirect_url");
+		goto out;
+	}
+	have_m = ctx.have_meeting;
+	until = ctx.locked_until;
+	lock_rc = 0;
+	if (have_m && (v->title = strdup(m->title ? m->title : "")) == NULL) {
 		reason = "database_unavailable";
 		goto decide;
 	}
 	if (have_m)
-		r = snprintf(im_key, sizeof(im_key), "%s %s", m.id,
-		             sess.identity);
+		r = snprintf(im_key, sizeof(im_key), "%s %s", m->id,
+		             sess->identity);
 	else
 		r = snprintf(im_key, sizeof(im_key), "unknown-link %s",
-		             sess.identity);
+		             sess->identity);
 	if (r < 0 || (size_t)r >= sizeof(im_key)) {
 		reason = "identity_too_long";
 		goto decide;
 	}
 
-	/* Both checks, side by side. */
-	job.member = -1;
+	/* Both checks, whatever the first found. */
 	if (have_m) {
-		job.pool = app->dir;
-		job.identity = sess.identity;
-		job.m = &m;
-		if (pthread_create(&th, NULL, dir_job_run, &job) == 0)
-			started = 1;
-		else
-			dir_job_run(&job); /* no thread: in turn, still both */
-	}
-	lock_rc =
-	    db_lockout_until(app->db, im_key, src, &until, err, sizeof(err));
-	if (have_m) {
+		member_ok = gate_admit_member(app->dir, m, sess->identity, &dv,
+		                              &group, derr, sizeof(derr));
 		if (code_in == NULL) {
 			malformed = 1;
 			snprintf(cerr, sizeof(cerr), "%s",
 			         code_hint ? code_hint : "enter the code");
 		} else if (gate_code_normalize(code_in, strlen(code_in),
-		                               m.code_length, digits,
+		                               m->code_length, digits,
 		                               sizeof(digits), &ndigits, cerr,
 		                               sizeof(cerr)) != GATE_CODE_OK) {
 			malformed = 1;
 		} else {
-			code_rc = gate_code_verify(app, m.id, digits, ndigits,
-			                           NULL, err, sizeof(err));
+			code_rc = gate_code_verify_live(app, m->id, ctx.codes,
+			                                ctx.ncodes, digits,
+			                                ndigits, NULL);
 			code_ok = code_rc == 1;
 		}
-		if (code_rc < 0 && !malformed)
-			code_ok = -1;
-		else if (malformed)
+		if (malformed)
 			code_ok = 0;
 	}
-	if (started)
-		pthread_join(th, NULL);
-	if (have_m)
-		member_ok = job.member;
 
 	/* DESIGN.md's order of answers. */
 	if (!have_m && lock_rc != 0) {
@@ -458,20 +438,20 @@ join_decide(struct gate_app *app, const struct gate_rq *rq,
 		status = 401;
 		reason = "invalid_code";
 	} else {
-		status = m.waiting_room ? 202 : 200;
-		reason = m.waiting_room ? "waiting" : "admitted";
+		status = m->waiting_room ? 202 : 200;
+		reason = m->waiting_room ? "waiting" : "admitted";
 	}
 
 decide:
 	details =
-	    json_pack("{s:s}", "directory", dir_verdict_name(job.v.result));
-	if (details != NULL && have_m && job.v.result != DIR_V_MEMBER &&
+	    json_pack("{s:s}", "directory", dir_verdict_name(dv.result));
+	if (details != NULL && have_m && dv.result != DIR_V_MEMBER &&
 	    member_ok == 1)
 		json_object_set_new(details, "invitee", json_true());
 	details_s = details ? json_dumps(details, JSON_COMPACT) : NULL;
-	a.meeting_id = have_m ? m.id : NULL;
-	a.identity = sess.identity;
-	a.idp = sess.idp;
+	a.meeting_id = have_m ? m->id : NULL;
+	a.identity = sess->identity;
+	a.idp = sess->idp;
 	a.source_addr = src;
 	a.forwarded_for = xff;
 	a.user_agent = ua;
@@ -479,11 +459,12 @@ decide:
 	a.node = cfg->node_name;
 	a.outcome = status == 200 || status == 202 ? "allow" : "deny";
 	a.reason = reason;
-	a.matched_group = member_ok == 1 ? job.group : NULL;
+	a.matched_group = member_ok == 1 ? group : NULL;
 	a.code_ok = code_ok;
 	a.member_ok = member_ok;
 	a.details_json = details_s;
 	a.state = status == 202 ? "waiting" : "admitted";
+	a.admission_id = ctx.new_id[0] ? ctx.new_id : NULL;
 	a.session_hash = shash;
 	a.failure =
 	    status == 400 || status == 401 || status == 403 || status == 404;
@@ -504,8 +485,8 @@ decide:
 	a.source_not_counted = !count_source;
 	if (status == 200) {
 		mj.app = app;
-		mj.m = &m;
-		mj.s = &sess;
+		mj.m = m;
+		mj.s = sess;
 		mj.v = v;
 		a.mint = mint_run;
 		a.mint_ctx = &mj;
@@ -533,6 +514,7 @@ decide:
 		 * the code's verdict stays unsaid. */
 		status = 429;
 		until = res.retry_at;
+		drop_token(v);
 	}
 
 	switch (status) {
@@ -561,7 +543,7 @@ decide:
 		break;
 	case 200:
 	case 202:
-		snprintf(v->meeting_id, sizeof(v->meeting_id), "%s", m.id);
+		snprintf(v->meeting_id, sizeof(v->meeting_id), "%s", m->id);
 		/* status 200: the token was made before COMMIT. */
 		if ((v->admission_id = strdup(res.admission_id)) == NULL ||
 		    (status == 200 && v->token == NULL)) {
@@ -577,8 +559,8 @@ decide:
 		break;
 	default:
 		gate_log(GATE_LOG_WARN, rq->id, "admission.unavailable",
-		         "denied (%s)%s%s", reason, job.err[0] ? ": " : "",
-		         job.err);
+		         "denied (%s)%s%s", reason, derr[0] ? ": " : "",
+		         derr);
 		deny(v, 503, reason, unavailable_message(reason));
 		break;
 	}
@@ -587,10 +569,7 @@ out:
 	sodium_memzero(shash, sizeof(shash));
 	json_decref(details);
 	free(details_s);
-	if (have_m)
-		db_meeting_free(&m);
-	if (have_sess)
-		db_session_free(&sess);
+	db_admit_ctx_free(&ctx);
 	return v->status == 200 || v->status == 202 ? 0 : -1;
 }
 
@@ -640,7 +619,8 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 		                "sent as Content-Type: application/json");
 		return;
 	}
-	body = json_loadb(rq->body, rq->body_len, 0, NULL);
+	body = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES,
+	                  NULL);
 	code_in = json_string_value(json_object_get(body, "code"));
 	gate_join_decide(app, rq, code_in,
 	                 "send a JSON object with the code as a string: "

@@ -159,22 +159,17 @@ gate_codes_reveal(const struct gate_codes *c, const struct db_code *dc,
 }
 
 int
-gate_code_verify(struct gate_app *app, const char *meeting_id,
-                 const char *digits, size_t len, int *version, char *err,
-                 size_t errlen)
+gate_code_verify_live(struct gate_app *app, const char *meeting_id,
+                      const struct db_code *live, size_t n,
+                      const char *digits, size_t len, int *version)
 {
-	struct db_code live[2];
 	unsigned char mac[GATE_CODE_HASH_LEN];
 	const struct gate_keys *done = NULL;
-	size_t n = 0;
-	int r, ok = 0;
+	int ok = 0;
 
 	if (version != NULL)
 		*version = 0;
-	r = db_code_live(app->db, meeting_id, live, &n, err, errlen);
-	if (r != 0)
-		return r;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && i < 2; i++) {
 		const struct gate_keys *k =
 		    keys_for(app->codes, live[i].key_id);
 
@@ -193,6 +188,25 @@ gate_code_verify(struct gate_app *app, const char *meeting_id,
 		}
 	}
 	sodium_memzero(mac, sizeof(mac));
-	sodium_memzero(live, sizeof(live));
 	return ok;
+}
+
+int
+gate_code_verify(struct gate_app *app, const char *meeting_id,
+                 const char *digits, size_t len, int *version, char *err,
+                 size_t errlen)
+{
+	struct db_code live[2];
+	size_t n = 0;
+	int r;
+
+	if (version != NULL)
+		*version = 0;
+	r = db_code_live(app->db, meeting_id, live, &n, err, errlen);
+	if (r != 0)
+		return r;
+	r = gate_code_verify_live(app, meeting_id, live, n, digits, len,
+	                          version);
+	sodium_memzero(live, sizeof(live));
+	return r;
 }

@@ -64,6 +64,11 @@ int gate_codes_reveal(const struct gate_codes *c, const struct db_code *dc,
 int gate_code_verify(struct gate_app *app, const char *meeting_id,
                      const char *digits, size_t len, int *version, char *err,
                      size_t errlen);
+/* The same check against live codes the caller already read (db_code_live
+ * or the admission's one read, n <= 2): 1 match, 0 not. */
+int gate_code_verify_live(struct gate_app *app, const char *meeting_id,
+                          const struct db_code *live, size_t n,
+                          const char *digits, size_t len, int *version);
 
 /* ---- principals, tokens and roles (auth.c) ------------------------------ */
 
