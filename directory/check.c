@@ -625,10 +625,8 @@ member_by_nesting(const struct dir_cfg *c, struct check *x,
 	}
 	f = NULL; /* owned by level */
 	if ((r = dir_dn_norm(x->v->entry_dn, &n)) == 0) {
-		if ((r = sl_push(&visited, n)) != 0) {
-			free(n);
-			goto out;
-		}
+		if ((r = sl_push(&visited, n)) != 0)
+			goto out; /* n freed there */
 	} else if (r == DIR_ENOMEM) {
 		goto out;
 	}
