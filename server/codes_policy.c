@@ -175,10 +175,8 @@ keys_adjacent(int a, int b)
 	if (a != 0 && b != 0)
 		return absdiff(key_row[a], key_row[b]) <= 1 &&
 		       absdiff(key_col[a], key_col[b]) <= 1;
-	if (b == 0) {
-		b = a;
-		a = 0;
-	}
+	if (b == 0)
+		b = a; /* the other key is 0 */
 	/* phone: 0 under 7 8 9; numeric keypad: 0 under 1 2 (and 3). */
 	return b == 7 || b == 8 || b == 9 || b == 1 || b == 2 || b == 3;
 }
