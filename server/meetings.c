@@ -325,7 +325,7 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in, int create,
 	                                    NULL};
 	const char *key;
 	json_t *v;
-	long long n;
+	long long n = 0;
 
 	memset(fe, 0, sizeof(*fe));
 	if (custom_code != NULL && custom_size > 0)
@@ -401,8 +401,8 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in, int create,
 	}
 
 	if ((v = json_object_get(in, "allowed_groups")) != NULL) {
-		char **l;
-		size_t k;
+		char **l = NULL;
+		size_t k = 0;
 
 		if (string_list(v, "allowed_groups", MAX_GROUPS,
 		                MAX_GROUP_BYTES, 1, &l, &k, fe) != 0)
@@ -412,8 +412,8 @@ gate_meeting_from_json(const struct gate_codes *codes, json_t *in, int create,
 		m->ngroups = k;
 	}
 	if ((v = json_object_get(in, "invitees")) != NULL) {
-		char **l;
-		size_t k;
+		char **l = NULL;
+		size_t k = 0;
 
 		if (string_list(v, "invitees", MAX_INVITEES, MAX_IDENTITY_BYTES,
 		                0, &l, &k, fe) != 0)
