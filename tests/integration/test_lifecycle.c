@@ -29,6 +29,8 @@
 #pragma GCC diagnostic pop
 
 #define SP_ENTITY "https://roomgate-life.test/saml/metadata"
+/* The two nodes behind nginx (their public URL is nginx's). */
+#define SP_LB_ENTITY "https://roomgate-life-lb.test/saml/metadata"
 #define IDP_ENTITY "https://idp-life.test/saml"
 #define SECRET "jitsi-shared-secret-for-the-lifecycle-tests"
 #define GROUP "cn=meeting-allowed,ou=groups,dc=example,dc=com"
@@ -42,11 +44,16 @@ static struct {
 	struct th_server a;
 	pid_t idp;
 	pid_t frozen; /* slapd while SIGSTOPped, for teardown */
+	/* nginx balancing two nodes */
+	int lb_port, l1_port, l2_port;
+	char lb[64], lb_dir[512], lb_cfg[600];
+	struct th_server l1, l2;
+	pid_t nginx;
 } T;
 
-/* Node A's settings; extra is appended (it may reopen sections). */
+/* A node's settings; extra is appended (it may reopen sections). */
 static const char *
-node_ini(const char *extra)
+node_ini_for(const char *public_url, const char *entity, const char *extra)
 {
 	static char ini[8192];
 	char key[512], crt[512];
@@ -57,15 +64,22 @@ node_ini(const char *extra)
 		 "[server]\npublic_url = %s\nthreads = 4\n"
 		 "[database]\nmigrate_on_start = true\n"
 		 "[ldap]\nbase_dn = %s\n"
-		 "[saml]\nentity_id = " SP_ENTITY "\nkey_file = %s\n"
+		 "[saml]\nentity_id = %s\nkey_file = %s\n"
 		 "cert_file = %s\nidp_metadata_file = %s\n"
 		 "directory_key = uid\n"
 		 "[admission]\nredirect_url = https://meet.example.com/{room}"
 		 "?jwt={token}\n"
 		 "[tokens]\nhs256_secret = " SECRET "\n%s",
-		 T.base, th_env("RG_TEST_LDAP_BASE_DN"), key, crt, T.md,
-		 extra ? extra : "");
+		 public_url, th_env("RG_TEST_LDAP_BASE_DN"), entity, key, crt,
+		 T.md, extra ? extra : "");
 	return ini;
+}
+
+/* Node A's settings. */
+static const char *
+node_ini(const char *extra)
+{
+	return node_ini_for(T.base, SP_ENTITY, extra);
 }
 
 /* How many times needle occurs in the file at path. */
@@ -286,13 +300,119 @@ thaw(void)
 	T.frozen = 0;
 }
 
+/* ---- nginx in front of two nodes --------------------------------------- */
+
+static const char *
+nginx_bin(void)
+{
+	const char *b = getenv("RG_NGINX");
+
+	return b != NULL && *b != '\0' ? b : "/usr/sbin/nginx";
+}
+
+/* nginx round-robin over nodes L1 and L2, the way a load balancer in
+ * front of roomgate is set up: the client's address in X-Forwarded-For,
+ * the Host kept, a connection that fails tried on the other node. */
+static void
+nginx_start(void)
+{
+	char conf[8192], path[600], err[600];
+	const char *d = T.lb_dir;
+	pid_t pid;
+	int st, n;
+
+	if (access(nginx_bin(), X_OK) != 0)
+		fail_msg("%s is not installed: run deploy/install-deps.sh as "
+			 "root (package nginx)",
+			 nginx_bin());
+	assert_int_equal(th_sh("mkdir -p '%s/tmp'", d), 0);
+	n = snprintf(
+		conf, sizeof(conf),
+		"daemon off;\nmaster_process off;\nworker_processes 1;\n"
+		"pid %s/nginx.pid;\nerror_log %s/error.log info;\n"
+		"events { worker_connections 256; }\n"
+		"http {\n"
+		"  access_log %s/access.log;\n"
+		"  client_body_temp_path %s/tmp/body;\n"
+		"  proxy_temp_path %s/tmp/proxy;\n"
+		"  fastcgi_temp_path %s/tmp/fastcgi;\n"
+		"  uwsgi_temp_path %s/tmp/uwsgi;\n"
+		"  scgi_temp_path %s/tmp/scgi;\n"
+		"  upstream roomgate {\n"
+		"    server 127.0.0.1:%d;\n"
+		"    server 127.0.0.1:%d;\n"
+		"  }\n"
+		"  server {\n"
+		"    listen 127.0.0.1:%d;\n"
+		"    location / {\n"
+		"      proxy_pass http://roomgate;\n"
+		"      proxy_set_header Host $http_host;\n"
+		"      proxy_set_header X-Forwarded-For "
+		"$proxy_add_x_forwarded_for;\n"
+		"      proxy_next_upstream error timeout;\n"
+		"    }\n"
+		"  }\n"
+		"}\n",
+		d, d, d, d, d, d, d, d, T.l1_port, T.l2_port, T.lb_port);
+	assert_true(n > 0 && (size_t)n < sizeof(conf));
+	snprintf(path, sizeof(path), "%s/nginx.conf", d);
+	{
+		FILE *f = fopen(path, "w");
+
+		assert_non_null(f);
+		assert_int_equal(fputs(conf, f) >= 0, 1);
+		assert_int_equal(fclose(f), 0);
+	}
+	snprintf(err, sizeof(err), "%s/error.log", d);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(err, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		/* Gone with this test process, however it ends. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		execl(nginx_bin(), "nginx", "-p", d, "-c", path, "-e", err,
+		      (char *)NULL);
+		_exit(127);
+	}
+	T.nginx = pid;
+	for (int i = 0; i < 100; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			T.nginx = 0;
+			fail_msg("nginx exited at start (status %d); see %s", st,
+				 err);
+		}
+		if (get_status(T.lb, "/healthz") == 200)
+			return;
+		usleep(100 * 1000);
+	}
+	fail_msg("nginx did not answer on %s; see %s", T.lb, err);
+}
+
+static void
+nginx_stop(void)
+{
+	int st;
+
+	if (T.nginx <= 0)
+		return;
+	kill(T.nginx, SIGTERM);
+	waitpid(T.nginx, &st, 0);
+	T.nginx = 0;
+}
+
 /* ---- fixture ---------------------------------------------------------- */
 
 static int
 setup(void **state)
 {
-	char spmd[512];
-	const char *sps[2];
+	char spmd[512], lbmd[512];
+	const char *sps[3];
 
 	(void)state;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -307,13 +427,32 @@ setup(void **state)
 	sth_idp_metadata(IDP_ENTITY, T.idp_base, "life-idp-md.xml");
 	sth_path(T.md, sizeof(T.md), "life-idp-md.xml");
 	sth_path(spmd, sizeof(spmd), "life-sp-md.xml");
+	sth_path(lbmd, sizeof(lbmd), "life-lb-sp-md.xml");
 	sps[0] = spmd;
-	sps[1] = NULL;
+	sps[1] = lbmd;
+	sps[2] = NULL;
 	T.idp = sth_idp_start(IDP_ENTITY, T.idp_base, T.idp_port, sps);
 	write_config(NULL);
 	th_server_start(&T.a, T.cfg, T.a_port);
 	sth_save_sp_metadata(T.base, "life-sp-md.xml");
 	ath_token(T.cfg, "host", "life-host", "alice", T.host_token);
+
+	/* Two nodes behind nginx: nginx's URL is their public URL, and they
+	 * believe X-Forwarded-For from it. */
+	T.lb_port = th_free_port();
+	T.l1_port = th_free_port();
+	T.l2_port = th_free_port();
+	snprintf(T.lb, sizeof(T.lb), "http://127.0.0.1:%d", T.lb_port);
+	sth_path(T.lb_dir, sizeof(T.lb_dir), "life-nginx");
+	snprintf(T.lb_cfg, sizeof(T.lb_cfg), "%s",
+		 th_config("life-lb.ini",
+			   node_ini_for(T.lb, SP_LB_ENTITY,
+					"[admission]\ntrusted_proxies = "
+					"127.0.0.1\n")));
+	th_server_start(&T.l1, T.lb_cfg, T.l1_port);
+	th_server_start(&T.l2, T.lb_cfg, T.l2_port);
+	nginx_start();
+	sth_save_sp_metadata(T.lb, "life-lb-sp-md.xml");
 	return 0;
 }
 
@@ -322,8 +461,11 @@ teardown(void **state)
 {
 	(void)state;
 	thaw();
+	nginx_stop();
 	sth_idp_stop(T.idp);
 	th_server_stop(&T.a);
+	th_server_stop(&T.l1);
+	th_server_stop(&T.l2);
 	curl_global_cleanup();
 	return 0;
 }
@@ -948,6 +1090,122 @@ sigterm_answers_a_hung_directory_cleanly(void **state)
 	drain_one(0, 503, "directory_unavailable");
 }
 
+/* ---- two nodes behind nginx ------------------------------------------- */
+
+/* Lines of a node's log for a route ("route":"NAME"). */
+static int
+route_lines(const struct th_server *n, const char *route)
+{
+	char needle[128];
+
+	snprintf(needle, sizeof(needle), "\"route\":\"%s\"", route);
+	return log_count(n->log_path, needle);
+}
+
+struct me_loop {
+	struct sth_browser *b;
+	_Atomic int stop;
+	int ok, bad;
+	long last_bad;
+};
+
+/* GET /v1/me through nginx, over and over, until told to stop. */
+static void *
+me_loop(void *arg)
+{
+	struct me_loop *m = arg;
+	struct sth_resp r;
+
+	while (!m->stop) {
+		if (ath_req(T.lb, m->b, "GET", "/v1/me", NULL, NULL, &r) == 200)
+			m->ok++;
+		else {
+			m->bad++;
+			m->last_bad = r.status;
+		}
+		sth_resp_free(&r);
+		usleep(20 * 1000);
+	}
+	return NULL;
+}
+
+/*
+ * The issue's acceptance: two nodes behind nginx round-robin, and full
+ * joins (sign-in at the IdP, code, token) work whichever node each step
+ * lands on. Then one node gets SIGTERM while requests keep coming: it
+ * refuses new connections at once, nginx sends them to the other node,
+ * and not one request fails.
+ */
+static void
+nginx_balances_two_nodes_and_a_stop_loses_nothing(void **state)
+{
+	struct sth_browser b;
+	struct sth_resp r;
+	struct me_loop m;
+	pthread_t th;
+	char link[80], code[16], id[40], path[128], body[64];
+	int acs1 = route_lines(&T.l1, "/saml/acs");
+	int acs2 = route_lines(&T.l2, "/saml/acs");
+	int join1, join2, st;
+
+	(void)state;
+	join1 = route_lines(&T.l1, "/v1/join/{link}");
+	join2 = route_lines(&T.l2, "/v1/join/{link}");
+	for (int i = 0; i < 4; i++) {
+		sth_browser_init(&b);
+		sth_sign_in(&b, T.lb, T.idp_base, "alice");
+		ath_new_meeting(T.base, T.host_token, GROUP, "lifecycle lb", 0,
+				link, code, id);
+		snprintf(path, sizeof(path), "/v1/join/%s", link);
+		snprintf(body, sizeof(body), "{\"code\": \"%s\"}", code);
+		/* Twice per sign-in: round-robin puts the two on different
+		 * nodes. A second admission to the same meeting is fine. */
+		for (int k = 0; k < 2; k++) {
+			if (ath_req(T.lb, &b, "POST", path, NULL, body, &r) !=
+			    200)
+				fail_msg("join through nginx: %ld %s",
+					 r.status, r.body);
+			assert_non_null(strstr(r.body, "\"token\""));
+			sth_resp_free(&r);
+		}
+		sth_browser_free(&b);
+	}
+	usleep(300 * 1000); /* the access lines follow the answers */
+	/* Sign-ins and joins landed on both nodes. */
+	assert_true(route_lines(&T.l1, "/saml/acs") + route_lines(&T.l2,
+								"/saml/acs") ==
+		    acs1 + acs2 + 4);
+	assert_true(route_lines(&T.l1, "/v1/join/{link}") > join1);
+	assert_true(route_lines(&T.l2, "/v1/join/{link}") > join2);
+
+	/* A rolling restart's stop, under traffic. */
+	sth_browser_init(&b);
+	sth_sign_in(&b, T.lb, T.idp_base, "bob");
+	memset(&m, 0, sizeof(m));
+	m.b = &b;
+	assert_int_equal(pthread_create(&th, NULL, me_loop, &m), 0);
+	usleep(700 * 1000);
+	assert_int_equal(kill(T.l2.pid, SIGTERM), 0);
+	st = wait_exit(T.l2.pid, 15000);
+	if (st != 0)
+		fail_msg("node L2 exited with %d; see %s", st, T.l2.log_path);
+	T.l2.pid = 0;
+	usleep(700 * 1000);
+	m.stop = 1;
+	assert_int_equal(pthread_join(th, NULL), 0);
+	sth_browser_free(&b);
+	print_message("    /v1/me through nginx during the stop: %d ok, %d "
+		      "failed\n",
+		      m.ok, m.bad);
+	if (m.bad != 0)
+		fail_msg("%d requests failed while a node stopped (last: %ld)",
+			 m.bad, m.last_bad);
+	assert_true(m.ok >= 10);
+	assert_true(log_count(T.l2.log_path, "\"event\":\"drained\"") == 1);
+	/* Back to two nodes, for whatever runs next. */
+	th_server_start(&T.l2, T.lb_cfg, T.l2_port);
+}
+
 int
 main(void)
 {
@@ -960,6 +1218,8 @@ main(void)
 		cmocka_unit_test(sighup_applies_settings_read_per_request),
 		cmocka_unit_test(sigterm_finishes_the_admission_in_progress),
 		cmocka_unit_test(sigterm_answers_a_hung_directory_cleanly),
+		cmocka_unit_test(
+			nginx_balances_two_nodes_and_a_stop_loses_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
