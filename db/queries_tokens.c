@@ -53,7 +53,7 @@ db_token_create(struct db_pool *pool, const char *name, const char *role,
                 struct db_token *out, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
-	char hh[65], sql[512];
+	char hh[65], sql[1024];
 	const char *v[4];
 	PGresult *res;
 	PGconn *pg;
@@ -67,9 +67,17 @@ db_token_create(struct db_pool *pool, const char *name, const char *role,
 	v[1] = role;
 	v[2] = identity;
 	v[3] = hh;
+	/* The token (never its hash) goes on the audit record in the same
+	 * statement: a token exists only with its record. */
 	snprintf(sql, sizeof(sql),
-	         "INSERT INTO api_tokens (name, role, identity, token_hash) "
-	         "VALUES ($1, $2, $3, decode($4, 'hex')) RETURNING %s",
+	         "WITH t AS (INSERT INTO api_tokens (name, role, identity, "
+	         "token_hash) VALUES ($1, $2, $3, decode($4, 'hex')) "
+	         "RETURNING *), a AS (INSERT INTO audit_log (event_type, "
+	         "outcome, reason, identity, node, details) SELECT "
+	         "'token.create', 'info', 'admin', t.identity, "
+	         "current_setting('application_name'), jsonb_build_object("
+	         "'token_id', t.id, 'name', t.name, 'role', t.role, 'via', "
+	         "'cli', 'db_user', current_user) FROM t) SELECT %s FROM t",
 	         tok_cols);
 	res = PQexecParams(pg, sql, 4, NULL, v, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -134,15 +142,23 @@ db_token_revoke(struct db_pool *pool, const char *id_or_name, char *err,
 		return r;
 	pg = db_conn_pg(c);
 	res = PQexecParams(pg,
-	                   "UPDATE api_tokens SET revoked_at = now() WHERE "
-	                   "revoked_at IS NULL AND (name = $1 OR id::text = "
-	                   "lower($1))",
+	                   "WITH u AS (UPDATE api_tokens SET revoked_at = now() "
+	                   "WHERE revoked_at IS NULL AND (name = $1 OR "
+	                   "id::text = lower($1)) RETURNING *), a AS (INSERT "
+	                   "INTO audit_log (event_type, outcome, reason, "
+	                   "identity, node, details) SELECT 'token.revoke', "
+	                   "'info', 'admin', u.identity, current_setting("
+	                   "'application_name'), jsonb_build_object("
+	                   "'token_id', u.id, 'name', u.name, 'role', u.role, "
+	                   "'via', 'cli', 'db_user', current_user) FROM u) "
+	                   "SELECT count(*) FROM u",
 	                   1, NULL, v, NULL, NULL, 0);
-	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK ||
+	    PQntuples(res) != 1) {
 		r = tok_fail(pg, res, "revoking the token", err, errlen);
 		goto out;
 	}
-	if (strcmp(PQcmdTuples(res), "0") == 0) {
+	if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
 		db_seterr(err, errlen, "no live token named or with id \"%s\"",
 		          id_or_name);
 		r = DB_ENOTFOUND;

@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "saml/saml.h"
+#include "server/audit_seal.h"
 #include "server/jwt.h"
 #include "server/server.h"
 #include "server/meetings.h"
@@ -37,6 +38,7 @@ static const char usage_main[] =
 	"  meeting   create, show, list, rotate or archive meetings\n"
 	"  token     create, list or revoke API tokens\n"
 	"  code      `code check`: explain whether codes pass the policy\n"
+	"  audit     audit trail: signing key, verify, purge\n"
 	"  saml-keygen  create the SAML key pair and certificate\n"
 	"  jwt-keygen   create an RS256 join-token key (mode 0600)\n"
 	"  version   print the version\n"
@@ -420,6 +422,7 @@ serve(struct gate_config *cfg, int migrate, char **envp)
 	struct gate_rotation *rotation = NULL;
 	struct gate_webhooks *webhooks = NULL;
 	struct gate_watcher *watcher = NULL;
+	struct gate_sealer *sealer = NULL;
 	struct gate_jwt_keys *jwt = NULL; /* reloads make their own */
 	struct gate_lifecycle *lc = NULL;
 	struct db_config dbc;
@@ -505,6 +508,8 @@ serve(struct gate_config *cfg, int migrate, char **envp)
 		goto fail;
 	if (gate_watcher_start(&app, &dc, &watcher, err, sizeof(err)) != 0)
 		goto fail;
+	if (gate_sealer_start(&app, &sealer, err, sizeof(err)) != 0)
+		goto fail;
 	gate_log(GATE_LOG_INFO, NULL, "listening",
 		 "roomgate %s listening on http://%s:%d/ (public URL %s)",
 		 ROOMGATE_VERSION, cfg->listen, cfg->port, cfg->public_url);
@@ -521,6 +526,7 @@ fail:
 	fprintf(stderr, "roomgate: %s\n", err);
 out:
 	gate_http_stop(http);
+	gate_sealer_stop(sealer);
 	gate_watcher_stop(watcher);
 	gate_webhooks_stop(webhooks);
 	gate_rotation_stop(rotation);
@@ -644,6 +650,8 @@ gate_cli_main(int argc, char **argv, char **envp)
 		return gate_cli_token(cfgpath, argc, argv, envp);
 	if (strcmp(cmd, "meeting") == 0)
 		return gate_cli_meeting(cfgpath, argc, argv, envp);
+	if (strcmp(cmd, "audit") == 0)
+		return gate_cli_audit(cfgpath, argc, argv, envp);
 	if (strcmp(cmd, "help") == 0) {
 		if (argc > 1 && strcmp(argv[1], "config") == 0) {
 			gate_config_print_reference(stdout);

@@ -283,6 +283,26 @@ static const struct key keys[] = {
 	 NULL, "500", "how often an idle worker looks for due events"},
 	{"webhooks", "ca_file", K_STR, OFF(wh_ca_file), 0, 0, NULL, NULL,
 	 "PEM CA bundle for an https url (default: system store)"},
+
+	{"audit", "signing_key_file", K_STR, OFF(audit_signing_key_file), 0, 0,
+	 NULL, NULL,
+	 "Ed25519 key (`roomgate audit keygen`) that signs audit checkpoints "
+	 "and exports; unset: no node seals the audit chain"},
+	{"audit", "previous_public_keys", K_STR,
+	 OFF(audit_previous_public_keys), 0, 0, NULL, NULL,
+	 "public key files of earlier signing keys, space separated: their "
+	 "checkpoints still verify"},
+	{"audit", "checkpoint_interval_ms", K_INT,
+	 OFF(audit_checkpoint_interval_ms), 0, 3600000, NULL, "2000",
+	 "how often the sealer chains new records and signs a checkpoint (0: "
+	 "this node never seals)"},
+	{"audit", "gap_timeout_ms", K_INT, OFF(audit_gap_timeout_ms), 1000,
+	 3600000, NULL, "15000",
+	 "how long a missing sequence number (a rolled-back insert) holds "
+	 "the chain back; keep it above [database] statement_timeout_ms"},
+	{"audit", "retention_days", K_INT, OFF(audit_retention_days), 0, 36500,
+	 NULL, "0",
+	 "the sealer purges sealed records older than this (0: keep forever)"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "server/admit.h"
+#include "server/audit_seal.h"
 #include "server/http_int.h"
 #include "server/jwt.h"
 #include "server/webhooks.h"
@@ -45,6 +46,7 @@ static const struct route routes[] = {
 	{"POST", "/v1/identities/{id}", gate_h_identity_revoke},
 	{"GET", "/v1/outbox", gate_h_outbox_list},
 	{"POST", "/v1/outbox/{id}", gate_h_outbox_retry},
+	{"GET", "/v1/audit/public-key", gate_h_audit_public_key},
 	{"GET", "/j/{link}", gate_h_join_page},
 	{"POST", "/j/{link}", gate_h_join_form},
 	{"GET", "/j/{link}/wait", gate_h_join_wait_page},

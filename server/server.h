@@ -152,6 +152,13 @@ struct gate_config {
 	int wh_max_age_s;
 	int wh_poll_ms;
 	char *wh_ca_file;
+
+	/* [audit]: chain sealer and signing key (audit_seal.h, audit_key.h) */
+	char *audit_signing_key_file;
+	char *audit_previous_public_keys; /* space separated paths */
+	int audit_checkpoint_interval_ms; /* 0: this node never seals */
+	int audit_gap_timeout_ms;
+	int audit_retention_days; /* 0: keep records forever */
 };
 
 /*
