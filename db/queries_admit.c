@@ -695,7 +695,7 @@ is_uuid(const char *s)
 {
 	size_t i;
 
-	for (i = 0; s[i] != '\0' && i < 36; i++) {
+	for (i = 0; i < 36 && s[i] != '\0'; i++) {
 		int dash = i == 8 || i == 13 || i == 18 || i == 23;
 		char ch = s[i];
 
