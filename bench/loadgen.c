@@ -298,9 +298,11 @@ signin_one(struct signin_job *j)
 		goto out;
 	}
 	eq = curl_easy_escape(h, q, 0);
+	if (eq == NULL)
+		goto out;
 	n = strlen(eq) + strlen(j->uid) + strlen(S.password) + 64;
 	form = malloc(n);
-	if (eq == NULL || form == NULL)
+	if (form == NULL)
 		goto out;
 	snprintf(form, n, "q=%s&user=%s&password=%s", eq, j->uid,
 		 S.password);
