@@ -171,7 +171,8 @@ concurrent_migrations_both_succeed(void **state)
 					      NULL};
 
 			putenv((char *)url);
-			freopen("/dev/null", "w", stdout);
+			if (freopen("/dev/null", "w", stdout) == NULL)
+				_exit(127);
 			execv(argv[0], argv);
 			_exit(127);
 		}
