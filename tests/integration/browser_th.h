@@ -295,6 +295,9 @@ bth_env(const char *user, const char *link, const char *code,
 	static char e_base[128], e_idp[128], e_user[64], e_link[128],
 	    e_code[32], e_room[320], e_pport[64];
 	static const char *env[32];
+	/* Copies of the extra entries: the table outlives the caller's
+	 * locals it would otherwise point at. */
+	static char e_more[16][1024];
 	size_t n = 0;
 
 	snprintf(e_base, sizeof(e_base), "RG_BASE=%s", B.base);
@@ -324,8 +327,12 @@ bth_env(const char *user, const char *link, const char *code,
 	env[n++] = "RG_JWT_SUB=" BTH_SUBJECT;
 	env[n++] = "RG_JWT_TTL=" BTH_TTL;
 	env[n++] = "RG_MAX_FAILURES=" BTH_MAX_FAILURES;
-	for (size_t i = 0; more != NULL && more[i] != NULL && n < 31; i++)
-		env[n++] = more[i];
+	for (size_t i = 0; more != NULL && more[i] != NULL && i < 16 && n < 31;
+	     i++) {
+		assert_true(strlen(more[i]) < sizeof(e_more[i]));
+		memcpy(e_more[i], more[i], strlen(more[i]) + 1);
+		env[n++] = e_more[i];
+	}
 	env[n] = NULL;
 	return env;
 }

@@ -216,6 +216,7 @@ oversized_headers_are_431(void **state)
 			     "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
 	memset(req + n, 'b', 9000);
 	n += 9000;
+	/* raw bytes sent with their length: NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
 	memcpy(req + n, "\r\n\r\n", 4);
 	n += 4;
 	st = th_raw(srv.port, req, n, 5000, out, sizeof(out));
