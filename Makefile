@@ -135,8 +135,9 @@ deps:
 	@deploy/install-deps.sh
 
 # `make bench` (bench/run.sh): the release build, the test IdP and the
-# bench's own tools (load generator, LDAP load, HTTP floor) in build/rel.
-BENCH_TOOLS := $(addprefix build/rel/bench/,loadgen ldapload floor)
+# bench's own tools (load generator, LDAP load, HTTP floor, revocation
+# probe with its webhook receiver) in build/rel.
+BENCH_TOOLS := $(addprefix build/rel/bench/,loadgen ldapload floor revoke)
 $(O)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	@echo '  LD $@'

@@ -12,7 +12,25 @@
 #      requests from non-members, at each BENCH_CLIENTS concurrency
 #   5. issue 6's timing figure: non-members (and members) with right vs
 #      wrong codes, 50/50 mix, medians side by side
-#   6. roomgate's peak RSS (VmHWM) over the whole run
+#   6. forward-auth, live mode: GET /v1/authz as nginx auth_request sends
+#      it, from BENCH_AUTHZ_USERS distinct admitted people rotating
+#   7. under attack: legitimate admissions alone, then beside a flood of
+#      wrong codes from other identities and source addresses; wrong-code
+#      admissions counted from the audit trail afterwards
+#   8. the peer: Apache httpd + mod_authnz_ldap (Debian apache2, its own
+#      config and loopback port, a foreground process started and stopped
+#      here) protecting a page with `Require ldap-group` for the same
+#      people -- default LDAP cache and cache off; denials; how long a
+#      removed person is still let in (up to BENCH_PEER_STALE_BOUND)
+#   9. roomgate restarted with the directory watcher and webhooks to a
+#      receiver in bench/revoke.c, and `[authz] membership_cache = on`
+#      when this roomgate has that key: forward-auth in cache mode, then
+#      the revocation distribution (BENCH_REVOCATIONS removals: time from
+#      the LDAP modify returning to the next join refused, /v1/authz 403,
+#      the webhook's arrival; stale admissions)
+#  10. restarted with the watcher and the cache off: the revocation
+#      distribution in live mode
+#  11. roomgate's peak RSS (VmHWM), the highest of its processes
 # Prints a table and writes it as JSON to $BENCH_OUT/bench-<UTC time>.json
 # (and bench-latest.json). Everything it started is stopped on exit, also on
 # failure or Ctrl-C.
@@ -46,6 +64,27 @@
 #   BENCH_PG_STATEMENTS [1]      1: load pg_stat_statements and report the
 #                                statements of the admission runs by time
 #                                (what bounds them); 0: PostgreSQL as shipped
+#   BENCH_AUTHZ_USERS ["500 5000"] distinct admitted people rotating in the
+#                                forward-auth runs (and the peer's), each
+#                                signed in through the IdP (at most 5000:
+#                                the members of the meeting group)
+#   BENCH_AUTHZ_CLIENTS [64]     clients of the forward-auth and peer runs
+#   BENCH_ATTACK_CLIENTS [4]     legitimate clients in the attack phase
+#                                (right codes, members; low: no queueing)
+#   BENCH_FLOOD_CLIENTS [32]     clients of the wrong-code flood
+#   BENCH_FLOOD_IDENTITIES [1000] signed-in people sending the flood, each
+#                                from its own address (10.3.x.y, forwarded)
+#   BENCH_REVOCATIONS [50]       removals per revocation run (per mode)
+#   BENCH_REVOCATION_WAIT_MS [10000] longest wait for each effect
+#   BENCH_PEER [1]               0: skip the Apache peer
+#   BENCH_PEER_STALE_BOUND [30]  seconds the peer is watched letting a
+#                                removed person in (its cache TTL is 600)
+#   BENCH_PEER_DENY_CLIENTS [4]  clients of the peer's denial run
+#   BENCH_PEER_DENY_SECONDS [20] its length (no warm-up: denials are slow)
+# Phases 6-10 use the people bu00001.. in order: the first USERS of them
+# rotate in the forward-auth runs; the flood comes from the first
+# BENCH_FLOOD_IDENTITIES of them that are not among the admission runs'
+# members; the revocations remove the last ones (each put back afterwards).
 set -euo pipefail
 
 PROG=bench
@@ -85,12 +124,36 @@ for c in $clients_list; do
   [[ $c =~ ^[1-9][0-9]*$ ]] || die "BENCH_CLIENTS must list whole numbers, got '$clients_list'"
 done
 ((n_members >= 1 && n_members <= 5000)) || die "BENCH_MEMBERS must be 1-5000"
+authz_users_list=${BENCH_AUTHZ_USERS:-500 5000}
+authz_clients=${BENCH_AUTHZ_CLIENTS:-64}
+attack_clients=${BENCH_ATTACK_CLIENTS:-4}
+flood_clients=${BENCH_FLOOD_CLIENTS:-32}
+flood_ids=${BENCH_FLOOD_IDENTITIES:-1000}
+n_revocations=${BENCH_REVOCATIONS:-50}
+revocation_wait=${BENCH_REVOCATION_WAIT_MS:-10000}
+peer=${BENCH_PEER:-1}
+peer_bound=${BENCH_PEER_STALE_BOUND:-30}
+deny_clients=${BENCH_PEER_DENY_CLIENTS:-4}
+deny_secs=${BENCH_PEER_DENY_SECONDS:-20}
+for v in authz_clients attack_clients flood_clients flood_ids n_revocations \
+  revocation_wait peer_bound deny_clients deny_secs; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number, got '${!v}'"
+done
+n_authz=0
+for u in $authz_users_list; do
+  [[ $u =~ ^[1-9][0-9]*$ ]] && ((u <= 5000)) ||
+    die "BENCH_AUTHZ_USERS must list numbers 1-5000, got '$authz_users_list'"
+  ((u > n_authz)) && n_authz=$u
+done
+((n_authz >= 2 * n_revocations + 1)) ||
+  die "BENCH_AUTHZ_USERS' largest must exceed 2 x BENCH_REVOCATIONS ($n_revocations)"
 ((n_nonmembers <= 5000)) || die "BENCH_NONMEMBERS must be 0-5000"
 
 rg=$bindir/roomgate
 idp=$bindir/idp
 lg=$bindir/bench/loadgen
-for b in "$rg" "$idp" "$lg" "$bindir/bench/ldapload" "$bindir/bench/floor"; do
+rv=$bindir/bench/revoke
+for b in "$rg" "$idp" "$lg" "$rv" "$bindir/bench/ldapload" "$bindir/bench/floor"; do
   [[ -x $b ]] || die "$b is missing: run 'make bench' (it builds everything first)"
 done
 command -v pgbench >/dev/null 2>&1 ||
@@ -105,8 +168,8 @@ group5k=cn=bench-5k,ou=groups,$base_dn
 group10k=cn=bench-10k,ou=groups,$base_dn
 idp_per=64 # the test IdP holds at most 64 users (tests/idp/idp.c)
 idp_entity=http://bench-idp.test/saml
-rg_pid="" floor_pid="" sampler=""
-idp_pids=()
+rg_pid="" floor_pid="" sampler="" apache_pid="" flood_pid=""
+idp_pids=() group_idp_pids=()
 taken_ports=" "
 
 # new_port: a free port not in $taken_ports (pick_port alone may return the
@@ -122,15 +185,16 @@ cleanup() {
   local rc=$? p
   trap - EXIT INT TERM
   [[ -z $sampler ]] || kill -TERM "$sampler" 2>/dev/null || true
-  for p in $rg_pid $floor_pid "${idp_pids[@]}"; do
+  for p in $rg_pid $floor_pid $apache_pid $flood_pid "${idp_pids[@]}" "${group_idp_pids[@]}"; do
     kill -TERM "$p" 2>/dev/null || true
   done
-  for p in $rg_pid $floor_pid "${idp_pids[@]}"; do
+  for p in $rg_pid $floor_pid $apache_pid $flood_pid "${idp_pids[@]}" "${group_idp_pids[@]}"; do
     for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null || true
   done
   if [[ -d $run/ldap ]]; then "$root/deploy/dev/slapd.sh" stop "$run/ldap" >/dev/null 2>&1 || true; fi
   if [[ -d $run/pg ]]; then "$root/deploy/dev/pg.sh" stop "$run/pg" >/dev/null 2>&1 || true; fi
+  rm -f -- "$out/.running"
   if ((rc != 0)); then
     warn "failed (exit $rc); logs kept in $run"
   elif [[ -z $keep ]]; then
@@ -140,6 +204,19 @@ cleanup() {
   fi
   exit "$rc"
 }
+
+# One run per output directory: a second one would stop the first one's
+# services below. (A PID file, not flock: every service started here would
+# inherit the lock's descriptor and hold it.)
+mkdir -p -- "$out"
+if [[ -s $out/.running ]]; then
+  other=$(cat "$out/.running")
+  if [[ $other =~ ^[0-9]+$ ]] && kill -0 "$other" 2>/dev/null &&
+    [[ $(tr '\0' ' ' <"/proc/$other/cmdline" 2>/dev/null) == *bench/run.sh* ]]; then
+    die "another bench run (PID $other) is using $out (set BENCH_OUT for a second one)"
+  fi
+fi
+printf '%s\n' "$$" >"$out/.running"
 
 # A previous run that died hard: stop what it left, start clean.
 if [[ -d $run ]]; then
@@ -157,12 +234,13 @@ t_begin=$(date +%s)
 
 # bench_ldif: bu00001-bu05000 in bench-5k and bench-10k, bu05001-bu10000 in
 # bench-10k only. memberOf is written here because slapadd bypasses the
-# memberof overlay (as deploy/dev/demo-ldif.sh does).
+# memberof overlay (as deploy/dev/demo-ldif.sh does). Everyone has the
+# run's user password (the peer binds as the person, as HTTP Basic does).
 bench_ldif() {
-  awk -v people="$people" -v g5="$group5k" -v g10="$group10k" 'BEGIN {
+  awk -v people="$people" -v g5="$group5k" -v g10="$group10k" -v pw="$(cat "$run/user-password")" 'BEGIN {
     for (i = 1; i <= 10000; i++) {
       u = sprintf("bu%05d", i)
-      printf "dn: uid=%s,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: Bench User %d\nsn: User%d\ngivenName: Bench\ndisplayName: Bench User %d\nmail: %s@example.com\n", u, people, u, i, i, i, u
+      printf "dn: uid=%s,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: Bench User %d\nsn: User%d\ngivenName: Bench\ndisplayName: Bench User %d\nmail: %s@example.com\nuserPassword: %s\n", u, people, u, i, i, i, u, pw
       if (i <= 5000) printf "memberOf: %s\n", g5
       printf "memberOf: %s\n\n", g10
     }
@@ -197,7 +275,8 @@ taken_ports+="$ldaps_port "
   { cat "$run/ldap-start.log" >&2; die "slapd did not start"; }
 "$root/deploy/dev/slapd.sh" stop "$run/ldap" >>"$run/ldap-start.log" 2>&1
 say "loading 10,000 people and groups of 5,000 and 10,000 into the directory"
-bench_ldif >"$run/bench.ldif"
+(umask 077 && rand_hex 16 >"$run/user-password")
+(umask 077 && bench_ldif >"$run/bench.ldif")
 /usr/sbin/slapadd -n1 -w -F "$run/ldap/slapd.d" -l "$run/bench.ldif" >"$run/slapadd.log" 2>&1 ||
   { tail -n 20 "$run/slapadd.log" >&2; die "slapadd of the bench directory failed"; }
 "$root/deploy/dev/slapd.sh" start "$run/ldap" >>"$run/ldap-start.log" 2>&1 ||
@@ -205,6 +284,8 @@ bench_ldif >"$run/bench.ldif"
 # shellcheck disable=SC1091
 . "$run/ldap/env"
 (umask 077 && printf '%s' "$LDAP_BIND_PASSWORD" >"$run/ldap-password")
+# The directory admin: the bench's removals (roomgate's account only reads).
+(umask 077 && printf '%s' "$LDAP_ADMIN_PASSWORD" >"$run/ldap-admin-password")
 
 # ---- roomgate and the IdP -------------------------------------------------
 
@@ -223,12 +304,15 @@ chmod 0700 "$saml"
 "$idp" --entity-id "$idp_entity" --base-url "$idp_base" --key "$saml/idp.key" \
   --cert "$saml/idp.crt" --metadata-out "$saml/idp-md.xml"
 (umask 077 && rand_hex 32 >"$run/jitsi.secret")
-(umask 077 && rand_hex 16 >"$run/user-password")
+(umask 077 && rand_hex 32 >"$run/webhook.secret")
 
 # Lockout stays on and is checked on every request, but with limits the
 # bench's own wrong codes cannot reach: every request comes from 127.0.0.1
 # (source_max_failures), and probing detection would switch the meetings'
-# waiting rooms on (probe_identities = 0: off).
+# waiting rooms on (probe_identities = 0: off). write_config DIR EXTRA:
+# the config with DIR added to [directory] and the sections EXTRA (the
+# watcher phases).
+write_config() {
 (umask 077 && cat >"$run/roomgate.ini" <<EOF
 ; Written by bench/run.sh for one bench run.
 [server]
@@ -250,6 +334,7 @@ base_dn = $base_dn
 [directory]
 people_base = $people
 group_base = ou=groups,$base_dn
+$1
 
 [keys]
 file = $run/server.keys
@@ -273,18 +358,34 @@ $trusted
 hs256_secret_file = $run/jitsi.secret
 audience = jitsi
 subject = meet.example.com
+$2
 EOF
 )
+}
 
+start_roomgate() {
+  setsid "$rg" serve -c "$run/roomgate.ini" >>"$run/roomgate.log" 2>&1 </dev/null &
+  rg_pid=$!
+  for i in $(seq 1 100); do
+    curl -fsS -o /dev/null --noproxy '*' "$base/readyz" 2>/dev/null && break
+    kill -0 "$rg_pid" 2>/dev/null || { tail_log "$run/roomgate.log"; die "roomgate exited"; }
+    ((i < 100)) || { tail_log "$run/roomgate.log"; die "roomgate did not become ready"; }
+    sleep 0.2
+  done
+}
+# Peak RSS over every roomgate process of the run (restarts included).
+peak_rss_kb=0
+stop_roomgate() {
+  local h
+  h=$(awk '/^VmHWM:/ { print $2 }' "/proc/$rg_pid/status")
+  ((h > peak_rss_kb)) && peak_rss_kb=$h
+  kill -TERM "$rg_pid"
+  wait "$rg_pid" 2>/dev/null || true
+  rg_pid=""
+}
+write_config "" ""
 say "starting roomgate on $base"
-setsid "$rg" serve -c "$run/roomgate.ini" >"$run/roomgate.log" 2>&1 </dev/null &
-rg_pid=$!
-for i in $(seq 1 100); do
-  curl -fsS -o /dev/null --noproxy '*' "$base/readyz" 2>/dev/null && break
-  kill -0 "$rg_pid" 2>/dev/null || { tail_log "$run/roomgate.log"; die "roomgate exited"; }
-  ((i < 100)) || { tail_log "$run/roomgate.log"; die "roomgate did not become ready"; }
-  sleep 0.2
-done
+start_roomgate
 curl -fsS -o "$saml/sp-md.xml" --noproxy '*' "$base/saml/metadata" ||
   die "cannot read roomgate's SAML metadata"
 pg_rg_admin_url=${PG_ADMIN_URL%/postgres}/roomgate
@@ -519,16 +620,318 @@ say "timing: right vs wrong codes, members and non-members, $timing_clients clie
 "$lg" join "$base" "$run/sessions.txt" "$run/meetings.txt" "$timing_clients" "$timing_secs" \
   "$warmup" "$seed" 0.5 0.5 "timing: 50/50 codes, 50/50 non-members" "$frag/timing.json" timing
 
-# ---- 6. memory, the not-yet-measured parts, the report --------------------
+# ---- 6. forward-auth, live mode -------------------------------------------
+
+# signin_group NAME UIDS OUT: signs the members listed in UIDS (one uid a
+# line) in through IdP processes of their own (idp_per people each),
+# stopped afterwards; writes "m uid cookie" lines to OUT in UIDS' order.
+signin_group() {
+  local name=$1 list=$2 sessions=$3 n=0 k=-1 uid port p
+  local -a ports=()
+  : >"$run/$name-users.txt"
+  while read -r uid; do
+    if ((n % idp_per == 0)); then
+      port=$(new_port)
+      taken_ports+="$port "
+      ports+=("$port")
+      k=$((k + 1))
+      (umask 077 && : >"$saml/idp-$name-$k.txt")
+    fi
+    printf '%s:%s:%s@example.com\n' "$uid" "$pw" "$uid" >>"$saml/idp-$name-$k.txt"
+    printf '%s %s m\n' "$uid" "$port" >>"$run/$name-users.txt"
+    n=$((n + 1))
+  done <"$list"
+  group_idp_pids=()
+  for ((k = 0; k < ${#ports[@]}; k++)); do
+    setsid "$idp" --entity-id "$idp_entity" --base-url "$idp_base" --key "$saml/idp.key" \
+      --cert "$saml/idp.crt" --users "$saml/idp-$name-$k.txt" --port "${ports[$k]}" \
+      --sp-metadata "$saml/sp-md.xml" >>"$run/idp-$name.log" 2>&1 </dev/null &
+    group_idp_pids+=($!)
+  done
+  for ((k = 0; k < ${#ports[@]}; k++)); do
+    for i in $(seq 1 100); do
+      curl -fsS -o /dev/null --noproxy '*' "http://127.0.0.1:${ports[$k]}/metadata" 2>/dev/null && break
+      ((i < 100)) || { tail_log "$run/idp-$name.log"; die "test IdP $name-$k did not start"; }
+      sleep 0.1
+    done
+  done
+  "$lg" signin "$base" "$run/user-password" "$sessions" <"$run/$name-users.txt"
+  for p in "${group_idp_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${group_idp_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  group_idp_pids=()
+}
+metric_value() {
+  curl -fsS --noproxy '*' "$base/metrics" 2>/dev/null | awk -v m="$1" '$1 == m { print $2; exit }'
+}
+
+# The forward-auth people: bu00001.. in order, each signed in and admitted
+# (session i to meeting i % meetings, as nginx would name it).
+awk -v n="$n_authz" 'BEGIN { for (i = 1; i <= n; i++) printf "bu%05d\n", i }' >"$run/authz-uids.txt"
+say "signing $n_authz forward-auth people in and admitting each one"
+t0=$(date +%s.%N)
+signin_group authz "$run/authz-uids.txt" "$run/authz-sessions.txt"
+"$lg" admit "$base" "$run/authz-sessions.txt" "$run/meetings.txt" 16
+t1=$(date +%s.%N)
+authz_setup_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+for u in $authz_users_list; do
+  say "forward-auth, live mode, $u people rotating, $authz_clients clients"
+  "$lg" authz "$base" "$run/authz-sessions.txt" "$run/meetings.txt" "$u" "$authz_clients" \
+    "$ceil_secs" "$warmup" "$seed" "forward-auth live, $u people" "$frag/authz-live-$u.json"
+done
+
+# ---- 7. under attack ------------------------------------------------------
+
+# The flood's people: the first flood_ids forward-auth people who are not
+# among the admission runs' members (their lockout rows stay apart).
+awk -v n="$flood_ids" 'NR == FNR { if ($1 == "m") legit[$2] = 1; next }
+  !($2 in legit) && k < n { print; k++ }' \
+  "$run/sessions.txt" "$run/authz-sessions.txt" >"$run/flood-sessions.txt"
+n_flood=$(wc -l <"$run/flood-sessions.txt")
+say "under attack: legitimate admissions, $attack_clients clients, quiet"
+"$lg" join "$base" "$run/sessions.txt" "$run/meetings.txt" "$attack_clients" "$ceil_secs" \
+  "$warmup" "$seed" 0 0 "attack: legitimate, quiet" "$frag/attack-quiet.json" attack_quiet
+say "under attack: the same beside a wrong-code flood ($flood_clients clients, $n_flood people and addresses)"
+flood_t0=$(psql -X -At "$pg_rg_admin_url" -c 'SELECT clock_timestamp()')
+LOADGEN_XFF=1 LOADGEN_XFF_NET=3 "$lg" join "$base" "$run/flood-sessions.txt" "$run/meetings.txt" \
+  "$flood_clients" "$ceil_secs" "$warmup" "$((seed + 1))" 1 0 "attack: the wrong-code flood" \
+  "$frag/attack-flood.json" attack_flood &
+flood_pid=$!
+"$lg" join "$base" "$run/sessions.txt" "$run/meetings.txt" "$attack_clients" "$ceil_secs" \
+  "$warmup" "$seed" 0 0 "attack: legitimate, under the flood" "$frag/attack-legit.json" attack_legit
+wait "$flood_pid" || die "the flood's load generator failed"
+flood_pid=""
+flood_t1=$(psql -X -At "$pg_rg_admin_url" -c 'SELECT clock_timestamp()')
+# Wrong-code admissions, from the audit trail: any allow without a right
+# code over the whole run, and any allow for a flood identity (they only
+# ever sent wrong codes) during the flood.
+cut -d' ' -f2 "$run/flood-sessions.txt" >"$run/flood-uids.txt"
+wrong_allow=$(psql -X -At "$pg_rg_admin_url" -c \
+  "SELECT count(*) FROM audit_log WHERE event_type = 'admission' AND outcome = 'allow' AND code_ok IS NOT TRUE")
+flood_allow=$(psql -X -q -At -v ON_ERROR_STOP=1 -v t0="$flood_t0" -v t1="$flood_t1" "$pg_rg_admin_url" <<SQL
+CREATE TEMP TABLE flood (identity text);
+\copy flood FROM '$run/flood-uids.txt'
+SELECT count(*) FROM audit_log WHERE event_type = 'admission' AND outcome = 'allow'
+  AND at BETWEEN :'t0' AND :'t1' AND identity IN (SELECT identity FROM flood);
+SQL
+)
+flood_allow=${flood_allow##*$'\n'}
+flood_rows=$(psql -X -At -v t0="$flood_t0" -v t1="$flood_t1" "$pg_rg_admin_url" <<'SQL'
+SELECT count(*) FROM audit_log WHERE event_type = 'admission' AND outcome = 'deny'
+  AND at BETWEEN :'t0' AND :'t1' AND code_ok IS FALSE;
+SQL
+)
+"$lg" note "$frag/attack.json" attack_audit wrong_code_admissions_run="$wrong_allow" \
+  flood_identity_admissions="$flood_allow" wrong_code_denials_recorded="$flood_rows" \
+  flood_identities="$n_flood" flood_addresses="$n_flood"
+
+# ---- 8. the peer: Apache httpd + mod_authnz_ldap --------------------------
+
+# bench_install_apache: Debian's apache2 when missing, as
+# deploy/install-deps.sh installs packages: as root, with a policy-rc.d that
+# keeps the package from starting the system's own Apache.
+bench_install_apache() {
+  local policy=/usr/sbin/policy-rc.d made=0
+  [[ -x /usr/sbin/apache2 ]] && return 0
+  if [[ $(id -u) != 0 ]]; then
+    warn "the peer needs Debian's apache2: sudo apt-get install --no-install-recommends apache2 (or BENCH_PEER=0)"
+    return 1
+  fi
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    made=1
+  fi
+  say "installing Debian's apache2 (not started as a service)"
+  apt-get update -qq >"$run/apt-apache2.log" 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Use-Pty=0 apache2 >>"$run/apt-apache2.log" 2>&1 || {
+    [[ $made == 0 ]] || rm -f "$policy"
+    tail -n 20 "$run/apt-apache2.log" >&2
+    return 1
+  }
+  [[ $made == 0 ]] || rm -f "$policy"
+}
+# apache_conf CACHE: httpd config for the peer; CACHE "default" keeps
+# mod_ldap's caches as shipped (search/bind and compare caches, 1024
+# entries, TTL 600 s), "off" sets both to 0 entries.
+apache_conf() {
+  local mods=/usr/lib/apache2/modules cache_lines="" user_lines=""
+  [[ $1 == off ]] && cache_lines=$'LDAPCacheEntries 0\nLDAPOpCacheEntries 0'
+  [[ $(id -u) != 0 ]] || user_lines=$'User nobody\nGroup nogroup'
+  cat <<EOF
+# Written by bench/run.sh: the peer, mod_authnz_ldap, LDAP cache $1.
+ServerRoot $run/apache
+DefaultRuntimeDir $run/apache
+PidFile $run/apache/httpd.pid
+Listen 127.0.0.1:$apache_port
+ServerName 127.0.0.1
+ErrorLog $run/apache/error.log
+LogLevel warn
+LoadModule mpm_event_module $mods/mod_mpm_event.so
+LoadModule authn_core_module $mods/mod_authn_core.so
+LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule auth_basic_module $mods/mod_auth_basic.so
+LoadModule ldap_module $mods/mod_ldap.so
+LoadModule authnz_ldap_module $mods/mod_authnz_ldap.so
+$user_lines
+StartServers 2
+ServerLimit 4
+ThreadsPerChild 64
+MaxRequestWorkers 256
+KeepAlive On
+MaxKeepAliveRequests 0
+$cache_lines
+DocumentRoot $run/apache/htdocs
+<Directory $run/apache/htdocs>
+  Require all granted
+</Directory>
+<Location /app/>
+  AuthType Basic
+  AuthName "bench"
+  AuthBasicProvider ldap
+  AuthLDAPURL "ldap://${LDAP_URI#ldap://}/$people?uid?one?(objectClass=inetOrgPerson)"
+  AuthLDAPBindDN "$LDAP_BIND_DN"
+  AuthLDAPBindPassword "$LDAP_BIND_PASSWORD"
+  AuthLDAPGroupAttribute member
+  AuthLDAPGroupAttributeIsDN on
+  Require ldap-group $group5k
+</Location>
+EOF
+}
+start_apache() {
+  (umask 077 && apache_conf "$1" >"$run/apache/httpd-$1.conf")
+  setsid /usr/sbin/apache2 -f "$run/apache/httpd-$1.conf" -DFOREGROUND >>"$run/apache/stdout.log" 2>&1 </dev/null &
+  apache_pid=$!
+  for i in $(seq 1 100); do
+    # 401: up, asking for credentials.
+    [[ $(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' "$apache_url" 2>/dev/null) == 401 ]] && return 0
+    kill -0 "$apache_pid" 2>/dev/null || { tail_log "$run/apache/error.log"; die "apache2 exited"; }
+    sleep 0.1
+  done
+  tail_log "$run/apache/error.log"
+  die "apache2 did not start"
+}
+stop_apache() {
+  kill -TERM "$apache_pid" 2>/dev/null || true
+  wait "$apache_pid" 2>/dev/null || true
+  apache_pid=""
+}
+
+if [[ $peer == 1 ]] && bench_install_apache; then
+  apache_port=$(new_port)
+  taken_ports+="$apache_port "
+  apache_url=http://127.0.0.1:$apache_port/app/index.html
+  mkdir -p "$run/apache/htdocs/app"
+  chmod 0755 "$run/apache" "$run/apache/htdocs" "$run/apache/htdocs/app"
+  printf 'the meeting app\n' >"$run/apache/htdocs/app/index.html"
+  awk 'BEGIN { for (i = 5001; i <= 10000; i++) printf "bu%05d\n", i }' >"$run/nonmember-uids.txt"
+  # The person removed to see how long the peer still lets them in: one of
+  # the forward-auth people the revocations leave alone.
+  peer_victim=$(sed -n "$((n_authz - 2 * n_revocations))p" "$run/authz-uids.txt")
+  for cache in default off; do
+    start_apache "$cache"
+    for u in $authz_users_list; do
+      say "peer: Apache mod_authnz_ldap, LDAP cache $cache, $u people rotating, $authz_clients clients"
+      "$lg" basic "$apache_url" "$run/authz-uids.txt" "$run/user-password" "$u" 200 \
+        "$authz_clients" "$ceil_secs" "$warmup" "$seed" "peer: Apache, cache $cache, $u people" \
+        "$frag/peer-$cache-$u.json" ||
+        warn "peer run (cache $cache, $u people) had unexpected answers or errors: see the table"
+    done
+    say "peer: how long a removed person is still let in, LDAP cache $cache (bound $peer_bound s)"
+    "$rv" apache "$LDAP_URI" "$LDAP_ADMIN_DN" "$run/ldap-admin-password" "$group5k" "$people" \
+      "$apache_url" "$peer_victim" "$run/user-password" "$peer_bound" \
+      "peer: removed person still let in, cache $cache" "$frag/peer-stale-$cache.json"
+    # Last: Apache goes on searching for a denial its client gave up
+    # on; stopping it ends that.
+    if [[ $cache == default ]]; then
+      # No warm-up: a denial may take many seconds (mod_authnz_ldap
+      # looks for nested groups among the group's 5,000 members).
+      say "peer: denials (non-members, Require ldap-group fails), $deny_clients clients, $deny_secs s"
+      "$lg" basic "$apache_url" "$run/nonmember-uids.txt" "$run/user-password" 5000 0 \
+        "$deny_clients" "$deny_secs" 0 "$seed" "peer: Apache denials, cache default" \
+        "$frag/peer-deny.json" ||
+        warn "the peer's denial run had unexpected answers or errors (denials slower than the window?)"
+    fi
+    stop_apache
+  done
+else
+  "$lg" note "$frag/todo-peer.json" todo what="peer: Apache mod_authnz_ldap" \
+    why="$([[ $peer == 1 ]] && echo 'apache2 missing' || echo 'BENCH_PEER=0')"
+fi
+
+# ---- 9. watcher + cache mode: forward-auth and revocation -----------------
+
+hook_port=$(new_port)
+taken_ports+="$hook_port "
+watch_dir="watch = on"
+hooks="[webhooks]
+url = http://127.0.0.1:$hook_port/hook
+secret_file = $run/webhook.secret"
+# wait_watcher: until the watcher has done its full refresh (and, with the
+# cache on, until forward-auth answers from it).
+wait_watcher() {
+  local want_cache=$1
+  for i in $(seq 1 300); do
+    if [[ $(metric_value roomgate_directory_watch_caught_up) == 1 ]] &&
+      { [[ $want_cache == 0 ]] || [[ $(metric_value roomgate_authz_cache_active) == 1 ]]; }; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  return 1
+}
+# revocations MODE FIRST: BENCH_REVOCATIONS removals of the forward-auth
+# people from line FIRST on (0-based), each put back afterwards.
+revocations() {
+  say "revocation, authz $1 mode: $n_revocations removals from $group5k"
+  "$rv" roomgate "$LDAP_URI" "$LDAP_ADMIN_DN" "$run/ldap-admin-password" "$group5k" "$people" \
+    "$base" "$run/authz-sessions.txt" "$run/meetings.txt" "$hook_port" "$run/webhook.secret" \
+    "$2" "$n_revocations" "$revocation_wait" "revocation, authz $1 mode" "$frag/revocation-$1.json" ||
+    warn "the revocation run ($1) did not measure every removal: see the table"
+}
+# (Not `| grep -q`: with pipefail, grep leaving early fails the pipe.)
+if [[ $("$rg" help config 2>/dev/null) == *membership_cache* ]]; then
+  stop_roomgate
+  write_config "$watch_dir" "$hooks
+[authz]
+membership_cache = on"
+  say "restarting roomgate with the directory watcher and the forward-auth cache"
+  start_roomgate
+  if wait_watcher 1; then
+    for u in $authz_users_list; do
+      say "forward-auth, cache mode, $u people rotating, $authz_clients clients"
+      "$lg" authz "$base" "$run/authz-sessions.txt" "$run/meetings.txt" "$u" "$authz_clients" \
+        "$ceil_secs" "$warmup" "$seed" "forward-auth cache, $u people" "$frag/authz-cache-$u.json"
+    done
+    cache_hits=$(metric_sum 'roomgate_authz_decisions_total{source="cache"}')
+    "$lg" note "$frag/authz-cache-source.json" authz_cache decisions_from_cache="${cache_hits:-0}" \
+      decisions_live="$(metric_sum 'roomgate_authz_decisions_total{source="live"}')"
+    revocations cache $((n_authz - 2 * n_revocations))
+  else
+    warn "the forward-auth cache did not become active in 60 s"
+    "$lg" note "$frag/todo-cache.json" todo what="forward-auth /v1/authz (watcher-cache mode)" \
+      why="cache never active (roomgate_authz_cache_active != 1 after 60 s)"
+  fi
+else
+  "$lg" note "$frag/todo-cache.json" todo what="forward-auth /v1/authz (watcher-cache mode)" \
+    why="cache not built"
+  "$lg" note "$frag/todo-cache-rev.json" todo what="revocation, authz cache mode" why="cache not built"
+fi
+
+# ---- 10. watcher, cache off: revocation in live mode ----------------------
+
+stop_roomgate
+write_config "$watch_dir" "$hooks"
+say "restarting roomgate with the directory watcher, forward-auth live"
+start_roomgate
+wait_watcher 0 || die "the directory watcher did not catch up in 60 s"
+revocations live $((n_authz - n_revocations))
+
+# ---- 11. memory, the report ----------------------------------------------
 
 hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$rg_pid/status")
-"$lg" note "$frag/rss.json" rss peak_rss_kb="$hwm"
-i=0
-for what in "forward-auth /v1/authz (live mode)" "forward-auth /v1/authz (watcher-cache mode)" \
-  "revocation distribution" "under attack (wrong-code flood)" "peer: Apache mod_authnz_ldap"; do
-  "$lg" note "$frag/todo-$i.json" todo what="$what"
-  i=$((i + 1))
-done
+((hwm > peak_rss_kb)) && peak_rss_kb=$hwm
+"$lg" note "$frag/rss.json" rss peak_rss_kb="$peak_rss_kb"
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/^MemTotal:/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo)
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -545,6 +948,12 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
   sources="$sources" source_addresses_seen="$sources_seen" \
   roomgate_threads="${ROOMGATE_SERVER_THREADS:-16}" db_pool="${ROOMGATE_DATABASE_POOL_SIZE:-8}" \
   ldap_pool="${ROOMGATE_LDAP_POOL_SIZE:-8}" \
+  authz_users="$authz_users_list" authz_clients="$authz_clients" authz_setup_seconds="$authz_setup_secs" \
+  attack_clients="$attack_clients" flood_clients="$flood_clients" \
+  revocations="$n_revocations" revocation_wait_ms="$revocation_wait" \
+  peer_stale_bound_s="$peer_bound" peer_deny_clients="$deny_clients" \
+  peer_deny_seconds="$deny_secs" \
+  webhook_poll_interval_ms="${ROOMGATE_WEBHOOKS_POLL_INTERVAL_MS:-500}" \
   wall_seconds=$(($(date +%s) - t_begin))
 "$lg" report "$out/bench-$stamp.json" "$frag"/*.json | tee "$out/bench-$stamp.txt"
 cp "$out/bench-$stamp.json" "$out/bench-latest.json"
