@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "saml/saml.h"
+#include "server/audit_export.h"
 #include "server/audit_seal.h"
 #include "server/jwt.h"
 #include "server/server.h"
@@ -650,6 +651,10 @@ gate_cli_main(int argc, char **argv, char **envp)
 		return gate_cli_token(cfgpath, argc, argv, envp);
 	if (strcmp(cmd, "meeting") == 0)
 		return gate_cli_meeting(cfgpath, argc, argv, envp);
+	if (strcmp(cmd, "audit") == 0 && argc > 1 &&
+	    (strcmp(argv[1], "export") == 0 ||
+	     strcmp(argv[1], "verify-export") == 0))
+		return gate_cli_audit_export(cfgpath, argc, argv, envp);
 	if (strcmp(cmd, "audit") == 0)
 		return gate_cli_audit(cfgpath, argc, argv, envp);
 	if (strcmp(cmd, "help") == 0) {

@@ -156,6 +156,20 @@ queue(struct MHD_Connection *c, struct req *r, struct gate_resp *resp)
 	enum MHD_Result ret;
 	char ra[16];
 
+	if (resp->stream != NULL) {
+		free(resp->body);
+		resp->body = NULL;
+		mr = MHD_create_response_from_callback(
+			MHD_SIZE_UNKNOWN, 64 * 1024, resp->stream,
+			resp->stream_cls, resp->stream_free);
+		if (mr == NULL) {
+			if (resp->stream_free != NULL)
+				resp->stream_free(resp->stream_cls);
+			resp_free_headers(resp);
+			return MHD_NO;
+		}
+		goto made;
+	}
 	if (resp->body == NULL) {
 		resp->body = strdup("");
 		resp->len = 0;
@@ -173,6 +187,7 @@ queue(struct MHD_Connection *c, struct req *r, struct gate_resp *resp)
 		return MHD_NO;
 	}
 	resp->body = NULL; /* owned by mr now */
+made:
 	MHD_add_response_header(mr, "X-Request-Id", r->id);
 	MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
 				resp->content_type ? resp->content_type

@@ -6,6 +6,8 @@
 #define ROOMGATE_HTTP_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -52,6 +54,13 @@ struct gate_resp {
 		char *value;
 	} headers[GATE_MAX_RESP_HEADERS];
 	const char *csp; /* static; replaces the default CSP when set */
+	/* A streamed body instead of body (audit export): libmicrohttpd
+	 * calls stream() for more as the client takes it (its content
+	 * reader contract), and stream_free(stream_cls) once the response
+	 * is gone, finished or not. */
+	ssize_t (*stream)(void *cls, uint64_t pos, char *buf, size_t max);
+	void (*stream_free)(void *cls);
+	void *stream_cls;
 };
 
 /* Adds a header (value copied). -1 when full or out of memory. */

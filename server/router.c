@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "server/admit.h"
+#include "server/audit_export.h"
 #include "server/audit_seal.h"
 #include "server/http_int.h"
 #include "server/jwt.h"
@@ -34,6 +35,13 @@ static const struct route routes[] = {
 	{"POST", "/v1/meetings/{id}/waiting/{admission}",
 	 gate_h_meeting_waiting_decide},
 	{"POST", "/v1/meetings/{id}/code:rotate", gate_h_meeting_rotate},
+	{"GET", "/v1/meetings/{id}/attempts", gate_h_meeting_attempts},
+	{"GET", "/v1/meetings/{id}/access-review", gate_h_access_review},
+	{"GET", "/v1/attempts", gate_h_attempts},
+	{"GET", "/v1/audit/export", gate_h_audit_export},
+	{"GET", "/v1/audit/exports/{id}/manifest",
+	 gate_h_audit_export_manifest},
+	{"GET", "/m/{id}/attempts", gate_h_attempts_page},
 	{"GET", "/saml/metadata", gate_h_saml_metadata},
 	{"GET", "/saml/login", gate_h_saml_login},
 	{"POST", "/saml/acs", gate_h_saml_acs},

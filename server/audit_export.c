@@ -1,0 +1,1199 @@
+/*
+ * server/audit_export.c -- the audit export: parameters, CSV / JSON Lines
+ * records, the running export with its SHA-256 and signed manifest, the
+ * offline verification, and the two CLI commands. See audit_export.h.
+ *
+ * Memory stays flat: the body is made a batch of records at a time from a
+ * database cursor (db_export_next) as the reader asks for bytes, and the
+ * hash is taken over exactly the bytes handed out.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "server/audit_export.h"
+#include "server/audit_key.h"
+
+#define EXIT_USAGE 2
+#define PEND_MAX (8u * 1024 * 1024) /* one record is far smaller */
+#define MANIFEST_MAX 65536
+#define EXPORT_FETCH_TIMEOUT_MS (10 * 60 * 1000)
+
+/* ---- times -------------------------------------------------------------- */
+
+/* n digits at s as a number, or -1. */
+static int
+digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int
+gate_time_parse_us(const char *s, long long *us)
+{
+	struct tm tm, back;
+	long long frac = 0, scale = 100000;
+	int y, mo, d, h = 0, mi = 0, sec = 0, off = 0;
+	size_t len = strlen(s), i;
+	time_t t;
+
+	if (len < 10 || (y = digits(s, 4)) < 1900 || s[4] != '-' ||
+	    (mo = digits(s + 5, 2)) < 1 || s[7] != '-' ||
+	    (d = digits(s + 8, 2)) < 1)
+		return -1;
+	i = 10;
+	if (len > 10) {
+		if ((s[10] != 'T' && s[10] != 't') || len < 17 ||
+		    (h = digits(s + 11, 2)) < 0 || s[13] != ':' ||
+		    (mi = digits(s + 14, 2)) < 0)
+			return -1;
+		i = 16;
+		if (s[i] == ':') {
+			if ((sec = digits(s + i + 1, 2)) < 0)
+				return -1;
+			i += 3;
+			if (s[i] == '.') {
+				i++;
+				if (s[i] < '0' || s[i] > '9')
+					return -1;
+				for (; s[i] >= '0' && s[i] <= '9'; i++) {
+					frac += scale * (s[i] - '0');
+					scale /= 10;
+				}
+			}
+		}
+		if (s[i] == 'Z' || s[i] == 'z') {
+			i++;
+		} else if (s[i] == '+' || s[i] == '-') {
+			int oh = digits(s + i + 1, 2), om;
+
+			if (oh < 0 || oh > 23 || s[i + 3] != ':' ||
+			    (om = digits(s + i + 4, 2)) < 0 || om > 59)
+				return -1;
+			off = (oh * 60 + om) * 60 * (s[i] == '-' ? -1 : 1);
+			i += 6;
+		} else {
+			return -1;
+		}
+		if (i != len || h > 23 || mi > 59 || sec > 60)
+			return -1;
+	}
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec > 59 ? 59 : sec;
+	t = timegm(&tm);
+	/* A day that does not exist (Feb 30) comes back moved. */
+	if (t == (time_t)-1 || gmtime_r(&t, &back) == NULL ||
+	    back.tm_mday != d || back.tm_mon != mo - 1)
+		return -1;
+	*us = ((long long)t - off) * 1000000LL + frac;
+	return 0;
+}
+
+void
+gate_time_fmt_us(long long us, char *out, size_t outlen)
+{
+	time_t t = (time_t)(us / 1000000);
+	long long frac = us % 1000000;
+	struct tm tm;
+	char base[32];
+
+	if (frac < 0) {
+		t--;
+		frac += 1000000;
+	}
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+		snprintf(out, outlen, "invalid");
+		return;
+	}
+	if (frac != 0)
+		snprintf(out, outlen, "%s.%06lldZ", base, frac);
+	else
+		snprintf(out, outlen, "%sZ", base);
+}
+
+/* ---- parameters ------------------------------------------------------- */
+
+void
+gate_export_params_init(struct gate_export_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->format = GATE_EXPORT_CSV;
+}
+
+int
+gate_uuid_parse(const char *s, size_t len, char out[37])
+{
+	if (len != 36)
+		return -1;
+	for (size_t i = 0; i < 36; i++) {
+		char c = s[i];
+		int dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? c != '-'
+		         : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+		             (c >= 'A' && c <= 'F')))
+			return -1;
+		out[i] = (c >= 'A' && c <= 'F') ? (char)(c - 'A' + 'a') : c;
+	}
+	out[36] = '\0';
+	return 0;
+}
+
+int
+gate_export_param(struct gate_export_params *p, const char *name,
+                  const char *value, char *err, size_t errlen)
+{
+	if (value == NULL)
+		value = "";
+	if (strcmp(name, "from") == 0 || strcmp(name, "to") == 0) {
+		long long us;
+
+		if (gate_time_parse_us(value, &us) != 0 || us <= 0) {
+			snprintf(err, errlen,
+			         "%s must be an RFC 3339 time such as "
+			         "2026-11-28T06:00:00Z or a date such as "
+			         "2026-11-28 (UTC midnight); got \"%.64s\"",
+			         name, value);
+			return -1;
+		}
+		if (name[0] == 'f') {
+			p->f.from_us = us;
+		} else {
+			p->f.to_us = us;
+			p->have_to = 1;
+		}
+		return 0;
+	}
+	if (strcmp(name, "meeting") == 0) {
+		if (gate_uuid_parse(value, strlen(value), p->meeting) != 0) {
+			snprintf(err, errlen,
+			         "meeting must be a meeting id (a UUID such as "
+			         "1b4e28ba-2fa1-11d2-883f-0016d3cca427)");
+			return -1;
+		}
+		p->f.meeting_id = p->meeting;
+		return 0;
+	}
+	if (strcmp(name, "identity") == 0) {
+		size_t n = strlen(value);
+
+		if (n == 0 || n > GATE_IDENTITY_MAX) {
+			snprintf(err, errlen,
+			         "identity must be 1 to %d bytes (the SSO "
+			         "identity as recorded, e.g. alice)",
+			         GATE_IDENTITY_MAX);
+			return -1;
+		}
+		memcpy(p->identity, value, n + 1);
+		p->f.identity = p->identity;
+		return 0;
+	}
+	if (strcmp(name, "outcome") == 0) {
+		if (strcmp(value, "allow") != 0 && strcmp(value, "deny") != 0 &&
+		    strcmp(value, "error") != 0 && strcmp(value, "info") != 0) {
+			snprintf(err, errlen,
+			         "outcome must be allow, deny, error or info");
+			return -1;
+		}
+		snprintf(p->outcome, sizeof(p->outcome), "%s", value);
+		p->f.outcome = p->outcome;
+		return 0;
+	}
+	if (strcmp(name, "format") == 0) {
+		if (strcmp(value, "csv") == 0) {
+			p->format = GATE_EXPORT_CSV;
+		} else if (strcmp(value, "jsonl") == 0) {
+			p->format = GATE_EXPORT_JSONL;
+		} else {
+			snprintf(err, errlen, "format must be csv or jsonl");
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(err, errlen,
+	         "unknown parameter \"%.64s\"; the export takes from, to, "
+	         "meeting, identity, outcome and format",
+	         name);
+	return -1;
+}
+
+int
+gate_export_params_finish(struct gate_export_params *p, long long now_us,
+                          char *err, size_t errlen)
+{
+	if (!p->have_to)
+		p->f.to_us = now_us;
+	if (p->f.from_us != 0 && p->f.from_us >= p->f.to_us) {
+		snprintf(err, errlen,
+		         "from must be earlier than to (to is exclusive%s)",
+		         p->have_to ? "" : " and defaults to now");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- formatting --------------------------------------------------------- */
+
+void
+gate_csv_cell(struct gate_buf *b, const char *s)
+{
+	int neutral, quote;
+
+	if (s == NULL || *s == '\0')
+		return;
+	neutral = strchr("=+-@\t\r", s[0]) != NULL;
+	quote = strpbrk(s, ",\"\r\n") != NULL;
+	if (quote)
+		gate_buf_add(b, "\"", 1);
+	if (neutral)
+		gate_buf_add(b, "'", 1);
+	if (!quote) {
+		gate_buf_add(b, s, strlen(s));
+		return;
+	}
+	for (const char *q = s; *q != '\0';) {
+		const char *e = strchr(q, '"');
+		size_t n = e ? (size_t)(e - q) + 1 : strlen(q);
+
+		gate_buf_add(b, q, n);
+		if (e != NULL)
+			gate_buf_add(b, "\"", 1);
+		q += n;
+	}
+	gate_buf_add(b, "\"", 1);
+}
+
+void
+gate_export_csv_header(struct gate_buf *b)
+{
+	for (int i = 0; i < DB_EXPORT_NCOLS; i++) {
+		if (i > 0)
+			gate_buf_add(b, ",", 1);
+		gate_csv_cell(b, db_export_columns[i]);
+	}
+	gate_buf_add(b, "\r\n", 2);
+}
+
+void
+gate_export_csv_row(struct gate_buf *b, const char *const *row)
+{
+	for (int i = 0; i < DB_EXPORT_NCOLS; i++) {
+		if (i > 0)
+			gate_buf_add(b, ",", 1);
+		gate_csv_cell(b, row[i]);
+	}
+	gate_buf_add(b, "\r\n", 2);
+}
+
+int
+gate_export_jsonl_row(struct gate_buf *b, const char *const *row)
+{
+	json_t *o = json_object();
+	char *text;
+	int r = -1;
+
+	if (o == NULL)
+		return -1;
+	for (int i = 0; i < DB_EXPORT_NCOLS; i++) {
+		const char *v = row[i];
+		json_t *j;
+
+		if (v == NULL)
+			j = json_null();
+		else if (db_export_kinds[i] == 1)
+			j = json_integer(strtoll(v, NULL, 10));
+		else if (db_export_kinds[i] == 2)
+			j = json_boolean(strcmp(v, "true") == 0);
+		else if (db_export_kinds[i] == 3 &&
+		         (j = json_loads(v, JSON_DECODE_ANY, NULL)) != NULL)
+			;
+		else
+			j = json_string(v);
+		if (j == NULL || json_object_set_new(o, db_export_columns[i],
+		                                     j) != 0)
+			goto out;
+	}
+	text = json_dumps(o, JSON_COMPACT);
+	if (text == NULL)
+		goto out;
+	gate_buf_add(b, text, strlen(text));
+	gate_buf_add(b, "\n", 1);
+	free(text);
+	r = b->failed ? -1 : 0;
+out:
+	json_decref(o);
+	return r;
+}
+
+/* ---- the running export ----------------------------------------------- */
+
+struct gate_export {
+	struct gate_audit_key key;
+	struct gate_export_params p;
+	struct db_export *cur;
+	struct db_pool *pool;
+	crypto_hash_sha256_state sha;
+	struct gate_buf pend;
+	size_t off;
+	long long count, total, bytes;
+	long long first_seq, last_seq;
+	char first_at[40], last_at[40];
+	char id[37];
+	char created_at[40];
+	char *identity, *request_id, *node, *source;
+	char *checkpoint; /* JSON text or NULL */
+	char *manifest;
+	int rows_done, finished, header_done;
+};
+
+static void
+new_uuid(char out[37])
+{
+	unsigned char r[16];
+	char hex[33];
+
+	randombytes_buf(r, sizeof(r));
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+	sodium_bin2hex(hex, sizeof(hex), r, sizeof(r));
+	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
+	         hex + 16, hex + 20);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+int
+gate_export_begin(const struct gate_config *cfg, struct db_pool *pool,
+                  const struct gate_export_params *p,
+                  const struct db_actor *by, int with_count,
+                  struct gate_export **out, int *status, char *err,
+                  size_t errlen)
+{
+	struct gate_export *x;
+	char kerr[512], derr[512];
+	long long now = (long long)time(NULL) * 1000000LL;
+
+	*out = NULL;
+	*status = 503;
+	if (cfg->audit_signing_key_file == NULL) {
+		snprintf(err, errlen,
+		         "exports are signed, and no signing key is configured: "
+		         "set [audit] signing_key_file (make one with `roomgate "
+		         "audit keygen --out FILE`)");
+		return -1;
+	}
+	x = calloc(1, sizeof(*x));
+	if (x == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	x->p = *p;
+	/* The filter's strings point into p: repoint them at our copy. */
+	if (p->f.meeting_id != NULL)
+		x->p.f.meeting_id = x->p.meeting;
+	if (p->f.identity != NULL)
+		x->p.f.identity = x->p.identity;
+	if (p->f.outcome != NULL)
+		x->p.f.outcome = x->p.outcome;
+	x->pool = pool;
+	crypto_hash_sha256_init(&x->sha);
+	gate_buf_init(&x->pend, PEND_MAX);
+	new_uuid(x->id);
+	gate_time_fmt_us(now, x->created_at, sizeof(x->created_at));
+	x->identity = dup_or_null(by && by->identity ? by->identity : "cli");
+	x->request_id = dup_or_null(by ? by->request_id : NULL);
+	x->node = dup_or_null(by ? by->node : NULL);
+	x->source = dup_or_null(by ? by->source_addr : NULL);
+	if (x->identity == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (gate_audit_key_load(cfg->audit_signing_key_file, &x->key, kerr,
+	                        sizeof(kerr)) != 0) {
+		snprintf(err, errlen, "cannot sign the export: %s", kerr);
+		goto fail;
+	}
+	/* A fetch may have to sort the whole range first (a filter served
+	 * by another index than seq's): the service's statement_timeout is
+	 * sized for admissions, not for that. */
+	if (db_export_open(cfg->db_url, cfg->db_connect_timeout_s,
+	                   cfg->db_statement_timeout_ms > EXPORT_FETCH_TIMEOUT_MS
+	                       ? cfg->db_statement_timeout_ms
+	                       : EXPORT_FETCH_TIMEOUT_MS,
+	                   &x->p.f, with_count,
+	                   &x->total, &x->checkpoint, &x->cur, derr,
+	                   sizeof(derr)) != 0) {
+		snprintf(err, errlen,
+		         "the audit trail cannot be read now (%s); retry "
+		         "shortly",
+		         derr);
+		goto fail;
+	}
+	*out = x;
+	*status = 200;
+	return 0;
+fail:
+	gate_export_free(x);
+	return -1;
+}
+
+/* Builds, signs and records the manifest. */
+static int
+finish(struct gate_export *x, char *err, size_t errlen)
+{
+	unsigned char digest[32], sig[64];
+	char hex[65], sigb64[sodium_base64_ENCODED_LEN(
+	                  64, sodium_base64_VARIANT_ORIGINAL)];
+	char from[40], to[40], derr[512];
+	struct db_actor by;
+	json_t *m = NULL, *filters, *range, *cp = NULL, *details = NULL;
+	char *canon = NULL, *dj = NULL;
+	int r = -1;
+
+	crypto_hash_sha256_final(&x->sha, digest);
+	sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+	if (x->p.f.from_us != 0)
+		gate_time_fmt_us(x->p.f.from_us, from, sizeof(from));
+	gate_time_fmt_us(x->p.f.to_us, to, sizeof(to));
+	if (x->checkpoint != NULL)
+		cp = json_loads(x->checkpoint, 0, NULL);
+	filters = json_pack(
+	    "{s:o, s:s, s:o, s:o, s:o}", "from",
+	    x->p.f.from_us ? json_string(from) : json_null(), "to", to,
+	    "meeting", x->p.f.meeting_id ? json_string(x->p.meeting) : json_null(),
+	    "identity",
+	    x->p.f.identity ? json_string(x->p.identity) : json_null(),
+	    "outcome", x->p.f.outcome ? json_string(x->p.outcome) : json_null());
+	range = x->count > 0
+	            ? json_pack("{s:I, s:I, s:s, s:s}", "first_seq",
+	                        (json_int_t)x->first_seq, "last_seq",
+	                        (json_int_t)x->last_seq, "first_at", x->first_at,
+	                        "last_at", x->last_at)
+	            : json_pack("{s:n, s:n, s:n, s:n}", "first_seq", "last_seq",
+	                        "first_at", "last_at");
+	m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:o, "
+	              "s:s, s:s}",
+	              "version", GATE_EXPORT_MANIFEST_VERSION, "export_id", x->id,
+	              "created_at", x->created_at, "created_by", x->identity,
+	              "format",
+	              x->p.format == GATE_EXPORT_CSV ? "csv" : "jsonl",
+	              "filters", filters, "range", range, "count",
+	              (json_int_t)x->count, "bytes", (json_int_t)x->bytes,
+	              "sha256", hex, "last_checkpoint", cp ? cp : json_null(),
+	              "key_id", x->key.kid, "signature_alg", "Ed25519");
+	if (m == NULL ||
+	    (canon = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS |
+	                               JSON_ENSURE_ASCII)) == NULL) {
+		snprintf(err, errlen, "out of memory making the manifest");
+		goto out;
+	}
+	gate_audit_sign(&x->key, (const unsigned char *)canon, strlen(canon),
+	                sig);
+	sodium_bin2base64(sigb64, sizeof(sigb64), sig, sizeof(sig),
+	                  sodium_base64_VARIANT_ORIGINAL);
+	if (json_object_set_new(m, "signature", json_string(sigb64)) != 0 ||
+	    (x->manifest = json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS |
+	                                     JSON_ENSURE_ASCII)) == NULL) {
+		snprintf(err, errlen, "out of memory making the manifest");
+		goto out;
+	}
+	details = json_pack("{s:s, s:s, s:I, s:s, s:O}", "export_id", x->id,
+	                    "format",
+	                    x->p.format == GATE_EXPORT_CSV ? "csv" : "jsonl",
+	                    "count", (json_int_t)x->count, "sha256", hex,
+	                    "filters", json_object_get(m, "filters"));
+	if (details == NULL ||
+	    (dj = json_dumps(details, JSON_COMPACT)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	memset(&by, 0, sizeof(by));
+	by.identity = x->identity;
+	by.request_id = x->request_id;
+	by.node = x->node;
+	by.source_addr = x->source;
+	if (db_export_record(x->pool, x->id, x->identity,
+	                     x->p.format == GATE_EXPORT_CSV ? "csv" : "jsonl",
+	                     x->manifest, dj, &by, derr, sizeof(derr)) != 0) {
+		snprintf(err, errlen, "the export could not be recorded: %s",
+		         derr);
+		free(x->manifest);
+		x->manifest = NULL;
+		goto out;
+	}
+	r = 0;
+out:
+	sodium_memzero(sig, sizeof(sig));
+	free(canon);
+	free(dj);
+	json_decref(details);
+	json_decref(m);
+	return r;
+}
+
+/* Appends the next record (or the header) to pend; 0 when none is left. */
+static int
+fill(struct gate_export *x, char *err, size_t errlen)
+{
+	const char *const *row;
+	int r;
+
+	if (!x->header_done) {
+		x->header_done = 1;
+		if (x->p.format == GATE_EXPORT_CSV) {
+			gate_export_csv_header(&x->pend);
+			return 1;
+		}
+	}
+	r = db_export_next(x->cur, &row, err, errlen);
+	if (r <= 0)
+		return r;
+	if (x->p.format == GATE_EXPORT_CSV)
+		gate_export_csv_row(&x->pend, row);
+	else if (gate_export_jsonl_row(&x->pend, row) != 0) {
+		snprintf(err, errlen, "record %s could not be written as JSON",
+		         row[DB_EXPORT_COL_SEQ] ? row[DB_EXPORT_COL_SEQ] : "?");
+		return -1;
+	}
+	if (x->pend.failed) {
+		snprintf(err, errlen, "record %s is too large to export",
+		         row[DB_EXPORT_COL_SEQ] ? row[DB_EXPORT_COL_SEQ] : "?");
+		return -1;
+	}
+	if (x->count == 0) {
+		x->first_seq = strtoll(row[DB_EXPORT_COL_SEQ], NULL, 10);
+		snprintf(x->first_at, sizeof(x->first_at), "%s",
+		         row[DB_EXPORT_COL_AT]);
+	}
+	x->last_seq = strtoll(row[DB_EXPORT_COL_SEQ], NULL, 10);
+	snprintf(x->last_at, sizeof(x->last_at), "%s", row[DB_EXPORT_COL_AT]);
+	x->count++;
+	return 1;
+}
+
+ssize_t
+gate_export_read(struct gate_export *x, char *buf, size_t max, char *err,
+                 size_t errlen)
+{
+	size_t avail, n;
+	int r;
+
+	if (x->finished)
+		return 0;
+	if (x->off > 0) {
+		/* What the last call left over goes to the front, so the
+		 * buffer holds at most one call's worth plus a record. */
+		memmove(x->pend.p, x->pend.p + x->off, x->pend.len - x->off);
+		x->pend.len -= x->off;
+		x->off = 0;
+	}
+	while (!x->rows_done && x->pend.len < max) {
+		r = fill(x, err, errlen);
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			x->rows_done = 1;
+			/* The snapshot is no longer needed. */
+			db_export_close(x->cur);
+			x->cur = NULL;
+		}
+	}
+	avail = x->pend.len - x->off;
+	if (avail == 0) {
+		if (finish(x, err, errlen) != 0)
+			return -1;
+		x->finished = 1;
+		return 0;
+	}
+	n = avail < max ? avail : max;
+	memcpy(buf, x->pend.p + x->off, n);
+	crypto_hash_sha256_update(&x->sha, (const unsigned char *)buf, n);
+	x->bytes += (long long)n;
+	x->off += n;
+	return (ssize_t)n;
+}
+
+const char *
+gate_export_id(const struct gate_export *x)
+{
+	return x->id;
+}
+
+long long
+gate_export_count(const struct gate_export *x)
+{
+	return x->count;
+}
+
+long long
+gate_export_total(const struct gate_export *x)
+{
+	return x->total;
+}
+
+const char *
+gate_export_manifest(const struct gate_export *x)
+{
+	return x->finished ? x->manifest : NULL;
+}
+
+void
+gate_export_free(struct gate_export *x)
+{
+	if (x == NULL)
+		return;
+	db_export_close(x->cur);
+	gate_audit_key_wipe(&x->key);
+	gate_buf_free(&x->pend);
+	free(x->identity);
+	free(x->request_id);
+	free(x->node);
+	free(x->source);
+	free(x->checkpoint);
+	free(x->manifest);
+	free(x);
+}
+
+/* ---- offline verification --------------------------------------------- */
+
+int
+gate_export_verify(const char *body_path, const char *manifest_text,
+                   const unsigned char pk[32], const char *kid,
+                   char *summary, size_t summarylen, char *err,
+                   size_t errlen)
+{
+	json_t *m = NULL, *unsigned_m = NULL;
+	json_error_t je;
+	const char *sigtxt, *mkid, *fmt, *want_hex;
+	unsigned char sig[64], digest[32], chunk[65536];
+	char hex[65], *canon = NULL;
+	size_t siglen = 0;
+	crypto_hash_sha256_state sha;
+	long long bytes = 0, records = 0, want_count, want_bytes;
+	int fd = -1, r = -1, in_quote = 0, csv, prev_cr = 0;
+	ssize_t n;
+
+	if (summary != NULL && summarylen > 0)
+		summary[0] = '\0';
+	m = json_loads(manifest_text, 0, &je);
+	if (m == NULL || !json_is_object(m)) {
+		snprintf(err, errlen, "the manifest is not JSON (line %d: %s)",
+		         je.line, je.text);
+		goto out;
+	}
+	if (json_integer_value(json_object_get(m, "version")) !=
+	    GATE_EXPORT_MANIFEST_VERSION) {
+		snprintf(err, errlen,
+		         "the manifest's version is not %d: not a roomgate "
+		         "export manifest this version can check",
+		         GATE_EXPORT_MANIFEST_VERSION);
+		goto out;
+	}
+	sigtxt = json_string_value(json_object_get(m, "signature"));
+	mkid = json_string_value(json_object_get(m, "key_id"));
+	fmt = json_string_value(json_object_get(m, "format"));
+	want_hex = json_string_value(json_object_get(m, "sha256"));
+	if (sigtxt == NULL || mkid == NULL || fmt == NULL || want_hex == NULL ||
+	    !json_is_integer(json_object_get(m, "count")) ||
+	    !json_is_integer(json_object_get(m, "bytes"))) {
+		snprintf(err, errlen,
+		         "the manifest lacks signature, key_id, format, sha256, "
+		         "count or bytes");
+		goto out;
+	}
+	want_count = json_integer_value(json_object_get(m, "count"));
+	want_bytes = json_integer_value(json_object_get(m, "bytes"));
+	if (strcmp(mkid, kid) != 0) {
+		snprintf(err, errlen,
+		         "the manifest was signed with key %.32s, but the public "
+		         "key given is %s: use that key's public file",
+		         mkid, kid);
+		goto out;
+	}
+	if (sodium_base642bin(sig, sizeof(sig), sigtxt, strlen(sigtxt), NULL,
+	                      &siglen, NULL,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    siglen != sizeof(sig)) {
+		snprintf(err, errlen, "the manifest's signature is not a "
+		                      "base64 Ed25519 signature");
+		goto out;
+	}
+	unsigned_m = json_deep_copy(m);
+	if (unsigned_m == NULL || json_object_del(unsigned_m, "signature") != 0 ||
+	    (canon = json_dumps(unsigned_m, JSON_COMPACT | JSON_SORT_KEYS |
+	                                        JSON_ENSURE_ASCII)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (gate_audit_verify(pk, (const unsigned char *)canon, strlen(canon),
+	                      sig) != 0) {
+		snprintf(err, errlen,
+		         "the manifest's signature does not verify: the manifest "
+		         "was changed after it was signed");
+		goto out;
+	}
+	fd = open(body_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", body_path,
+		         strerror(errno));
+		goto out;
+	}
+	csv = strcmp(fmt, "csv") == 0;
+	crypto_hash_sha256_init(&sha);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
+		crypto_hash_sha256_update(&sha, chunk, (size_t)n);
+		bytes += n;
+		/* Records: lines for JSON Lines; for CSV, CRLF outside
+		 * quotes (the header line is not a record). */
+		for (ssize_t i = 0; i < n; i++) {
+			unsigned char c = chunk[i];
+
+			if (csv && c == '"')
+				in_quote = !in_quote;
+			else if (!csv && c == '\n')
+				records++;
+			else if (csv && c == '\n' && prev_cr && !in_quote)
+				records++;
+			prev_cr = c == '\r';
+		}
+	}
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read %s: %s", body_path,
+		         strerror(errno));
+		goto out;
+	}
+	if (csv && records > 0)
+		records--; /* the header */
+	crypto_hash_sha256_final(&sha, digest);
+	sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+	if (bytes != want_bytes) {
+		snprintf(err, errlen,
+		         "%s has %lld bytes, the manifest says %lld: the export "
+		         "was cut short or added to",
+		         body_path, bytes, want_bytes);
+		goto out;
+	}
+	if (strcmp(hex, want_hex) != 0) {
+		snprintf(err, errlen,
+		         "the SHA-256 of %s is %s, the manifest says %.64s: the "
+		         "export was changed",
+		         body_path, hex, want_hex);
+		goto out;
+	}
+	if (records != want_count) {
+		snprintf(err, errlen,
+		         "%s holds %lld records, the manifest says %lld",
+		         body_path, records, want_count);
+		goto out;
+	}
+	if (summary != NULL)
+		snprintf(summary, summarylen,
+		         "%lld records, %lld bytes, sha256 %s, signed by key %s",
+		         records, bytes, hex, kid);
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(canon);
+	json_decref(unsigned_m);
+	json_decref(m);
+	return r;
+}
+
+/* ---- CLI ------------------------------------------------------------------ */
+
+static const char usage_export[] =
+    "usage: roomgate [-c FILE] audit export --out FILE [--manifest FILE]\n"
+    "           [--format csv|jsonl] [--from TIME] [--to TIME]\n"
+    "           [--meeting ID] [--identity ID] [--outcome allow|deny|error|"
+    "info]\n"
+    "  Writes the audit records (from inclusive, to exclusive; to defaults\n"
+    "  to now) to FILE (\"-\": standard output) and the signed manifest to\n"
+    "  --manifest (default FILE.manifest.json). Neither file is\n"
+    "  overwritten. Progress goes to standard error. Needs [database] url\n"
+    "  and [audit] signing_key_file.\n";
+static const char usage_verify[] =
+    "usage: roomgate [-c FILE] audit verify-export FILE MANIFEST "
+    "[--public-key PUBFILE]\n"
+    "  Checks offline that FILE is the export MANIFEST describes and that\n"
+    "  MANIFEST was signed by the audit key: PUBFILE (`roomgate audit\n"
+    "  public-key`), else [audit] signing_key_file of the config.\n"
+    "  Exit 0: verified; 1: not (the reason is printed).\n";
+
+static int
+load_cfg(struct gate_config *cfg, const char *cfgpath, char **envp,
+         int need_file)
+{
+	char err[1024];
+
+	if (cfgpath == NULL)
+		cfgpath = getenv("ROOMGATE_CONFIG");
+	if (cfgpath != NULL && *cfgpath == '\0')
+		cfgpath = NULL;
+	if (need_file && cfgpath == NULL) {
+		fprintf(stderr, "roomgate: no config file: pass -c FILE or set "
+		                "ROOMGATE_CONFIG\n");
+		return -1;
+	}
+	if (gate_config_load(cfg, cfgpath, envp, err, sizeof(err)) != 0) {
+		fprintf(stderr, "roomgate: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+open_new(const char *path, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+
+	if (fd < 0)
+		fprintf(stderr, "roomgate: cannot create %s: %s%s\n", path,
+		        strerror(errno),
+		        errno == EEXIST ? " (exports never overwrite a file: "
+		                          "choose another name)"
+		                        : "");
+	return fd;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+cli_export(const char *cfgpath, int argc, char **argv, char **envp)
+{
+	static const struct option opts[] = {
+	    {"out", required_argument, NULL, 'o'},
+	    {"manifest", required_argument, NULL, 'm'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"from", required_argument, NULL, 'F'},
+	    {"to", required_argument, NULL, 'T'},
+	    {"meeting", required_argument, NULL, 'M'},
+	    {"identity", required_argument, NULL, 'i'},
+	    {"outcome", required_argument, NULL, 'O'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	static const char *const names[] = {
+	    ['f'] = "format",   ['F'] = "from",    ['T'] = "to",
+	    ['M'] = "meeting", ['i'] = "identity", ['O'] = "outcome"};
+	struct gate_export_params p;
+	struct gate_config cfg;
+	struct db_config dbc;
+	struct db_pool *pool = NULL;
+	struct gate_export *x = NULL;
+	struct db_actor by;
+	const char *out = NULL, *mpath = NULL;
+	char err[1024], mbuf[4096], *buf = NULL, who[300];
+	int ch, fd = -1, mfd = -1, status, rc = 1, tty;
+	double t0, last = 0;
+	ssize_t n;
+
+	gate_export_params_init(&p);
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'm':
+			mpath = optarg;
+			break;
+		case 'f':
+		case 'F':
+		case 'T':
+		case 'M':
+		case 'i':
+		case 'O':
+			if (gate_export_param(&p, names[ch], optarg, err,
+			                      sizeof(err)) != 0) {
+				fprintf(stderr, "roomgate: --%s\n", err);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			fputs(usage_export, stdout);
+			return 0;
+		default:
+			fputs(usage_export, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (out == NULL || optind != argc ||
+	    (strcmp(out, "-") == 0 && mpath == NULL)) {
+		if (out != NULL && strcmp(out, "-") == 0 && mpath == NULL)
+			fprintf(stderr, "roomgate: with --out - give --manifest "
+			                "FILE\n");
+		fputs(usage_export, stderr);
+		return EXIT_USAGE;
+	}
+	if (gate_export_params_finish(&p, (long long)time(NULL) * 1000000LL,
+	                              err, sizeof(err)) != 0) {
+		fprintf(stderr, "roomgate: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (mpath == NULL) {
+		if (snprintf(mbuf, sizeof(mbuf), "%s.manifest.json", out) >=
+		    (int)sizeof(mbuf)) {
+			fprintf(stderr, "roomgate: --out is too long\n");
+			return EXIT_USAGE;
+		}
+		mpath = mbuf;
+	}
+	if (load_cfg(&cfg, cfgpath, envp, 1) != 0)
+		return 1;
+	if (cfg.db_url == NULL) {
+		fprintf(stderr, "roomgate: [database] url is required\n");
+		goto out;
+	}
+	memset(&dbc, 0, sizeof(dbc));
+	dbc.conninfo = cfg.db_url;
+	dbc.pool_size = 1;
+	dbc.connect_timeout_s = cfg.db_connect_timeout_s;
+	dbc.statement_timeout_ms = cfg.db_statement_timeout_ms;
+	dbc.acquire_timeout_ms = cfg.db_acquire_timeout_ms;
+	if (db_pool_open(&dbc, &pool, err, sizeof(err)) != 0) {
+		fprintf(stderr, "roomgate: %s\n", err);
+		goto out;
+	}
+	snprintf(who, sizeof(who), "cli:%.200s",
+	         getenv("USER") ? getenv("USER") : "unknown");
+	memset(&by, 0, sizeof(by));
+	by.identity = who;
+	by.node = cfg.node_name;
+	if (gate_export_begin(&cfg, pool, &p, &by, 1, &x, &status, err,
+	                      sizeof(err)) != 0) {
+		fprintf(stderr, "roomgate: audit export: %s\n", err);
+		goto out;
+	}
+	fd = strcmp(out, "-") == 0 ? STDOUT_FILENO : open_new(out, 0600);
+	if (fd < 0 || (mfd = open_new(mpath, 0644)) < 0)
+		goto out;
+	buf = malloc(65536);
+	if (buf == NULL) {
+		fprintf(stderr, "roomgate: out of memory\n");
+		goto out;
+	}
+	tty = isatty(STDERR_FILENO);
+	t0 = mono_s();
+	while ((n = gate_export_read(x, buf, 65536, err, sizeof(err))) > 0) {
+		double now;
+
+		if (write_all(fd, buf, (size_t)n) != 0) {
+			fprintf(stderr, "roomgate: writing %s: %s\n", out,
+			        strerror(errno));
+			goto out;
+		}
+		now = mono_s();
+		if (now - last >= (tty ? 0.2 : 2.0)) {
+			long long total = gate_export_total(x);
+			long long done = gate_export_count(x);
+
+			fprintf(stderr, "%sexported %lld of %lld records (%.0f%%)%s",
+			        tty ? "\r" : "", done, total,
+			        total > 0 ? 100.0 * (double)done / (double)total
+			                  : 100.0,
+			        tty ? "" : "\n");
+			last = now;
+		}
+	}
+	if (n < 0) {
+		fprintf(stderr, "%sroomgate: audit export failed: %s\n",
+		        tty ? "\n" : "", err);
+		goto out;
+	}
+	if (write_all(mfd, gate_export_manifest(x),
+	              strlen(gate_export_manifest(x))) != 0 ||
+	    write_all(mfd, "\n", 1) != 0) {
+		fprintf(stderr, "roomgate: writing %s: %s\n", mpath,
+		        strerror(errno));
+		goto out;
+	}
+	{
+		double secs = mono_s() - t0;
+
+		fprintf(stderr,
+		        "%sexported %lld records in %.1f s (%.0f records/s); "
+		        "export %s, manifest %s\n",
+		        tty ? "\r" : "", gate_export_count(x), secs,
+		        secs > 0 ? (double)gate_export_count(x) / secs : 0.0,
+		        gate_export_id(x), mpath);
+	}
+	rc = 0;
+out:
+	if (fd >= 0 && fd != STDOUT_FILENO && close(fd) != 0 && rc == 0) {
+		fprintf(stderr, "roomgate: closing %s: %s\n", out,
+		        strerror(errno));
+		rc = 1;
+	}
+	if (mfd >= 0 && close(mfd) != 0 && rc == 0) {
+		fprintf(stderr, "roomgate: closing %s: %s\n", mpath,
+		        strerror(errno));
+		rc = 1;
+	}
+	free(buf);
+	gate_export_free(x);
+	if (pool != NULL)
+		db_pool_close(pool);
+	gate_config_free(&cfg);
+	return rc;
+}
+
+static char *
+read_small(const char *path, size_t max, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	char *p;
+	size_t n;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		         strerror(errno));
+		return NULL;
+	}
+	p = malloc(max + 1);
+	if (p == NULL) {
+		fclose(f);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	n = fread(p, 1, max + 1, f);
+	fclose(f);
+	if (n > max) {
+		free(p);
+		snprintf(err, errlen, "%s is larger than %zu bytes: not a "
+		                      "manifest", path, max);
+		return NULL;
+	}
+	p[n] = '\0';
+	return p;
+}
+
+static int
+cli_verify(const char *cfgpath, int argc, char **argv, char **envp)
+{
+	static const struct option opts[] = {
+	    {"public-key", required_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *keyfile = NULL;
+	struct gate_config cfg;
+	unsigned char pk[32];
+	char kid[17], err[1024], summary[512], *mtext = NULL;
+	int ch, rc = 1, have_cfg = 0;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'k':
+			keyfile = optarg;
+			break;
+		case 'h':
+			fputs(usage_verify, stdout);
+			return 0;
+		default:
+			fputs(usage_verify, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 2) {
+		fputs(usage_verify, stderr);
+		return EXIT_USAGE;
+	}
+	if (keyfile == NULL) {
+		if (load_cfg(&cfg, cfgpath, envp, 0) != 0)
+			return 1;
+		have_cfg = 1;
+		keyfile = cfg.audit_signing_key_file;
+		if (keyfile == NULL) {
+			fprintf(stderr,
+			        "roomgate: give --public-key PUBFILE (or a config "
+			        "with [audit] signing_key_file)\n");
+			rc = EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (gate_audit_key_pub_load(keyfile, pk, kid, err, sizeof(err)) != 0) {
+		fprintf(stderr, "roomgate: %s\n", err);
+		goto out;
+	}
+	if ((mtext = read_small(argv[optind + 1], MANIFEST_MAX, err,
+	                        sizeof(err))) == NULL) {
+		fprintf(stderr, "roomgate: %s\n", err);
+		goto out;
+	}
+	if (gate_export_verify(argv[optind], mtext, pk, kid, summary,
+	                       sizeof(summary), err, sizeof(err)) != 0) {
+		printf("FAILED: %s\n", err);
+		goto out;
+	}
+	printf("OK: %s\n", summary);
+	rc = 0;
+out:
+	free(mtext);
+	if (have_cfg)
+		gate_config_free(&cfg);
+	return rc;
+}
+
+int
+gate_cli_audit_export(const char *cfgpath, int argc, char **argv,
+                      char **envp)
+{
+	if (argc >= 2 && strcmp(argv[1], "export") == 0)
+		return cli_export(cfgpath, argc - 1, argv + 1, envp);
+	if (argc >= 2 && strcmp(argv[1], "verify-export") == 0)
+		return cli_verify(cfgpath, argc - 1, argv + 1, envp);
+	fputs(usage_export, stderr);
+	fputs(usage_verify, stderr);
+	return EXIT_USAGE;
+}
