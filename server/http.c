@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -244,6 +245,149 @@ client_addr(struct MHD_Connection *c, char *out, size_t outlen)
 			  out, (socklen_t)outlen);
 }
 
+/*
+ * Requests that read two ways are refused before any handler sees them:
+ * a query parameter or a one-value header sent twice (which one would a
+ * proxy in front have looked at?). Headers that may legitimately repeat
+ * (X-Forwarded-For, Accept...) are not in the list.
+ */
+static const char *const single_headers[] = {
+	"Host", "Content-Type", "Content-Length", "Authorization", "Cookie",
+	"X-Roomgate-Meeting", "X-Original-URI", "X-Forwarded-Uri",
+	"Origin", "Transfer-Encoding",
+};
+#define NSINGLE (sizeof(single_headers) / sizeof(single_headers[0]))
+#define MAX_QUERY_ARGS 64
+
+struct dup_scan {
+	unsigned seen[NSINGLE];
+	const char *args[MAX_QUERY_ARGS];
+	int nargs;
+	const char *dup; /* the name seen twice (or one too many) */
+};
+
+static enum MHD_Result
+scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+	    const char *value)
+{
+	struct dup_scan *d = cls;
+
+	(void)kind;
+	(void)value;
+	for (size_t i = 0; key != NULL && i < NSINGLE; i++)
+		if (strcasecmp(key, single_headers[i]) == 0 &&
+		    ++d->seen[i] == 2) {
+			d->dup = single_headers[i];
+			return MHD_NO;
+		}
+	return MHD_YES;
+}
+
+static enum MHD_Result
+scan_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+	 const char *value)
+{
+	struct dup_scan *d = cls;
+
+	(void)kind;
+	(void)value;
+	if (key == NULL)
+		return MHD_YES;
+	for (int i = 0; i < d->nargs; i++)
+		if (strcmp(d->args[i], key) == 0) {
+			d->dup = key;
+			return MHD_NO;
+		}
+	if (d->nargs == MAX_QUERY_ARGS) {
+		d->dup = key;
+		return MHD_NO;
+	}
+	d->args[d->nargs++] = key;
+	return MHD_YES;
+}
+
+/* A 4xx for a request that is malformed or ambiguous as a whole (before
+ * routing); 0 when it is fine. */
+static int
+refuse_malformed(struct MHD_Connection *c, const char *url,
+		 const char *version, const struct gate_rq *rq,
+		 struct gate_resp *resp)
+{
+	struct dup_scan d;
+
+	if (url[0] != '/' && strstr(url, "://") != NULL) {
+		gate_resp_error(resp, rq, 400, "absolute_form", NULL,
+				"send the path only (e.g. GET /healthz), not a "
+				"full URL: absolute-form request targets are "
+				"for proxies");
+		return -1;
+	}
+	if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+					MHD_HTTP_HEADER_HOST) == NULL) {
+		gate_resp_error(resp, rq, 400, "bad_request", NULL,
+				"an HTTP/1.1 request needs a Host header");
+		return -1;
+	}
+	memset(&d, 0, sizeof(d));
+	MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &d);
+	if (d.dup != NULL) {
+		gate_resp_error(resp, rq, 400, "duplicate_header", NULL,
+				"the %s header was sent more than once; send "
+				"it once",
+				d.dup);
+		return -1;
+	}
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, scan_arg, &d);
+	if (d.dup != NULL) {
+		if (d.nargs == MAX_QUERY_ARGS)
+			gate_resp_error(resp, rq, 400, "duplicate_parameter",
+					NULL,
+					"more than %d query parameters; no "
+					"endpoint takes that many",
+					MAX_QUERY_ARGS);
+		else
+			gate_resp_error(resp, rq, 400, "duplicate_parameter",
+					NULL,
+					"the query parameter %s was sent more "
+					"than once; send it once",
+					d.dup);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The JSON API takes JSON only. Requests with the session cookie are left
+ * to the handlers, which answer a non-JSON change as a CSRF attempt (403).
+ */
+static int
+refuse_media_type(struct MHD_Connection *c, const char *url,
+		  const struct gate_rq *rq, struct gate_resp *resp)
+{
+	const char *ct = MHD_lookup_connection_value(
+		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *cl = MHD_lookup_connection_value(
+		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *te = MHD_lookup_connection_value(
+		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+
+	if (strncmp(url, "/v1/", 4) != 0 ||
+	    MHD_lookup_connection_value(c, MHD_COOKIE_KIND,
+					GATE_SESSION_COOKIE) != NULL ||
+	    ((cl == NULL || strcmp(cl, "0") == 0) && te == NULL) ||
+	    ct == NULL)
+		return 0;
+	if (strncasecmp(ct, "application/json", 16) == 0 &&
+	    (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' '))
+		return 0;
+	gate_resp_error(resp, rq, 415, "unsupported_media_type", NULL,
+			"send the body as Content-Type: application/json "
+			"(got %.100s)",
+			ct);
+	return -1;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
 	   const char *method, const char *version, const char *upload_data,
@@ -258,7 +402,6 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	gate_handler fn;
 	int m;
 
-	(void)version;
 	memset(&resp, 0, sizeof(resp));
 	memset(&rq, 0, sizeof(rq));
 	rq.conn = c;
@@ -288,7 +431,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 
 		m = gate_route_match(method, url, &r->route, NULL, resp.allow,
 				     sizeof(resp.allow));
-		if (m == GATE_ROUTE_NOT_FOUND) {
+		if (refuse_malformed(c, url, version, &rq, &resp) != 0) {
+			/* answered */
+		} else if (m == GATE_ROUTE_NOT_FOUND) {
 			gate_resp_error(&resp, &rq, 404, "not_found", NULL,
 					"no such endpoint: %s", url);
 		} else if (m == GATE_ROUTE_BAD_METHOD) {
@@ -296,6 +441,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 					NULL,
 					"%s is not allowed on %s; allowed: %s",
 					method, url, resp.allow);
+		} else if (refuse_media_type(c, url, &rq, &resp) != 0) {
+			/* answered */
 		} else {
 			r->body.max = gate_route_body_limit(r->route, cfg);
 			cl = MHD_lookup_connection_value(
@@ -332,6 +479,18 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	rq.remote = r->remote;
 	rq.query = r->query;
 	if (*upload_data_size > 0) {
+		/* A body trickled in a byte at a time never trips the idle
+		 * timeout; the whole body gets connection_timeout seconds,
+		 * then the connection is dropped (it cannot be answered in
+		 * the middle of a body). */
+		if (elapsed(&r->t0) > (double)cfg->connection_timeout_s) {
+			gate_log(GATE_LOG_WARN, r->id, "http_slow_body",
+				 "request body not complete after %d s; "
+				 "connection dropped",
+				 cfg->connection_timeout_s);
+			r->status = 408;
+			return MHD_NO;
+		}
 		if (!r->too_big &&
 		    gate_buf_add(&r->body, upload_data, *upload_data_size) != 0)
 			r->too_big = 1;

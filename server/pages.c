@@ -358,6 +358,24 @@ verdict_page(struct gate_resp *out, const struct gate_rq *rq,
 	page_render(out, rq, &p);
 }
 
+/* How many fields of the form body are named name. */
+static int
+form_field_count(const char *body, size_t len, const char *name)
+{
+	size_t nl = strlen(name), i = 0;
+	int n = 0;
+
+	while (i < len) {
+		const char *f = body + i, *amp = memchr(f, '&', len - i);
+		size_t flen = amp ? (size_t)(amp - f) : len - i;
+
+		if (flen > nl && f[nl] == '=' && memcmp(f, name, nl) == 0)
+			n++;
+		i += flen + 1;
+	}
+	return n;
+}
+
 /* The session's id hash and the form's token; 0, or -1 (then out holds the
  * answer: the login redirect or a 503 page). */
 static int
@@ -481,6 +499,16 @@ gate_h_join_form(struct gate_app *app, const struct gate_rq *rq,
 		p.heading = "This form expired";
 		p.message = "This form expired; reload the page and type the "
 		            "code again.";
+		page_render(out, rq, &p);
+		goto wipe;
+	}
+	if (form_field_count(rq->body, rq->body_len, "code") > 1) {
+		/* Which one was meant? Neither reaches the decision. */
+		memset(&p, 0, sizeof(p));
+		p.status = 400;
+		p.heading = "Type the code once";
+		p.message = "The form sent a code more than once; reload the "
+		            "page and type the code once.";
 		page_render(out, rq, &p);
 		goto wipe;
 	}
