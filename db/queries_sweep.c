@@ -31,15 +31,19 @@ db_sweep_lockouts(struct db_pool *pool, long long quiet_s, int limit,
 		return r;
 	/* One statement: a counter touched by a failure between the
 	 * sub-select and the delete is skipped (the outer WHERE is evaluated
-	 * again on the locked row), so no live count is lost. */
+	 * again on the locked row), so no live count is lost. The batch is
+	 * a CTE, run once: as an IN (sub-select) the planner may run it
+	 * again per row (a plain SubPlan) and delete more than the limit. */
 	res = PQexecParams(
 	    db_conn_pg(c),
-	    "DELETE FROM lockout_counters WHERE (scope, key) IN ("
+	    "WITH batch AS MATERIALIZED ("
 	    "  SELECT scope, key FROM lockout_counters"
 	    "  WHERE updated_at < now() - make_interval(secs => $1::bigint)"
 	    "  ORDER BY updated_at LIMIT $2::int FOR UPDATE SKIP LOCKED)"
-	    " AND updated_at < now() - make_interval(secs => $1::bigint)"
-	    " AND (locked_until IS NULL OR locked_until < now())",
+	    " DELETE FROM lockout_counters l USING batch b"
+	    " WHERE l.scope = b.scope AND l.key = b.key"
+	    " AND l.updated_at < now() - make_interval(secs => $1::bigint)"
+	    " AND (l.locked_until IS NULL OR l.locked_until < now())",
 	    2, NULL, v, NULL, NULL, 0);
 	if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK) {
 		*deleted = (int)strtol(PQcmdTuples(res), NULL, 10);
