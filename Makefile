@@ -41,7 +41,7 @@ INTEG_SRC := $(wildcard tests/integration/test_*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 TEST_BINS := $(UNIT_SRC:%.c=$(O)/%) $(INTEG_SRC:%.c=$(O)/%)
 
-.PHONY: all bin tests run stop test deps clean format bench fuzz fuzz-build
+.PHONY: all bin tests run stop test deps clean format bench fuzz fuzz-build soak
 all: bin
 bin: $(O)/roomgate
 
@@ -146,6 +146,14 @@ $(O)/bench/%: bench/%.c
 bench: deps
 	@$(MAKE) --no-print-directory MODE=rel bin build/rel/idp $(BENCH_TOOLS)
 	@bench/run.sh
+
+# `make soak` (tests/soak/run.sh; not in CI): SOAK_SECONDS (default 600) of
+# mixed load against the release build, roomgate's RSS and descriptors
+# sampled to build/rel/soak/*.csv; fails when either grows after warm-up.
+soak: deps
+	@$(MAKE) --no-print-directory MODE=rel bin build/rel/idp \
+		build/rel/tests/soak/soak
+	@tests/soak/run.sh build/rel
 
 # The local demo stack: PostgreSQL, slapd and roomgate on loopback.
 run: deps
