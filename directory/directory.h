@@ -375,6 +375,53 @@ void dir_watch_reset(struct dir_watch *w);
 void dir_watch_close(struct dir_watch *w);
 
 /*
+ * The follower: a watcher that never reports changes and answers
+ * membership questions from its baseline instead (the forward-auth
+ * membership cache). Every node may run one; it needs no lock and
+ * touches no database. Its sync filter is the live lookup's user_filter
+ * with the identity as a presence test, OR the groups' member
+ * attribute, so it sees exactly the people the live lookup can find.
+ * DIR_EINVAL (with a message) for setups it cannot mirror: active =
+ * filter or ad, membership = ad_chain, a user_filter not of the form
+ * (attr={identity}) or (&...(attr={identity})...), a search base that
+ * does not hold people_base. keep_going as for dir_watch_hooks. Run it
+ * with dir_watch_run on a thread of its own; stats as for a watcher.
+ */
+int dir_watch_open_follower(const struct dir_config *cfg,
+                            int (*keep_going)(void *arg), void *arg,
+                            struct dir_watch **out, char *err, size_t errlen);
+
+enum dir_watch_answer {
+	DIR_WQ_UNKNOWN = 0, /* ask the directory (the live check) */
+	DIR_WQ_MEMBER,	    /* active and a direct member of groups[i] */
+	DIR_WQ_ACTIVE,	    /* active, unique, in none of the groups */
+};
+/*
+ * Answers only positives it is sure of, and only while usable (below):
+ * DIR_WQ_MEMBER with *group_index when identity is, by the follower's
+ * baseline, the one active entry the live lookup would find and a direct
+ * member of groups[*group_index] (DNs as configured; normalized here);
+ * DIR_WQ_ACTIVE when that entry is in none of them (for invitees);
+ * DIR_WQ_UNKNOWN for everything else -- unknown or ambiguous identity,
+ * inactive, groups it has not seen, nesting, a follower not caught up --
+ * and the caller asks the directory. So it never denies anyone the live
+ * check would admit. Thread-safe; w may be NULL (unknown).
+ */
+int dir_watch_lookup(struct dir_watch *w, const char *identity,
+                     const char *const *groups, size_t ngroups,
+                     int *group_index);
+/*
+ * 1 while lookups may answer: the follower is connected, its refresh is
+ * done (persist phase) with nothing missed since, its thread polled in
+ * the last DIR_WATCH_FRESH_MS and its connection shows no hang-up and no
+ * unread message. Any gap (disconnect, error, a refresh starting again,
+ * an entry it could not take in) makes it 0 at once, until a refresh is
+ * done again.
+ */
+int dir_watch_usable(struct dir_watch *w);
+#define DIR_WATCH_FRESH_MS 3000
+
+/*
  * dn in the form the watcher reports (ldap_dn_normalize, ASCII
  * lower-case), for comparing with stored group DNs. malloc()ed into
  * *out; DIR_EINVAL when dn is no DN.

@@ -11,10 +11,15 @@
  * and -1 both for "connection gone" and "interrupted", so progress is
  * counted in the callbacks.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +30,16 @@
 /* ldap_sync_poll's wait (seconds): how often keep_going() is asked. */
 #define WATCH_POLL_S 1
 #define WATCH_MAX_COOKIE 4096
+/*
+ * The follower's own TCP keepalive (tighter than the pool's): a peer that
+ * vanished without closing the connection (host gone, a firewall dropping
+ * it) is noticed within IDLE + PROBES * INTERVAL seconds, unacknowledged
+ * data within USER_TIMEOUT -- and the cache with it.
+ */
+#define FOLLOW_KEEPALIVE_IDLE_S 5
+#define FOLLOW_KEEPALIVE_INTERVAL_S 2
+#define FOLLOW_KEEPALIVE_PROBES 3
+#define FOLLOW_USER_TIMEOUT_MS 10000
 
 struct dir_watch {
 	struct dir_cfg cfg;
@@ -42,6 +57,16 @@ struct dir_watch {
 
 	pthread_mutex_t mu; /* stats */
 	struct dir_watch_stats st;
+
+	/* The follower (dir_watch_open_follower): lookups from other
+	 * threads read the state under slock; the sync thread changes it
+	 * under slock. */
+	int follower;
+	char *people_ndn;
+	pthread_rwlock_t slock;
+	atomic_int usable;         /* refresh done, nothing missed since */
+	atomic_int sync_fd;        /* the sync connection's socket, -1 */
+	atomic_llong last_poll_ms; /* monotonic, the thread's last poll */
 };
 
 static void note(struct dir_watch *w, int level, const char *event,
@@ -60,6 +85,15 @@ note(struct dir_watch *w, int level, const char *event, const char *fmt, ...)
 	va_end(ap);
 	dir_printable(msg);
 	w->cfg.log(w->cfg.log_arg, level, event, msg);
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int64_t
@@ -93,6 +127,7 @@ emit_change(void *arg, const struct dir_watch_event *ev)
 	r = w->hooks.change(w->hooks.arg, ev);
 	if (r != 0) {
 		w->failed = 1;
+		atomic_store(&w->usable, 0);
 		note(w, DIR_LOG_ERROR, "directory_watch_apply_failed",
 		     "a directory change could not be applied; resyncing "
 		     "the whole directory on a new connection");
@@ -120,7 +155,30 @@ read_entry(struct dir_watch *w, LDAP *ld, LDAPMessage *msg,
 		return DIR_EINVAL;
 	in->dn = *dn;
 	*idvals = ldap_get_values_len(ld, msg, w->key_attr);
-	if (*idvals != NULL && (*idvals)[0] != NULL) {
+	if (*idvals != NULL && (*idvals)[0] != NULL && w->follower) {
+		size_t n = 0, k = 0;
+
+		/* Every value counts for the follower: two entries sharing
+		 * any value are ambiguous to the live lookup. A value with a
+		 * NUL equals no identity. */
+		while ((*idvals)[n] != NULL)
+			n++;
+		*mstr = calloc(n + 1, sizeof(**mstr));
+		if (*mstr == NULL)
+			return DIR_ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			struct berval *b = (*idvals)[i];
+
+			if (memchr(b->bv_val, '\0', b->bv_len) == NULL)
+				(*mstr)[k++] = b->bv_val;
+		}
+		in->identities = (const char *const *)*mstr;
+		in->nidentities = k;
+		in->identity = k > 0 ? (*mstr)[0] : "";
+		v = ldap_get_values_len(ld, msg, w->cfg.member_attribute);
+		in->nocache = k == 0 || (v != NULL && v[0] != NULL);
+		ldap_value_free_len(v);
+	} else if (*idvals != NULL && (*idvals)[0] != NULL) {
 		struct berval *b = (*idvals)[0];
 
 		/* berval values are counted; our strings are not. */
@@ -128,6 +186,8 @@ read_entry(struct dir_watch *w, LDAP *ld, LDAPMessage *msg,
 		    memchr(b->bv_val, '\0', b->bv_len) != NULL)
 			return DIR_EINVAL;
 		in->identity = b->bv_val; /* NUL-terminated by libldap */
+	}
+	if (in->identity != NULL) {
 		switch (w->cfg.active) {
 		case DIR_ACTIVE_OPENLDAP:
 			v = ldap_get_values_len(ld, msg,
@@ -182,6 +242,32 @@ read_entry(struct dir_watch *w, LDAP *ld, LDAPMessage *msg,
 }
 
 static int
+ignore_change(void *arg, const struct dir_watch_event *ev)
+{
+	(void)arg;
+	(void)ev;
+	return 0;
+}
+
+/*
+ * The follower could not take an entry in. Its old form must not answer
+ * any more: it is forgotten (a person unknown, a group unseen: both go
+ * to the live check). Out of memory: nothing can be trusted, full
+ * resync.
+ */
+static void
+follower_skip(struct dir_watch *w, struct berval *uuid, int why)
+{
+	if (why == DIR_ENOMEM) {
+		w->failed = 1;
+		atomic_store(&w->usable, 0);
+		return;
+	}
+	(void)dir_wstate_delete(w->state, (unsigned char *)uuid->bv_val,
+	                        uuid->bv_len, ignore_change, NULL);
+}
+
+static int
 on_entry(ldap_sync_t *ls, LDAPMessage *msg, struct berval *uuid,
          ldap_sync_refresh_t phase)
 {
@@ -189,11 +275,12 @@ on_entry(ldap_sync_t *ls, LDAPMessage *msg, struct berval *uuid,
 	struct berval **idvals = NULL, **members = NULL;
 	char *dn = NULL, **mstr = NULL;
 	struct dir_wentry_in in;
-	int r = 0;
+	int r = 0, rr;
 
 	saw_message(w);
 	if (uuid == NULL)
 		return 0;
+	pthread_rwlock_wrlock(&w->slock);
 	switch (phase) {
 	case LDAP_SYNC_CAPI_PRESENT:
 		dir_wstate_present(w->state, (unsigned char *)uuid->bv_val,
@@ -205,8 +292,9 @@ on_entry(ldap_sync_t *ls, LDAPMessage *msg, struct berval *uuid,
 		break;
 	case LDAP_SYNC_CAPI_ADD:
 	case LDAP_SYNC_CAPI_MODIFY:
-		if (read_entry(w, ls->ls_ld, msg, &in, &dn, &idvals, &members,
-		               &mstr) == 0)
+		rr = read_entry(w, ls->ls_ld, msg, &in, &dn, &idvals, &members,
+		                &mstr);
+		if (rr == 0)
 			r = dir_wstate_entry(
 			    w->state, (unsigned char *)uuid->bv_val,
 			    uuid->bv_len, &in, w->in_refresh, emit_change, w);
@@ -214,12 +302,15 @@ on_entry(ldap_sync_t *ls, LDAPMessage *msg, struct berval *uuid,
 			note(w, DIR_LOG_WARN, "directory_watch_entry_skipped",
 			     "ignored an entry the watcher cannot read (%s)",
 			     dn != NULL ? dn : "no DN");
+		if (w->follower && (rr != 0 || r != 0))
+			follower_skip(w, uuid, rr != 0 ? rr : r);
 		if (r == DIR_EINVAL)
 			r = 0;
 		break;
 	default:
 		break;
 	}
+	pthread_rwlock_unlock(&w->slock);
 	free(mstr);
 	ldap_value_free_len(members);
 	ldap_value_free_len(idvals);
@@ -239,6 +330,7 @@ on_intermediate(ldap_sync_t *ls, LDAPMessage *msg, BerVarray uuids,
 
 	(void)msg;
 	saw_message(w);
+	pthread_rwlock_wrlock(&w->slock);
 	switch (phase) {
 	case LDAP_SYNC_CAPI_PRESENTS_IDSET:
 		dir_wstate_presents(w->state);
@@ -268,9 +360,14 @@ on_intermediate(ldap_sync_t *ls, LDAPMessage *msg, BerVarray uuids,
 			w->st.people = dir_wstate_count(w->state, 0);
 			w->st.groups = dir_wstate_count(w->state, 1);
 			pthread_mutex_unlock(&w->mu);
+			if (w->follower && !w->failed) {
+				atomic_store(&w->last_poll_ms, mono_ms());
+				atomic_store(&w->usable, 1);
+			}
 			note(w, DIR_LOG_INFO, "directory_watch_caught_up",
-			     "directory watcher caught up: %zu people, %zu "
+			     "directory %s caught up: %zu people, %zu "
 			     "groups",
+			     w->follower ? "cache follower" : "watcher",
 			     dir_wstate_count(w->state, 0),
 			     dir_wstate_count(w->state, 1));
 		}
@@ -278,6 +375,7 @@ on_intermediate(ldap_sync_t *ls, LDAPMessage *msg, BerVarray uuids,
 	default:
 		break;
 	}
+	pthread_rwlock_unlock(&w->slock);
 	return 0;
 }
 
@@ -318,10 +416,13 @@ keep_cookie(struct dir_watch *w, const struct berval *c)
 static void
 forget(struct dir_watch *w)
 {
+	atomic_store(&w->usable, 0);
 	free(w->cookie.bv_val);
 	w->cookie.bv_val = NULL;
 	w->cookie.bv_len = 0;
+	pthread_rwlock_wrlock(&w->slock);
 	dir_wstate_clear(w->state);
+	pthread_rwlock_unlock(&w->slock);
 	w->failed = 0;
 }
 
@@ -393,6 +494,30 @@ sync_setup(struct dir_watch *w, ldap_sync_t *ls, LDAP *ld)
 	return 0;
 }
 
+/* The follower watches its socket (dir_watch_usable) and notices a
+ * silently dead peer sooner than the pool would. Best effort: without
+ * it the pool's keepalive still applies. */
+static void
+follower_socket(struct dir_watch *w, LDAP *ld)
+{
+	int fd = -1, idle = FOLLOW_KEEPALIVE_IDLE_S,
+	    intvl = FOLLOW_KEEPALIVE_INTERVAL_S, cnt = FOLLOW_KEEPALIVE_PROBES,
+	    on = 1;
+	unsigned int uto = FOLLOW_USER_TIMEOUT_MS;
+
+	if (ldap_get_option(ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS ||
+	    fd < 0)
+		return;
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
+	pthread_rwlock_wrlock(&w->slock);
+	atomic_store(&w->sync_fd, fd);
+	pthread_rwlock_unlock(&w->slock);
+}
+
 /* Sleeps ms in steps, asking keep_going(); 0 when told to stop. */
 static int
 nap(struct dir_watch *w, int ms)
@@ -434,6 +559,8 @@ one_session(struct dir_watch *w, unsigned *fails)
 		return 0;
 	}
 	full = w->cookie.bv_val == NULL;
+	atomic_store(&w->usable, 0);
+	pthread_rwlock_wrlock(&w->slock);
 	if (full) {
 		dir_wstate_clear(w->state);
 		pthread_mutex_lock(&w->mu);
@@ -441,6 +568,7 @@ one_session(struct dir_watch *w, unsigned *fails)
 		pthread_mutex_unlock(&w->mu);
 	}
 	dir_wstate_refresh_begin(w->state, full);
+	pthread_rwlock_unlock(&w->slock);
 	w->in_refresh = 1;
 	set_connected(w, 1);
 	dir_sigpipe_block(&sp);
@@ -459,6 +587,8 @@ one_session(struct dir_watch *w, unsigned *fails)
 		goto out;
 	}
 	*fails = 0;
+	if (w->follower)
+		follower_socket(w, conn.ld);
 	note(w, DIR_LOG_INFO, "directory_watch_connected",
 	     "directory watcher following %s under %s (%s refresh)",
 	     conn.uri->uri, w->base, full ? "full" : "resumed");
@@ -470,6 +600,7 @@ one_session(struct dir_watch *w, unsigned *fails)
 		dir_sigpipe_block(&sp);
 		rc = ldap_sync_poll(&ls);
 		dir_sigpipe_restore(&sp);
+		atomic_store(&w->last_poll_ms, mono_ms());
 		/* Save the cookie after every poll: writes elsewhere move
 		 * it without any callback. */
 		keep_cookie(w, &ls.ls_cookie);
@@ -489,6 +620,12 @@ one_session(struct dir_watch *w, unsigned *fails)
 		}
 	}
 out:
+	/* Whatever ended the session, lookups stop now -- before the
+	 * socket goes away (lookups look at it under slock). */
+	atomic_store(&w->usable, 0);
+	pthread_rwlock_wrlock(&w->slock);
+	atomic_store(&w->sync_fd, -1);
+	pthread_rwlock_unlock(&w->slock);
 	if (w->failed)
 		forget(w);
 	dir_sigpipe_block(&sp);
@@ -513,11 +650,67 @@ dir_watch_run(struct dir_watch *w)
 	return 0;
 }
 
-int
-dir_watch_open(const struct dir_config *cfg,
-               const struct dir_watch_hooks *hooks, struct dir_watch **out,
-               char *err, size_t errlen)
+/* The follower's extra checks and its filter (see directory.h). */
+static int
+follower_setup(struct dir_watch *w, const char *base, char *err, size_t errlen)
 {
+	const char *people =
+	    w->cfg.people_base != NULL ? w->cfg.people_base : w->cfg.base_dn;
+	char *base_ndn = NULL;
+	size_t flen;
+	int r = DIR_EINVAL;
+
+	if (w->cfg.active == DIR_ACTIVE_FILTER ||
+	    w->cfg.active == DIR_ACTIVE_AD ||
+	    w->cfg.membership == DIR_MEMBERSHIP_AD_CHAIN) {
+		dir_errf(err, errlen,
+		         "membership cache: it follows an OpenLDAP-style "
+		         "directory (RFC 4533 sync) and cannot mirror "
+		         "[directory] active = filter / ad or membership = "
+		         "ad_chain; set [authz] membership_cache = off");
+		return DIR_EINVAL;
+	}
+	if (people == NULL || dir_dn_norm(people, &w->people_ndn) != 0 ||
+	    dir_dn_norm(base, &base_ndn) != 0 ||
+	    !dir_dn_under(w->people_ndn, base_ndn)) {
+		dir_errf(err, errlen,
+		         "membership cache: the people base (%s) must lie "
+		         "under the search base it follows (%s); set [ldap] "
+		         "base_dn above both people and groups, or [authz] "
+		         "membership_cache = off",
+		         people != NULL ? people : "unset", base);
+		goto out;
+	}
+	flen =
+	    strlen(w->cfg.user_filter) + strlen(w->cfg.member_attribute) + 32;
+	free(w->filter);
+	w->filter = malloc(flen);
+	if (w->filter == NULL) {
+		r = DIR_ENOMEM;
+		goto out;
+	}
+	if (dir_watch_follow_filter(w->cfg.user_filter, w->cfg.member_attribute,
+	                            w->filter, flen) != 0) {
+		dir_errf(err, errlen,
+		         "membership cache: [directory] user_filter %s must be "
+		         "(attr={identity}) or (&...(attr={identity})...) "
+		         "with {identity} once, so the cache sees exactly the "
+		         "entries the live lookup finds; set [authz] "
+		         "membership_cache = off or write the filter that way",
+		         w->cfg.user_filter);
+		goto out;
+	}
+	r = 0;
+out:
+	free(base_ndn);
+	return r;
+}
+
+static int
+watch_open(const struct dir_config *cfg, const struct dir_watch_hooks *hooks,
+           int follower, struct dir_watch **out, char *err, size_t errlen)
+{
+	pthread_rwlockattr_t ra;
 	struct dir_watch *w;
 	struct dir_config c;
 	const char *base;
@@ -534,6 +727,17 @@ dir_watch_open(const struct dir_config *cfg,
 	if (w == NULL)
 		return DIR_ENOMEM;
 	pthread_mutex_init(&w->mu, NULL);
+	/* Writers first: a stream of lookups must never hold a change
+	 * back (glibc prefers readers by default). */
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(
+	    &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&w->slock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	atomic_init(&w->usable, 0);
+	atomic_init(&w->sync_fd, -1);
+	atomic_init(&w->last_poll_ms, 0);
+	w->follower = follower;
 	w->hooks = *hooks;
 	/* The pool's checks (and defaults) without a pool: one
 	 * connection of its own. */
@@ -573,12 +777,96 @@ dir_watch_open(const struct dir_config *cfg,
 	}
 	snprintf(w->filter, flen, "(|(%s=*)(%s=*))", w->cfg.member_attribute,
 	         w->key_attr);
+	if (follower && (r = follower_setup(w, base, err, errlen)) != 0)
+		goto fail;
 	if ((r = dir_wstate_new(&w->state)) != 0)
 		goto fail;
 	*out = w;
 	return 0;
 fail:
 	dir_watch_close(w);
+	return r;
+}
+
+int
+dir_watch_open(const struct dir_config *cfg,
+               const struct dir_watch_hooks *hooks, struct dir_watch **out,
+               char *err, size_t errlen)
+{
+	return watch_open(cfg, hooks, 0, out, err, errlen);
+}
+
+int
+dir_watch_open_follower(const struct dir_config *cfg,
+                        int (*keep_going)(void *arg), void *arg,
+                        struct dir_watch **out, char *err, size_t errlen)
+{
+	struct dir_watch_hooks h;
+
+	memset(&h, 0, sizeof(h));
+	h.change = ignore_change;
+	h.keep_going = keep_going;
+	h.arg = arg;
+	return watch_open(cfg, &h, 1, out, err, errlen);
+}
+
+/* Under slock (read). */
+static int
+usable_locked(struct dir_watch *w)
+{
+	struct pollfd pfd;
+	int fd;
+
+	if (!w->follower || !atomic_load(&w->usable))
+		return 0;
+	if (mono_ms() - atomic_load(&w->last_poll_ms) > DIR_WATCH_FRESH_MS)
+		return 0;
+	if ((fd = atomic_load(&w->sync_fd)) < 0)
+		return 0;
+	/* A hang-up or an error: the sync is gone even if its thread has
+	 * not noticed yet. A message waiting to be read: a change may be on
+	 * its way; ask the directory until it is applied. */
+	pfd.fd = fd;
+	pfd.events = POLLIN | POLLRDHUP;
+	pfd.revents = 0;
+	return poll(&pfd, 1, 0) == 0;
+}
+
+int
+dir_watch_usable(struct dir_watch *w)
+{
+	int u;
+
+	if (w == NULL)
+		return 0;
+	pthread_rwlock_rdlock(&w->slock);
+	u = usable_locked(w);
+	pthread_rwlock_unlock(&w->slock);
+	return u;
+}
+
+int
+dir_watch_lookup(struct dir_watch *w, const char *identity,
+                 const char *const *groups, size_t ngroups, int *group_index)
+{
+	char *ng[DIR_MAX_GROUPS];
+	int r = DIR_WQ_UNKNOWN;
+
+	*group_index = -1;
+	if (w == NULL || !w->follower || ngroups > DIR_MAX_GROUPS ||
+	    !atomic_load(&w->usable))
+		return DIR_WQ_UNKNOWN;
+	for (size_t i = 0; i < ngroups; i++)
+		if (groups[i] == NULL || dir_dn_norm(groups[i], &ng[i]) != 0)
+			ng[i] = NULL; /* never matches */
+	pthread_rwlock_rdlock(&w->slock);
+	if (usable_locked(w))
+		r = dir_wstate_lookup(w->state, identity, w->people_ndn,
+		                      (const char *const *)ng, ngroups,
+		                      group_index);
+	pthread_rwlock_unlock(&w->slock);
+	for (size_t i = 0; i < ngroups; i++)
+		free(ng[i]);
 	return r;
 }
 
@@ -605,7 +893,9 @@ dir_watch_close(struct dir_watch *w)
 	free(w->cookie.bv_val);
 	free(w->base);
 	free(w->filter);
+	free(w->people_ndn);
 	dir_cfg_free(&w->cfg);
+	pthread_rwlock_destroy(&w->slock);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
 }

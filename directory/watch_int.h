@@ -27,6 +27,11 @@ struct dir_wentry_in {
 	int inactive;               /* people: the active preset says no */
 	const char *const *members; /* groups: member DNs as sent */
 	size_t nmembers;
+	/* people, for lookups: every value of the identity attribute
+	 * (NULL: just identity) */
+	const char *const *identities;
+	size_t nidentities;
+	int nocache; /* people: the entry is a group too; never answered */
 };
 
 struct dir_wstate;
@@ -61,6 +66,35 @@ int dir_wstate_delete(struct dir_wstate *s, const unsigned char *uuid,
 /* The refresh is done: deletes what a full or present-phase refresh did
  * not name, then reports the groups that waited (GROUP_MEMBERS). */
 int dir_wstate_refresh_done(struct dir_wstate *s, dir_wemit_fn emit, void *arg);
+
+/*
+ * The membership cache's question (dir_watch_lookup), answered from the
+ * baseline: DIR_WQ_MEMBER (*group_index set) when exactly one person's
+ * identity values fold (dir_wstate_fold) to identity's key, one of them is
+ * identity byte for byte, the entry is active, under people_ndn, and a
+ * direct member of group_ndns[*group_index] (normalized; NULL entries are
+ * skipped); DIR_WQ_ACTIVE when such a person is in none of them;
+ * DIR_WQ_UNKNOWN otherwise (nobody, several, inactive, ...).
+ */
+int dir_wstate_lookup(const struct dir_wstate *s, const char *identity,
+                      const char *people_ndn, const char *const *group_ndns,
+                      size_t ngroups, int *group_index);
+/* An identity value's lookup key: Unicode case folded, NFKC, spaces
+ * collapsed and trimmed (what LDAP's caseIgnoreMatch ignores, roughly:
+ * values that may match the same lookup share a key). malloc()ed; NULL
+ * when out of memory. */
+char *dir_wstate_fold(const char *id);
+/* Is normalized dn base_ndn itself or below it? */
+int dir_dn_under(const char *ndn, const char *base_ndn);
+/*
+ * The follower's sync filter: (|(<member_attr>=*)<user_filter with
+ * {identity} as *>). DIR_EINVAL unless user_filter holds exactly one
+ * "(attr={identity})" that is the whole filter or a direct part of a
+ * top-level (&...) -- the forms where that filter selects exactly the
+ * entries the live lookup can find.
+ */
+int dir_watch_follow_filter(const char *user_filter, const char *member_attr,
+                            char *out, size_t outlen);
 
 /*
  * The identity attribute of a user filter: the attribute compared with

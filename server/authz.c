@@ -11,6 +11,11 @@
  * member of one of its allowed groups (or an invitee the directory still
  * knows as active: gate_admit_member, the admission's own rule). Everything else is a denial; a database or directory
  * that cannot answer is a 503, never a 200.
+ *
+ * With [authz] membership_cache = on, the directory question is first put
+ * to this node's membership cache (authz_cache.h), which only ever says
+ * "yes" and only while its directory follower is caught up; any other
+ * answer is asked live, as above.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +25,7 @@
 #include <sodium.h>
 
 #include "server/admit.h"
+#include "server/authz_cache.h"
 #include "server/authz_ref.h"
 #include "server/http_int.h"
 #include "server/meetings.h"
@@ -107,8 +113,15 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 		authz_deny(out, rq, "not admitted");
 		goto out;
 	}
-	member = gate_admit_member(app->dir, &m, s.identity, &v, &group, err,
-	                           sizeof(err));
+	memset(&v, 0, sizeof(v));
+	if (gate_authz_cache_admits(&m, s.identity, &group)) {
+		member = 1;
+		gate_authz_cache_count(1);
+	} else {
+		member = gate_admit_member(app->dir, &m, s.identity, &v, &group,
+		                           err, sizeof(err));
+		gate_authz_cache_count(0);
+	}
 	if (member < 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "authz_dir_error", "%s", err);
 		gate_resp_error(out, rq, 503, "directory_unavailable", NULL,

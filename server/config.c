@@ -40,6 +40,7 @@ static const char *const dir_actives[] = {"openldap", "ad", "freeipa", "none",
 static const char *const dir_memberships[] = {"memberof", "member",
 					      "ad_chain", "nested", NULL};
 static const char *const dir_watch_modes[] = {"auto", "on", "off", NULL};
+static const char *const off_on[] = {"off", "on", NULL};
 static const char *const saml_bindings[] = {"redirect", "post", NULL};
 /* Index order is that of enum gate_jwt_alg (jwt.h). */
 static const char *const token_algs[] = {"auto", "HS256", "RS256", NULL};
@@ -163,6 +164,11 @@ static const struct key keys[] = {
 	{"directory", "watch_retry_ms", K_INT, OFF(dir_watch_retry_ms), 100,
 	 60000, NULL, "2000",
 	 "how often a node that is not the watcher tries to take over"},
+	{"authz", "membership_cache", K_ENUM, OFF(authz_membership_cache), 0,
+	 0, off_on, "off",
+	 "forward-auth answers positives from an in-memory copy of the "
+	 "directory (a sync follower on each node) while it is caught up; "
+	 "needs the watcher ([directory] watch) and an OpenLDAP-style setup"},
 
 	{"keys", "file", K_STR, OFF(keys_file), 0, 0, NULL, NULL,
 	 "server key file made by `roomgate keygen` (required)"},

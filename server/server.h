@@ -92,6 +92,9 @@ struct gate_config {
 	int dir_watch;		  /* 0 auto, 1 on, 2 off (watcher.c) */
 	int dir_watch_retry_ms;
 
+	/* [authz] */
+	int authz_membership_cache; /* 0 off, 1 on (authz_cache.c) */
+
 	/* [keys] */
 	char *keys_file;
 

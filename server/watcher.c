@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "db/db_watch.h"
+#include "server/authz_cache.h"
 #include "server/watcher.h"
 
 /* How often the leader checks that its lock connection lives. */
@@ -207,7 +208,7 @@ gate_watcher_start(struct gate_app *app, const struct dir_config *dc,
 		gate_log(GATE_LOG_INFO, NULL, "directory_watch_off",
 		         "directory watcher off ([directory] watch): "
 		         "admissions end at the next live check only");
-		return 0;
+		return gate_authz_cache_start(cfg, dc, 0, err, errlen);
 	}
 	w = calloc(1, sizeof(*w));
 	if (w == NULL) {
@@ -231,7 +232,7 @@ gate_watcher_start(struct gate_app *app, const struct dir_config *dc,
 		         "directory watcher off (watch = auto): %s", err);
 		if (errlen > 0)
 			err[0] = '\0';
-		return 0;
+		return gate_authz_cache_start(cfg, dc, 0, err, errlen);
 	}
 	if (pthread_create(&w->thread, NULL, run, w) != 0) {
 		dir_watch_close(w->dw);
@@ -242,6 +243,12 @@ gate_watcher_start(struct gate_app *app, const struct dir_config *dc,
 	pthread_mutex_lock(&cur_mu);
 	cur = w;
 	pthread_mutex_unlock(&cur_mu);
+	/* The membership cache follows the directory wherever the watcher
+	 * runs (every node, leader or not). */
+	if (gate_authz_cache_start(cfg, dc, 1, err, errlen) != 0) {
+		gate_watcher_stop(w);
+		return -1;
+	}
 	*out = w;
 	return 0;
 }
@@ -249,6 +256,7 @@ gate_watcher_start(struct gate_app *app, const struct dir_config *dc,
 void
 gate_watcher_stop(struct gate_watcher *w)
 {
+	gate_authz_cache_stop();
 	if (w == NULL)
 		return;
 	pthread_mutex_lock(&cur_mu);
@@ -271,6 +279,7 @@ gate_watcher_metrics(struct gate_buf *b, struct db_pool *db)
 	int64_t now_ms;
 	struct timespec ts;
 
+	gate_authz_cache_metrics(b);
 	pthread_mutex_lock(&cur_mu);
 	if (cur == NULL) {
 		pthread_mutex_unlock(&cur_mu);
