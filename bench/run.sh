@@ -531,6 +531,30 @@ pg_pids() {
   printf '%s ' "$pm" $(pgrep -P "$pm")
 }
 slapd_pid=$(cat "$run/ldap/slapd.pid")
+# pg_statements_fragment OUT PER N: roomgate's top statements by total time
+# since the last pg_stat_statements_reset(), per one of N requests (PER
+# names them); PostgreSQL writes the fragment.
+pg_statements_fragment() {
+  psql -X -q -At -v ON_ERROR_STOP=1 -v per="$2" -v n="$3" "$pg_rg_admin_url" >"$1" <<'SQL'
+WITH s AS (
+  SELECT calls, total_exec_time, mean_exec_time, query
+  FROM pg_stat_statements
+  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'roomgate')
+), t AS (SELECT sum(calls) AS calls, sum(total_exec_time) AS ms FROM s)
+SELECT json_build_object(
+  'kind', 'statements',
+  'per', :'per',
+  'requests', :n,
+  'calls_per_request', round((SELECT calls FROM t) / greatest(:n, 1), 2),
+  'exec_ms_per_request', round(((SELECT ms FROM t) / greatest(:n, 1))::numeric, 3),
+  'top', (SELECT json_agg(x) FROM (
+    SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
+           round(mean_exec_time::numeric, 3) AS mean_ms,
+           round((100 * total_exec_time / nullif((SELECT ms FROM t), 0))::numeric, 1) AS pct,
+           left(regexp_replace(query, '\s+', ' ', 'g'), 100) AS query
+    FROM s ORDER BY total_exec_time DESC LIMIT 8) x))
+SQL
+}
 adm_rows() { psql -X -At "$pg_rg_admin_url" -c "SELECT count(*) FROM audit_log WHERE event_type = 'admission'"; }
 adm0=$(adm_rows)
 if [[ $pg_statements == 1 ]]; then
@@ -589,25 +613,7 @@ cores() { awk -v d="$1" -v hz="$hz" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.2f"
 # How many source addresses roomgate saw (BENCH_SOURCES): from its audit.
 sources_seen=$(psql -X -At "$pg_rg_admin_url" -c "SELECT count(DISTINCT source_addr) FROM audit_log WHERE event_type = 'admission'")
 if [[ $pg_statements == 1 ]]; then
-  # PostgreSQL writes the fragment: the top statements by total time.
-  psql -X -q -At -v ON_ERROR_STOP=1 -v adm=$((adm1 - adm0)) "$pg_rg_admin_url" >"$frag/statements.json" <<'SQL'
-WITH s AS (
-  SELECT calls, total_exec_time, mean_exec_time, query
-  FROM pg_stat_statements
-  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'roomgate')
-), t AS (SELECT sum(calls) AS calls, sum(total_exec_time) AS ms FROM s)
-SELECT json_build_object(
-  'kind', 'statements',
-  'admissions', :adm,
-  'calls_per_admission', round((SELECT calls FROM t) / greatest(:adm, 1), 2),
-  'exec_ms_per_admission', round(((SELECT ms FROM t) / greatest(:adm, 1))::numeric, 3),
-  'top', (SELECT json_agg(x) FROM (
-    SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
-           round(mean_exec_time::numeric, 3) AS mean_ms,
-           round((100 * total_exec_time / nullif((SELECT ms FROM t), 0))::numeric, 1) AS pct,
-           left(regexp_replace(query, '\s+', ' ', 'g'), 100) AS query
-    FROM s ORDER BY total_exec_time DESC LIMIT 8) x))
-SQL
+  pg_statements_fragment "$frag/statements.json" admission $((adm1 - adm0))
 fi
 rt1=$(metric_sum roomgate_directory_round_trips_total)
 ck1=$(metric_sum roomgate_directory_checks_total)
@@ -673,11 +679,25 @@ signin_group authz "$run/authz-uids.txt" "$run/authz-sessions.txt"
 "$lg" admit "$base" "$run/authz-sessions.txt" "$run/meetings.txt" 16
 t1=$(date +%s.%N)
 authz_setup_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+# What bounds forward-auth: its statements, as for the admissions.
+if [[ $pg_statements == 1 ]]; then
+  psql -X -q -At "$pg_rg_admin_url" -c 'SELECT pg_stat_statements_reset()' >/dev/null
+fi
+# /v1/authz requests answered so far (any status), from /metrics.
+authz_requests() {
+  curl -fsS --noproxy '*' "$base/metrics" | awk 'index($0, "roomgate_http_requests_total{") == 1 &&
+    index($0, "/v1/authz") { s += $NF } END { printf "%.0f\n", s }'
+}
+az0=$(authz_requests)
 for u in $authz_users_list; do
   say "forward-auth, live mode, $u people rotating, $authz_clients clients"
   "$lg" authz "$base" "$run/authz-sessions.txt" "$run/meetings.txt" "$u" "$authz_clients" \
     "$ceil_secs" "$warmup" "$seed" "forward-auth live, $u people" "$frag/authz-live-$u.json"
 done
+if [[ $pg_statements == 1 ]]; then
+  pg_statements_fragment "$frag/statements-authz.json" "forward-auth request" \
+    $(($(authz_requests) - az0))
+fi
 
 # ---- 7. under attack ------------------------------------------------------
 
