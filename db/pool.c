@@ -313,6 +313,10 @@ conn_reusable(PGconn *pg)
 
 	if (pg == NULL || PQstatus(pg) != CONNECTION_OK)
 		return 0;
+	/* Left in pipeline mode by a failed pipeline: results may still be
+	 * on their way, and synchronous calls would fail on it. */
+	if (PQpipelineStatus(pg) != PQ_PIPELINE_OFF)
+		return 0;
 	switch (PQtransactionStatus(pg)) {
 	case PQTRANS_IDLE:
 		return 1;
