@@ -480,7 +480,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	rq.query = r->query;
 	if (*upload_data_size > 0) {
 		/* A body trickled in a byte at a time never trips the idle
-		 * timeout; the whole body gets connection_timeout seconds,
+		 * timeout; the whole body has connection_timeout seconds,
 		 * then the connection is dropped (it cannot be answered in
 		 * the middle of a body). */
 		if (elapsed(&r->t0) > (double)cfg->connection_timeout_s) {
