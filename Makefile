@@ -41,7 +41,7 @@ INTEG_SRC := $(wildcard tests/integration/test_*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 TEST_BINS := $(UNIT_SRC:%.c=$(O)/%) $(INTEG_SRC:%.c=$(O)/%)
 
-.PHONY: all bin tests run stop test deps clean format bench fuzz fuzz-build soak
+.PHONY: all bin tests unit-tests run stop test deps clean format bench fuzz fuzz-build soak
 all: bin
 bin: $(O)/roomgate
 
@@ -82,6 +82,10 @@ $(O)/idp: tests/idp/idp.c
 	$(Q)$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(PKG_LIBS)
 
 tests: $(O)/roomgate $(O)/idp $(TEST_BINS)
+
+# The unit tests alone: the static step (tests/static/run.sh) builds them
+# with MODE=rel for valgrind.
+unit-tests: $(UNIT_SRC:%.c=$(O)/%)
 
 # libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c -> build/fuzz/fuzz_NAME,
 # linked with the sources FUZZ_SRC_NAME lists, compiled again with clang's
@@ -176,7 +180,7 @@ $(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json | d
 test: deps $(BROWSER_STAMP)
 	@$(MAKE) --no-print-directory MODE=rel bin
 	@$(MAKE) --no-print-directory MODE=asan tests
-	@tests/run.sh build/asan
+	@RG_STATIC_REL_BUILD=build/rel tests/run.sh build/asan
 
 clean:
 	rm -rf build

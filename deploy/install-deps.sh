@@ -13,6 +13,8 @@ set -euo pipefail
 # (tests/integration/test_nginx.c); Debian's nginx package is built with
 # ngx_http_auth_request_module, and the policy-rc.d below keeps it from
 # starting the system's own nginx on port 80.
+# cppcheck, clang-tidy and valgrind: the static step of the suite
+# (tests/static/run.sh).
 
 PKGS=(
   build-essential pkg-config make gcc clang llvm libclang-rt-14-dev
@@ -23,6 +25,7 @@ PKGS=(
   curl procps iproute2 util-linux
   systemd # systemd-analyze verify (tests/integration/test_lifecycle.c)
   chromium nodejs npm nginx
+  cppcheck clang-tidy valgrind
 )
 
 missing=()

@@ -86,14 +86,16 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}
 export CMOCKA_MESSAGE_OUTPUT=TAP
 
-# Runs one cmocka binary, counts its TAP lines. A binary that dies (ASan,
+# Runs one cmocka binary (or TAP script) within limit seconds (600),
+# counts its TAP lines. A binary that dies (ASan,
 # crash, assertion in a fixture) counts as one more failure.
 run_one() {
-	local bin=$1 name out st ok notok
+	local bin=$1 limit=${2:-600} name out st ok notok
 	name=${bin#"$build/tests/"}
+	name=${name#"$root/tests/"}
 	out=$tmp/$(echo "$name" | tr '/' '_').out
 	echo "== $name"
-	(cd "$tmp" && timeout 600 "$bin") >"$out" 2>&1
+	(cd "$tmp" && timeout "$limit" "$bin") >"$out" 2>&1
 	st=$?
 	ok=$(grep -cE '^ok [0-9]+' "$out")
 	notok=$(grep -cE '^not ok [0-9]+' "$out")
@@ -139,6 +141,16 @@ for kind in unit integration; do
 		run_one "$bin"
 	done
 done
+
+# The static step (tests/static/run.sh: banned functions, cppcheck,
+# clang-tidy, valgrind over the unit tests built without sanitizers in
+# RG_STATIC_REL_BUILD, default BUILD_DIR-rel), counted like a test binary.
+case "static/run.sh" in
+*"$filter"*)
+	export RG_STATIC_REL_BUILD=${RG_STATIC_REL_BUILD:-$build-rel}
+	run_one "$root/tests/static/run.sh" 1800
+	;;
+esac
 
 if [ "${#failures[@]}" -gt 0 ]; then
 	echo "failed: ${failures[*]}"
