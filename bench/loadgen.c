@@ -1239,12 +1239,16 @@ ratio(json_t *into, const char *key, double num, double den)
 		json_object_set_new(into, key, json_real(num / den));
 }
 
-/* all.per_s of the result with this label, NAN when absent. */
+/* all.per_s of the result labelled "<what>, <users> people", NAN when
+ * absent. */
 static double
-rate_of(json_t *results, const char *label)
+rate_of(json_t *results, const char *what, long users)
 {
-	json_t *r = find(results, NULL, label, 0);
+	char label[128];
+	json_t *r;
 
+	snprintf(label, sizeof(label), "%s, %ld people", what, users);
+	r = find(results, NULL, label, 0);
 	return r ? jnum(r, "all.per_s") : NAN;
 }
 
@@ -1294,7 +1298,10 @@ report_more(json_t *results, json_t *ratios)
 {
 	json_t *targets = json_array(), *r, *q, *l, *f, *au, *rss, *adm;
 	long users[8];
-	char a[96], b[160];
+	struct {
+		double live, cache, pc, pn;
+	} fa[8];
+	char b[160];
 	size_t i;
 	int have_peer = 0, have_cache = 0, nu = 0;
 
@@ -1307,8 +1314,15 @@ report_more(json_t *results, json_t *ratios)
 			continue;
 		for (int k = 0; k < nu; k++)
 			dup |= users[k] == u;
-		if (!dup)
-			users[nu++] = u;
+		if (dup)
+			continue;
+		/* The rates of roomgate and the peer with u people. */
+		users[nu] = u;
+		fa[nu].live = rate_of(results, "forward-auth live", u);
+		fa[nu].cache = rate_of(results, "forward-auth cache", u);
+		fa[nu].pc = rate_of(results, "peer: Apache, cache default", u);
+		fa[nu].pn = rate_of(results, "peer: Apache, cache off", u);
+		nu++;
 	}
 	json_array_foreach(results, i, r) {
 		if (strcmp(jstr(r, "kind"), "peer") == 0)
@@ -1320,19 +1334,8 @@ report_more(json_t *results, json_t *ratios)
 	printf("\nforward-auth /v1/authz vs the peer (requests/s; same "
 	       "people, same clients):\n");
 	for (int k = 0; k < nu; k++) {
-		double live, cache, pc, pn;
-
-		snprintf(a, sizeof(a), "forward-auth live, %ld people", users[k]);
-		live = rate_of(results, a);
-		snprintf(a, sizeof(a), "forward-auth cache, %ld people",
-			 users[k]);
-		cache = rate_of(results, a);
-		snprintf(a, sizeof(a), "peer: Apache, cache default, %ld people",
-			 users[k]);
-		pc = rate_of(results, a);
-		snprintf(a, sizeof(a), "peer: Apache, cache off, %ld people",
-			 users[k]);
-		pn = rate_of(results, a);
+		double live = fa[k].live, cache = fa[k].cache, pc = fa[k].pc,
+		       pn = fa[k].pn;
 		if (isnan(live) && isnan(cache))
 			continue;
 		printf("  %4ld people: live %.0f (%.2f x Apache uncached %.0f), "
@@ -1447,19 +1450,8 @@ report_more(json_t *results, json_t *ratios)
 		       worst, ok);
 	}
 	for (int k = 0; k < nu; k++) {
-		double live, cache, pc, pn;
-
-		snprintf(a, sizeof(a), "forward-auth live, %ld people", users[k]);
-		live = rate_of(results, a);
-		snprintf(a, sizeof(a), "forward-auth cache, %ld people",
-			 users[k]);
-		cache = rate_of(results, a);
-		snprintf(a, sizeof(a), "peer: Apache, cache default, %ld people",
-			 users[k]);
-		pc = rate_of(results, a);
-		snprintf(a, sizeof(a), "peer: Apache, cache off, %ld people",
-			 users[k]);
-		pn = rate_of(results, a);
+		double live = fa[k].live, cache = fa[k].cache, pc = fa[k].pc,
+		       pn = fa[k].pn;
 		snprintf(b, sizeof(b),
 			 "forward-auth live >= 2 x Apache uncached (%ld people)",
 			 users[k]);
