@@ -100,9 +100,13 @@ int db_audit_purge(struct db_pool *pool, const char *cutoff, const char *node,
 
 /* ---- verification ------------------------------------------------------ */
 
-/* The newest purge: the checkpoint verify starts from (0 when none). */
-int db_audit_anchor(struct db_pool *pool, long long *ckpt_id, char *err,
-                    size_t errlen);
+/* The newest purge: the checkpoint verify starts from and its seq (0
+ * when none). */
+int db_audit_anchor(struct db_pool *pool, long long *ckpt_id, long long *upto,
+                    char *err, size_t errlen);
+/* The last_seq of the newest checkpoint below seq (0: none). */
+int db_audit_ckpt_before(struct db_pool *pool, long long seq,
+                         long long *last_seq, char *err, size_t errlen);
 /* Checkpoints with last_seq > min_seq or id = also_id, by last_seq. */
 int db_audit_ckpts(struct db_pool *pool, long long min_seq, long long also_id,
                    struct db_audit_ckpt **out, size_t *n, char *err,

@@ -402,26 +402,29 @@ out:
 /* ---- verification ---------------------------------------------------------- */
 
 int
-db_audit_anchor(struct db_pool *pool, long long *ckpt_id, char *err,
-                size_t errlen)
+db_audit_anchor(struct db_pool *pool, long long *ckpt_id, long long *upto,
+                char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
 	PGresult *res;
 	int r;
 
-	*ckpt_id = 0;
+	*ckpt_id = *upto = 0;
 	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
 		return r;
-	res = PQexec(db_conn_pg(c), "SELECT checkpoint_id FROM audit_purges "
-	                            "ORDER BY upto_seq DESC LIMIT 1");
+	res = PQexec(db_conn_pg(c), "SELECT checkpoint_id, upto_seq FROM "
+	                            "audit_purges ORDER BY upto_seq DESC LIMIT "
+	                            "1");
 	if (!res_ok(res)) {
 		r = fail_res(db_conn_pg(c), res, "reading the purges", err,
 		             errlen);
 		db_release(pool, c);
 		return r;
 	}
-	if (PQntuples(res) == 1)
+	if (PQntuples(res) == 1) {
 		parse_ll(PQgetvalue(res, 0, 0), ckpt_id);
+		parse_ll(PQgetvalue(res, 0, 1), upto);
+	}
 	PQclear(res);
 	db_release(pool, c);
 	return 0;
@@ -664,6 +667,20 @@ db_audit_seq_at(struct db_pool *pool, const char *time, int last,
 	                   : "SELECT seq FROM audit_log WHERE at >= "
 	                     "$1::timestamptz ORDER BY at LIMIT 1",
 	              time, seq, "finding the record at that time", err,
+	              errlen);
+}
+
+int
+db_audit_ckpt_before(struct db_pool *pool, long long seq, long long *last_seq,
+                     char *err, size_t errlen)
+{
+	char s[24];
+
+	snprintf(s, sizeof(s), "%lld", seq);
+	return one_ll(pool,
+	              "SELECT coalesce(max(last_seq), 0) FROM audit_checkpoints "
+	              "WHERE last_seq < $1::bigint",
+	              s, last_seq, "finding the checkpoint before --from", err,
 	              errlen);
 }
 

@@ -803,7 +803,7 @@ gate_audit_verify_run(struct db_pool *db,
 		      size_t errlen)
 {
 	struct walk w;
-	long long anchor_id = 0, end = 0;
+	long long anchor_id = 0, end = 0, min_seq = 0;
 	size_t base = (size_t)-1;
 	int r;
 
@@ -813,9 +813,20 @@ gate_audit_verify_run(struct db_pool *db,
 	w.db = db;
 	w.o = o;
 	w.res = res;
-	if ((r = db_audit_anchor(db, &anchor_id, err, errlen)) != 0 ||
-	    (r = db_audit_ckpts(db, 0, anchor_id, &w.ck, &w.nck, err,
-				errlen)) != 0 ||
+	/* Only the checkpoints from the starting one on are read. */
+	if ((r = db_audit_anchor(db, &anchor_id, &min_seq, err, errlen)) != 0)
+		goto out;
+	if (o->from_seq > 0) {
+		long long before = 0;
+
+		if ((r = db_audit_ckpt_before(db, o->from_seq, &before, err,
+					      errlen)) != 0)
+			goto out;
+		if (before > min_seq)
+			min_seq = before;
+	}
+	if ((r = db_audit_ckpts(db, min_seq - 1, anchor_id, &w.ck, &w.nck,
+				err, errlen)) != 0 ||
 	    (r = db_audit_max_chained(db, &w.max_chained, err, errlen)) != 0)
 		goto out;
 	/* Where to start: the purge's checkpoint, or the last checkpoint

@@ -374,7 +374,7 @@ seals_and_verifies_100k(void **state)
 	if (rc != 0 || strstr(out, "audit verify: OK: 100000 records") == NULL)
 		fail_msg("verify exited %d: %s", rc, out);
 	print_message("# sealed %d records in %.2f s (from server start), "
-		      "verified in %.2f s (ASan build)\n",
+		      "verified in %.2f s\n",
 		      NRECORDS, t_seal, t_verify);
 
 	/* A range: from a seq and to a time. */
