@@ -79,7 +79,7 @@ ledger_calloc(size_t k, size_t n)
 #define calloc(k, n) ledger_calloc(k, n)
 #define free(p) ledger_free(p)
 #define realloc(p, n) buf_must_not_realloc(p, n)
-#include "server/buf.c"
+#include "server/buf.c" /* NOLINT(bugprone-suspicious-include): built with the ledger allocator */
 #undef malloc
 #undef calloc
 #undef free
