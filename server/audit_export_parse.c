@@ -41,7 +41,6 @@ gate_time_parse_us(const char *s, long long *us)
 	    (mo = digits(s + 5, 2)) < 1 || s[7] != '-' ||
 	    (d = digits(s + 8, 2)) < 1)
 		return -1;
-	i = 10;
 	if (len > 10) {
 		if ((s[10] != 'T' && s[10] != 't') || len < 17 ||
 		    (h = digits(s + 11, 2)) < 0 || s[13] != ':' ||

@@ -205,8 +205,10 @@ api(const char *token, const char *path, struct th_http *r)
 	const char *h[] = {auth, NULL};
 
 	snprintf(url, sizeof(url), "%s%s", T.base, path);
+	if (token == NULL)
+		return th_http("GET", url, NULL, NULL, 0, r);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-	return th_http("GET", url, token ? h : NULL, NULL, 0, r);
+	return th_http("GET", url, h, NULL, 0, r);
 }
 
 /* Fetches the manifest of export id into file name (in RG_TEST_TMP). */

@@ -914,10 +914,8 @@ runs_under_the_units_restrictions(void **state)
 		int seen = 0;
 
 		while (read_line(f, caps, sizeof(caps)))
-			if (strncmp(caps, "CapBnd:\t0000000000000000", 25) ==
-				    0 ||
-			    strncmp(caps, "CapEff:\t0000000000000000", 25) ==
-				    0 ||
+			if (strcmp(caps, "CapBnd:\t0000000000000000") == 0 ||
+			    strcmp(caps, "CapEff:\t0000000000000000") == 0 ||
 			    strncmp(caps, "NoNewPrivs:\t1", 13) == 0)
 				seen++;
 		assert_int_equal(seen, 3);

@@ -97,14 +97,16 @@ replace_once(char *s, const char *from, const char *to)
 	char *p = strstr(s, from), *tail;
 	size_t fl = strlen(from), tl = strlen(to);
 
-	if (p == NULL || strstr(p + fl, from) != NULL)
+	if (p == NULL || strstr(p + fl, from) != NULL) {
 		fail_msg("deploy/nginx/roomgate-authz.conf: expected \"%s\" "
 		         "exactly once; update test_nginx.c with the example",
 		         from);
+		return; /* not reached: fail_msg jumps out of the test */
+	}
 	assert_true(strlen(s) - fl + tl < CONF_MAX);
 	tail = strdup(p + fl);
 	assert_non_null(tail);
-	memcpy(p, to, tl);
+	memcpy(p, to, tl); /* NOLINT(bugprone-not-null-terminated-result): the tail follows */
 	memcpy(p + tl, tail, strlen(tail) + 1);
 	free(tail);
 }

@@ -217,9 +217,10 @@ static void
 alg_none_and_malformed_refused(void **state)
 {
 	/* {"alg":"none","typ":"JWT"} . {"exp":9999999999,"nbf":0} . "" */
+	static const char alg_none[] = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+	                               "eyJleHAiOjk5OTk5OTk5OTksIm5iZiI6MH0.";
 	static const char *const bad[] = {
-	    "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
-	    "eyJleHAiOjk5OTk5OTk5OTksIm5iZiI6MH0.",
+	    alg_none,
 	    "",
 	    "a.b",
 	    "a.b.c.d",
