@@ -169,6 +169,8 @@ person_index(struct dir_wstate *s, struct went *e,
 	e->keys = calloc(n + 1, sizeof(*e->keys));
 	if (e->ids == NULL || e->keys == NULL)
 		return DIR_ENOMEM;
+	e->nids = 0;
+	e->nkeys = 0;
 	for (size_t i = 0; i < n; i++) {
 		char *k;
 		GPtrArray *l;

@@ -265,12 +265,13 @@ receiver_rejects_forgeries(void **state)
 	const char body[] = "{\"id\":1,\"type\":\"x\",\"created_at\":\"t\","
 	                    "\"data\":{}}";
 	char ts[32];
+	const char zero_sig[] = "X-Roomgate-Signature: v1=00000000000000000000000"
+	                        "00000000000000000000000000000000000000000";
 	const char *h[] = {"Content-Type: application/json",
 	                   "X-Roomgate-Event-Id: 1",
 	                   "X-Roomgate-Event-Type: x",
 	                   ts,
-	                   "X-Roomgate-Signature: v1=00000000000000000000000"
-	                   "00000000000000000000000000000000000000000",
+	                   zero_sig,
 	                   NULL};
 
 	(void)state;
