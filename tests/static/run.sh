@@ -134,6 +134,9 @@ fi
 # Left out: test_jwt -- it generates RSA keys, which under memcheck takes
 # over ten minutes on two cores; its ASan+UBSan run stays in the suite.
 vg_skip=" test_jwt "
+# Some unit tests use tests/lib/th.c (RG_TEST_ROOT, RG_TEST_TMP), which
+# tests/run.sh exports; run on its own, this step gives them its own.
+export RG_TEST_ROOT=${RG_TEST_ROOT:-$root} RG_TEST_TMP=${RG_TEST_TMP:-$work}
 vg_one() {
 	local bin=$1 name=${1##*/} t0=$SECONDS st
 	(cd "$work" && CMOCKA_MESSAGE_OUTPUT=TAP timeout 300 nice valgrind \
