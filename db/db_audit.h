@@ -131,4 +131,39 @@ int db_audit_seq_at(struct db_pool *pool, const char *time, int last,
 int db_audit_max_chained(struct db_pool *pool, long long *seq, char *err,
                          size_t errlen);
 
+/* The newest checkpoint's last_seq (0: no checkpoint at all). */
+int db_audit_max_ckpt(struct db_pool *pool, long long *seq, char *err,
+                      size_t errlen);
+
+/* The newest retention purge as verify checks it (id 0: none). Times are
+ * UTC text as in a checkpoint ("" when NULL). */
+struct db_audit_purge {
+	long long id, upto_seq, checkpoint_id, records;
+	long long ckpt_last_seq; /* last_seq of checkpoint_id; -1: gone */
+	char cutoff[40], at[40];
+	/* the audit.purge record after it naming the same purge (0: none) */
+	long long rec_seq;
+	int rec_sealed; /* it has a chain entry */
+	char rec_at[40];
+	/* cutoff <= the record's at - retention_days */
+	int cutoff_ok;
+	/* purges (any) whose upto_seq is not their checkpoint's last_seq */
+	long long inconsistent;
+};
+int db_audit_purge_newest(struct db_pool *pool, int retention_days,
+                          struct db_audit_purge *out, char *err,
+                          size_t errlen);
+/* The checkpoint at last_seq: *found 1 and out filled (free out->body),
+ * or *found 0. */
+int db_audit_ckpt_at(struct db_pool *pool, long long last_seq,
+                     struct db_audit_ckpt *out, int *found, char *err,
+                     size_t errlen);
+/*
+ * *separated 0 when the connected role owns audit_log (or is a member of
+ * its owner, or a superuser) and so can switch its triggers off; owner
+ * receives the owner's name.
+ */
+int db_audit_role_check(struct db_pool *pool, int *separated, char *owner,
+                        size_t ownerlen, char *err, size_t errlen);
+
 #endif

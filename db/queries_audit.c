@@ -151,8 +151,17 @@ db_audit_head(struct db_audit_leader *l, long long *seq, long long *pos,
 
 	*seq = *pos = 0;
 	memset(hash, 0, 32);
-	res = PQexec(l->pg, "SELECT seq, pos, encode(hash, 'hex') FROM "
-	                    "audit_chain ORDER BY seq DESC LIMIT 1");
+	/*
+	 * The newest of the chain's last entry and the newest signed
+	 * checkpoint: a purge up to the newest checkpoint leaves audit_chain
+	 * empty, and the chain must go on from that checkpoint, not from 0.
+	 */
+	res = PQexec(l->pg, "SELECT seq, pos, encode(hash, 'hex') FROM ("
+	                    "(SELECT seq, pos, hash FROM audit_chain ORDER BY "
+	                    "seq DESC LIMIT 1) UNION ALL (SELECT last_seq, "
+	                    "count, last_hash FROM audit_checkpoints ORDER BY "
+	                    "last_seq DESC LIMIT 1)) h ORDER BY seq DESC LIMIT "
+	                    "1");
 	if (!res_ok(res))
 		return fail_res(l->pg, res, "reading the chain head", err,
 		                errlen);
@@ -690,4 +699,182 @@ db_audit_max_chained(struct db_pool *pool, long long *seq, char *err,
 {
 	return one_ll(pool, "SELECT max(seq) FROM audit_chain", NULL, seq,
 	              "reading the chain head", err, errlen);
+}
+
+int
+db_audit_max_ckpt(struct db_pool *pool, long long *seq, char *err,
+                  size_t errlen)
+{
+	return one_ll(pool, "SELECT max(last_seq) FROM audit_checkpoints",
+	              NULL, seq, "reading the newest checkpoint", err, errlen);
+}
+
+#define UTC_SQL(col)                                                       \
+	"to_char(" col " AT TIME ZONE 'UTC', "                              \
+	"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+static void
+copy_col(const PGresult *res, int col, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s",
+	         PQgetisnull(res, 0, col) ? "" : PQgetvalue(res, 0, col));
+}
+
+int
+db_audit_purge_newest(struct db_pool *pool, int retention_days,
+                      struct db_audit_purge *out, char *err, size_t errlen)
+{
+	struct db_conn *c = NULL;
+	PGresult *res;
+	char days[16];
+	const char *v[1] = {days};
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(days, sizeof(days), "%d",
+	         retention_days > 0 ? retention_days : 0);
+	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
+		return r;
+	/*
+	 * The newest purge, its checkpoint, and the audit.purge record that
+	 * the purge wrote after deleting (the first one after upto_seq whose
+	 * details name the same range, checkpoint, count and cutoff); and
+	 * how many purges name a checkpoint that ends elsewhere.
+	 */
+	res = PQexecParams(
+	    db_conn_pg(c),
+	    "WITH p AS (SELECT * FROM audit_purges ORDER BY upto_seq DESC, id "
+	    "DESC LIMIT 1) SELECT p.id, p.upto_seq, p.checkpoint_id, "
+	    "coalesce(k.last_seq, -1), p.records, " UTC_SQL("p.cutoff") ", "
+	    UTC_SQL("p.at") ", coalesce(r.seq, 0), r.seq IS NOT NULL AND "
+	    "EXISTS (SELECT 1 FROM audit_chain x WHERE x.seq = r.seq), "
+	    UTC_SQL("r.at") ", coalesce(p.cutoff <= r.at - make_interval("
+	    "days => $1::int), false), (SELECT count(*) FROM audit_purges q "
+	    "LEFT JOIN audit_checkpoints y ON y.id = q.checkpoint_id WHERE "
+	    "y.last_seq IS DISTINCT FROM q.upto_seq) FROM p LEFT JOIN "
+	    "audit_checkpoints k ON k.id = p.checkpoint_id LEFT JOIN LATERAL "
+	    "(SELECT a.seq, a.at FROM audit_log a WHERE a.seq > p.upto_seq "
+	    "AND a.event_type = 'audit.purge' AND a.details->'upto_seq' = "
+	    "to_jsonb(p.upto_seq) AND a.details->'checkpoint' = "
+	    "to_jsonb(p.checkpoint_id) AND a.details->'records' = "
+	    "to_jsonb(p.records) AND CASE WHEN a.details->>'cutoff' ~ "
+	    "'^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]{8,15}([+-][0-9:]{2,5}|Z)$' "
+	    "THEN (a.details->>'cutoff')::timestamptz = p.cutoff ELSE false "
+	    "END ORDER BY a.seq LIMIT 1) r ON true",
+	    1, NULL, v, NULL, NULL, 0);
+	if (!res_ok(res)) {
+		r = fail_res(db_conn_pg(c), res, "reading the purges", err,
+		             errlen);
+		db_release(pool, c);
+		return r;
+	}
+	if (PQntuples(res) == 1) {
+		parse_ll(PQgetvalue(res, 0, 0), &out->id);
+		parse_ll(PQgetvalue(res, 0, 1), &out->upto_seq);
+		parse_ll(PQgetvalue(res, 0, 2), &out->checkpoint_id);
+		parse_ll(PQgetvalue(res, 0, 3), &out->ckpt_last_seq);
+		parse_ll(PQgetvalue(res, 0, 4), &out->records);
+		copy_col(res, 5, out->cutoff, sizeof(out->cutoff));
+		copy_col(res, 6, out->at, sizeof(out->at));
+		parse_ll(PQgetvalue(res, 0, 7), &out->rec_seq);
+		out->rec_sealed = PQgetvalue(res, 0, 8)[0] == 't';
+		copy_col(res, 9, out->rec_at, sizeof(out->rec_at));
+		out->cutoff_ok = PQgetvalue(res, 0, 10)[0] == 't';
+		parse_ll(PQgetvalue(res, 0, 11), &out->inconsistent);
+	}
+	PQclear(res);
+	db_release(pool, c);
+	return 0;
+}
+
+int
+db_audit_ckpt_at(struct db_pool *pool, long long last_seq,
+                 struct db_audit_ckpt *out, int *found, char *err,
+                 size_t errlen)
+{
+	struct db_conn *c = NULL;
+	PGresult *res;
+	char s[24];
+	const char *v[1] = {s};
+	size_t sl = 0;
+	const char *sig;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	*found = 0;
+	snprintf(s, sizeof(s), "%lld", last_seq);
+	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
+		return r;
+	res = PQexecParams(db_conn_pg(c),
+	                   "SELECT id, kid, count, encode(last_hash, 'hex'), "
+	                   "body, encode(sig, 'hex') FROM audit_checkpoints "
+	                   "WHERE last_seq = $1::bigint",
+	                   1, NULL, v, NULL, NULL, 0);
+	if (!res_ok(res)) {
+		r = fail_res(db_conn_pg(c), res, "reading a checkpoint", err,
+		             errlen);
+		db_release(pool, c);
+		return r;
+	}
+	if (PQntuples(res) == 1) {
+		sig = PQgetvalue(res, 0, 5);
+		out->last_seq = last_seq;
+		parse_ll(PQgetvalue(res, 0, 0), &out->id);
+		snprintf(out->kid, sizeof(out->kid), "%s",
+		         PQgetvalue(res, 0, 1));
+		parse_ll(PQgetvalue(res, 0, 2), &out->count);
+		out->body = strdup(PQgetvalue(res, 0, 4));
+		if (out->body == NULL ||
+		    hex32(PQgetvalue(res, 0, 3), out->last_hash) != 0 ||
+		    sodium_hex2bin(out->sig, 64, sig, strlen(sig), NULL, &sl,
+		                   NULL) != 0 ||
+		    sl != 64) {
+			free(out->body);
+			out->body = NULL;
+			r = DB_EQUERY;
+			db_seterr(err, errlen,
+			          "the checkpoint at seq %lld is malformed (or "
+			          "out of memory)",
+			          last_seq);
+		} else {
+			*found = 1;
+		}
+	}
+	PQclear(res);
+	db_release(pool, c);
+	return r;
+}
+
+int
+db_audit_role_check(struct db_pool *pool, int *separated, char *owner,
+                    size_t ownerlen, char *err, size_t errlen)
+{
+	struct db_conn *c = NULL;
+	PGresult *res;
+	int r;
+
+	*separated = 0;
+	if (ownerlen > 0)
+		owner[0] = '\0';
+	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
+		return r;
+	/* Owner of audit_log, or a member of its owner, or a superuser:
+	 * this role can switch the triggers off. */
+	res = PQexec(db_conn_pg(c),
+	             "SELECT r.rolsuper OR pg_has_role(current_user, "
+	             "c.relowner, 'MEMBER'), pg_get_userbyid(c.relowner) FROM "
+	             "pg_class c, pg_roles r WHERE c.oid = 'audit_log'::regclass "
+	             "AND r.rolname = current_user");
+	if (!res_ok(res) || PQntuples(res) != 1) {
+		r = fail_res(db_conn_pg(c), res, "checking the audit roles",
+		             err, errlen);
+		db_release(pool, c);
+		return r;
+	}
+	*separated = PQgetvalue(res, 0, 0)[0] != 't';
+	if (ownerlen > 0)
+		snprintf(owner, ownerlen, "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	db_release(pool, c);
+	return 0;
 }

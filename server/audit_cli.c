@@ -21,6 +21,7 @@ static const char usage_audit[] =
 	"  keygen --out FILE [--public FILE]  create an audit signing key\n"
 	"  public-key [--key FILE]            print the public key file\n"
 	"  verify [--from SEQ|TIME] [--to SEQ|TIME] [--public-key FILE]\n"
+	"         [--anchor FILE] [--grace SECONDS]\n"
 	"                                     check the chain and checkpoints\n"
 	"  purge [--before TIME]              apply retention now\n"
 	"`roomgate audit COMMAND --help` describes a command.\n";
@@ -45,12 +46,20 @@ static const char usage_public_key[] =
 static const char usage_verify[] =
 	"usage: roomgate [-c FILE] audit verify [--from SEQ|TIME] [--to "
 	"SEQ|TIME]\n"
-	"           [--public-key FILE]...\n"
+	"           [--public-key FILE]... [--anchor FILE]... [--grace SECONDS]\n"
 	"\n"
 	"Recomputes the audit chain from the records in the database and\n"
 	"checks every signed checkpoint on the way. Names the first record\n"
 	"that was modified, deleted, inserted or reordered (by seq), a\n"
 	"checkpoint with a bad or unknown signature, or a truncated tail.\n"
+	"Fails too when chain entries run past the newest checkpoint, when a\n"
+	"record is still not sealed SECONDS (300) after its time, and when\n"
+	"the newest retention purge is not one audit_purge() made (its\n"
+	"checkpoint, its sealed audit.purge record, a cutoff at least\n"
+	"[audit] retention_days before it). --anchor FILE: a copy of the\n"
+	"checkpoint journal kept outside the database (the server's log\n"
+	"lines \"roomgate-audit-anchor-v1 ...\"); every checkpoint in it\n"
+	"must be in the database unchanged, so a cut tail is found.\n"
 	"Keys: [audit] signing_key_file (its public half),\n"
 	"previous_public_keys, and each --public-key FILE. TIME is RFC 3339\n"
 	"(2026-12-01T14:00:00Z). Exit status 0 when everything verifies,\n"
@@ -276,6 +285,8 @@ cmd_verify(const char *cfgpath, int argc, char **argv, char **envp)
 		{"from", required_argument, NULL, 'f'},
 		{"to", required_argument, NULL, 't'},
 		{"public-key", required_argument, NULL, 'k'},
+		{"anchor", required_argument, NULL, 'a'},
+		{"grace", required_argument, NULL, 'g'},
 		{"config", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -287,7 +298,10 @@ cmd_verify(const char *cfgpath, int argc, char **argv, char **envp)
 	unsigned char pks[MAX_KEYS][32];
 	char kids[MAX_KEYS][17], err[1024];
 	const char *from = NULL, *to = NULL, *extra[MAX_KEYS];
-	size_t nextra = 0, n = 0;
+	const char *anchors[MAX_KEYS];
+	size_t nextra = 0, n = 0, nanchors = 0;
+	long grace = 300;
+	char *end;
 	struct timespec t0, t1;
 	int ch, r = 1;
 
@@ -307,6 +321,26 @@ cmd_verify(const char *cfgpath, int argc, char **argv, char **envp)
 				return EXIT_USAGE;
 			}
 			extra[nextra++] = optarg;
+			break;
+		case 'a':
+			if (nanchors >= MAX_KEYS) {
+				fprintf(stderr, "roomgate: at most %d "
+						"--anchor\n",
+					MAX_KEYS);
+				return EXIT_USAGE;
+			}
+			anchors[nanchors++] = optarg;
+			break;
+		case 'g':
+			grace = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || grace < 1 ||
+			    grace > 31 * 86400) {
+				fprintf(stderr,
+					"roomgate: --grace %s: seconds, 1 to "
+					"2678400\n",
+					optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case 'c':
 			cfgpath = optarg;
@@ -362,12 +396,18 @@ cmd_verify(const char *cfgpath, int argc, char **argv, char **envp)
 	o.kids = kids;
 	o.npks = n;
 	o.progress = stderr;
+	o.retention_days = cfg.audit_retention_days;
+	o.grace_s = (int)grace;
+	o.anchors = anchors;
+	o.nanchors = nanchors;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (gate_audit_verify_run(db, &o, &res, err, sizeof(err)) != 0) {
 		fprintf(stderr, "roomgate: audit verify: %s\n", err);
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (res.purged[0] != '\0')
+		printf("audit verify: purged: %s\n", res.purged);
 	if (!res.ok) {
 		printf("audit verify: FAILED: %s\n", res.what);
 		goto out;

@@ -153,6 +153,90 @@ gate_audit_ckpt_parse(const char *body, size_t len, struct gate_audit_ckpt *c)
 	return 0;
 }
 
+/* ---- the checkpoint journal (anchors outside the database) -------------- */
+
+#define ANCHOR_MARK "roomgate-audit-anchor-v1 "
+
+int
+gate_audit_anchor_line(const struct gate_audit_ckpt *c,
+		       const unsigned char sig[64], char *out, size_t outlen)
+{
+	char hex[65], shex[129];
+	int n;
+
+	sodium_bin2hex(hex, sizeof(hex), c->last_hash, 32);
+	sodium_bin2hex(shex, sizeof(shex), sig, 64);
+	n = snprintf(out, outlen,
+		     ANCHOR_MARK "last_seq=%lld count=%lld last_hash=%s "
+				 "kid=%s time=%s sig=%s",
+		     c->last_seq, c->count, hex, c->kid, c->time, shex);
+	return (n < 0 || (size_t)n >= outlen) ? -1 : n;
+}
+
+/* Copies the value of "key=" at *p (up to a space, quote, backslash or
+ * the end) into out and moves *p past it and one space; -1 otherwise. */
+static int
+anchor_field(const char **p, const char *key, char *out, size_t outlen)
+{
+	size_t kl = strlen(key), n;
+
+	if (strncmp(*p, key, kl) != 0)
+		return -1;
+	*p += kl;
+	n = strcspn(*p, " \"\\\r\n");
+	if (n == 0 || n >= outlen)
+		return -1;
+	memcpy(out, *p, n);
+	out[n] = '\0';
+	*p += n;
+	if (**p == ' ')
+		(*p)++;
+	return 0;
+}
+
+static int
+parse_num(const char *s, long long *out)
+{
+	char *end;
+
+	if (strspn(s, "0123456789") != strlen(s))
+		return -1;
+	*out = strtoll(s, &end, 10);
+	return *end == '\0' && *out > 0 ? 0 : -1;
+}
+
+int
+gate_audit_anchor_parse(const char *line, struct gate_audit_ckpt *c,
+			unsigned char sig[64])
+{
+	const char *p = strstr(line, ANCHOR_MARK);
+	char seq[24], count[24], hex[65], kid[17], shex[129];
+	size_t bl = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (p == NULL)
+		return 0;
+	p += strlen(ANCHOR_MARK);
+	if (anchor_field(&p, "last_seq=", seq, sizeof(seq)) != 0 ||
+	    anchor_field(&p, "count=", count, sizeof(count)) != 0 ||
+	    anchor_field(&p, "last_hash=", hex, sizeof(hex)) != 0 ||
+	    anchor_field(&p, "kid=", kid, sizeof(kid)) != 0 ||
+	    anchor_field(&p, "time=", c->time, sizeof(c->time)) != 0 ||
+	    anchor_field(&p, "sig=", shex, sizeof(shex)) != 0 ||
+	    parse_num(seq, &c->last_seq) != 0 ||
+	    parse_num(count, &c->count) != 0 || strlen(kid) != 16 ||
+	    strspn(kid, "0123456789abcdef") != 16 ||
+	    sodium_hex2bin(c->last_hash, 32, hex, strlen(hex), NULL, &bl,
+			   NULL) != 0 ||
+	    bl != 32 ||
+	    sodium_hex2bin(sig, 64, shex, strlen(shex), NULL, &bl, NULL) !=
+		    0 ||
+	    bl != 64)
+		return -1;
+	memcpy(c->kid, kid, sizeof(c->kid));
+	return 1;
+}
+
 static void
 utc_now(char out[32], int64_t *unix_ms)
 {
@@ -262,6 +346,39 @@ struct gate_sealer {
 
 static pthread_mutex_t cur_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct gate_sealer *cur;
+/* roomgate_audit_role_separated: -1 not known yet */
+static atomic_int role_separated = -1;
+
+/* Whether the service's database role could switch the audit triggers
+ * off; says so loudly at start when it could. */
+static void
+check_roles(struct gate_app *app)
+{
+	char owner[128], err[1024];
+	int sep = 0;
+
+	if (app->db == NULL)
+		return;
+	if (db_audit_role_check(app->db, &sep, owner, sizeof(owner), err,
+				sizeof(err)) != 0) {
+		gate_log(GATE_LOG_WARN, NULL, "audit_role_unknown",
+			 "cannot tell whether the database role may change "
+			 "the audit trail: %s",
+			 err);
+		return;
+	}
+	atomic_store(&role_separated, sep);
+	if (!sep)
+		gate_log(GATE_LOG_WARN, NULL, "audit_role_not_separated",
+			 "AUDIT TRAIL NOT PROTECTED FROM THIS SERVICE: its "
+			 "database role owns audit_log (owner %s), is a "
+			 "member of its owner or is a superuser, so it can "
+			 "switch the append-only triggers off and rewrite or "
+			 "cut the trail. Run migrations as an owner role and "
+			 "the service as a member of roomgate_service "
+			 "(README.md, \"Audit trail\")",
+			 owner);
+}
 
 static int
 collect(void *arg, const struct db_audit_row *r)
@@ -373,6 +490,14 @@ seal_batch(struct gate_sealer *s, int *more, char *err, size_t errlen)
 			dc.sig);
 	r = db_audit_append(s->leader, links, nl, &dc, err, errlen);
 	if (r == 0) {
+		char anchor[512];
+
+		/* The journal: a copy of every checkpoint outside the
+		 * database, for `audit verify --anchor`. */
+		if (gate_audit_anchor_line(&c, dc.sig, anchor,
+					   sizeof(anchor)) > 0)
+			gate_log(GATE_LOG_INFO, NULL, "audit_checkpoint", "%s",
+				 anchor);
 		s->h_seq = c.last_seq;
 		s->h_pos = c.count;
 		memcpy(s->h_hash, c.last_hash, 32);
@@ -497,6 +622,7 @@ gate_sealer_start(struct gate_app *app, struct gate_sealer **out, char *err,
 	size_t n = 0;
 
 	*out = NULL;
+	check_roles(app);
 	if (gate_audit_pubs_load(cfg, pk, kid, MAX_PUBS, &n, err, errlen) != 0)
 		return -1;
 	pthread_mutex_lock(&pubs_mu);
@@ -514,6 +640,11 @@ gate_sealer_start(struct gate_app *app, struct gate_sealer **out, char *err,
 	}
 	if (cfg->audit_checkpoint_interval_ms == 0)
 		return 0;
+	if (cfg->log_level > GATE_LOG_INFO)
+		gate_log(GATE_LOG_WARN, NULL, "audit_journal_off",
+			 "[log] level is above info, so the checkpoint journal "
+			 "(audit_checkpoint lines, the anchors `roomgate audit "
+			 "verify --anchor` needs) is not written by this node");
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -568,6 +699,15 @@ gate_sealer_metrics(struct gate_buf *b)
 	long long last;
 	int64_t now_ms;
 
+	if (atomic_load(&role_separated) >= 0)
+		gate_buf_printf(
+			b,
+			"# HELP roomgate_audit_role_separated 0 when the "
+			"service's database role owns audit_log or is a "
+			"superuser (it could switch the audit triggers off)\n"
+			"# TYPE roomgate_audit_role_separated gauge\n"
+			"roomgate_audit_role_separated %d\n",
+			atomic_load(&role_separated));
 	pthread_mutex_lock(&cur_mu);
 	if (cur == NULL) {
 		pthread_mutex_unlock(&cur_mu);
@@ -627,6 +767,11 @@ struct walk {
 	long long prev_seq, prev_pos;
 	unsigned char prev_hash[32];
 	int failed;
+	/* the first chained record after the last checkpoint met (0: none) */
+	long long first_uncovered;
+	/* records with an earlier time ("YYYY-MM-DDTHH:MM:SS") should be
+	 * sealed by now */
+	char stale_before[32];
 };
 
 static void
@@ -721,6 +866,17 @@ on_row(void *arg, const struct db_audit_row *r)
 				r->seq, w->max_chained);
 			return 1;
 		}
+		if (r->f[0] != NULL && w->stale_before[0] != '\0' &&
+		    strncmp(r->f[0], w->stale_before, 19) < 0) {
+			fail_at(w, r->seq,
+				"seq %lld: not sealed -- written at %.32s, more "
+				"than %d s ago, and no signed checkpoint covers "
+				"it: no node is sealing ([audit] "
+				"signing_key_file), or the chain's tail (its "
+				"entries and checkpoints) was cut",
+				r->seq, r->f[0], w->o->grace_s);
+			return 1;
+		}
 		res->unsealed++;
 		return 0;
 	}
@@ -772,7 +928,8 @@ on_row(void *arg, const struct db_audit_row *r)
 		res->first_seq = r->seq;
 	res->records++;
 	res->last_seq = r->seq;
-	res->after_last_ckpt++;
+	if (++res->after_last_ckpt == 1)
+		w->first_uncovered = r->seq;
 	if (w->next < w->nck && w->ck[w->next].last_seq == r->seq) {
 		const struct db_audit_ckpt *k = &w->ck[w->next];
 
@@ -796,6 +953,144 @@ on_row(void *arg, const struct db_audit_row *r)
 	return 0;
 }
 
+/*
+ * The newest purge must be what audit_purge() writes: its upto_seq is its
+ * checkpoint's last_seq, a sealed audit.purge record naming the same
+ * range, checkpoint, count and cutoff follows it, and the cutoff is not
+ * after that record's time (minus retention_days). 0 when it is.
+ */
+static int
+check_purge(struct walk *w, const struct db_audit_purge *p)
+{
+	if (p->inconsistent > 0) {
+		fail_at(w, 0,
+			"%lld retention purge(s) name a checkpoint that does "
+			"not end at the purged seq: purge rows were written "
+			"by hand",
+			p->inconsistent);
+		return -1;
+	}
+	if (p->ckpt_last_seq != p->upto_seq) {
+		fail_at(w, 0,
+			"the newest retention purge (up to seq %lld) names "
+			"checkpoint #%lld, which is gone: the purge row was "
+			"written by hand",
+			p->upto_seq, p->checkpoint_id);
+		return -1;
+	}
+	if (p->rec_seq == 0) {
+		fail_at(w, 0,
+			"the newest retention purge (up to seq %lld, cutoff "
+			"%s) is not followed by its audit.purge record: the "
+			"purge row was written by hand, or that record was "
+			"deleted",
+			p->upto_seq, p->cutoff);
+		return -1;
+	}
+	if (!p->cutoff_ok) {
+		fail_at(w, p->rec_seq,
+			"seq %lld: the purge up to seq %lld at %s used cutoff "
+			"%s, which is not at least retention_days (%d) before "
+			"the purge: records younger than the retention period "
+			"were deleted",
+			p->rec_seq, p->upto_seq, p->rec_at, p->cutoff,
+			w->o->retention_days);
+		return -1;
+	}
+	if (!p->rec_sealed) {
+		fail_at(w, p->rec_seq,
+			"seq %lld: the audit.purge record of the newest purge "
+			"is not sealed yet -- run verify again in a few "
+			"seconds; if it stays unsealed, no node seals or the "
+			"chain's tail was cut",
+			p->rec_seq);
+		return -1;
+	}
+	return 0;
+}
+
+/* One anchor file: every checkpoint line in it must be signed by a known
+ * key and be in the database unchanged. */
+static int
+check_anchor_file(struct walk *w, const char *path, char *err, size_t errlen)
+{
+	const struct gate_audit_verify_opts *o = w->o;
+	struct gate_audit_ckpt c;
+	struct db_audit_ckpt k;
+	unsigned char sig[64];
+	char body[512];
+	char *line = NULL;
+	size_t cap = 0, i;
+	long lineno = 0;
+	int r = 0, found, blen, pr;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL) {
+		snprintf(err, errlen, "--anchor %s: cannot open it", path);
+		return -1;
+	}
+	while (!w->failed && getline(&line, &cap, f) != -1) {
+		lineno++;
+		pr = gate_audit_anchor_parse(line, &c, sig);
+		if (pr == 0)
+			continue;
+		blen = pr < 0 ? -1 : gate_audit_ckpt_body(&c, body, sizeof(body));
+		for (i = 0; blen > 0 && i < o->npks; i++)
+			if (strcmp(o->kids[i], c.kid) == 0)
+				break;
+		if (blen < 0 || i == o->npks ||
+		    gate_audit_verify(o->pks[i], (const unsigned char *)body,
+				      (size_t)blen, sig) != 0) {
+			fail_at(w, 0,
+				"anchor %s line %ld is not a checkpoint signed "
+				"by a known key (malformed, altered, or an "
+				"unknown kid): the anchor file cannot be "
+				"trusted",
+				path, lineno);
+			break;
+		}
+		if ((r = db_audit_ckpt_at(w->db, c.last_seq, &k, &found, err,
+					  errlen)) != 0)
+			break;
+		if (!found) {
+			fail_at(w, c.last_seq,
+				"seq %lld: truncated -- the checkpoint anchored "
+				"in %s line %ld (count %lld, signed at %s) is "
+				"missing from the database: records, chain "
+				"entries and checkpoints after it were deleted",
+				c.last_seq, path, lineno, c.count, c.time);
+		} else if (strcmp(k.body, body) != 0 ||
+			   sodium_memcmp(k.sig, sig, 64) != 0) {
+			fail_at(w, c.last_seq,
+				"seq %lld: the checkpoint in the database "
+				"(#%lld, count %lld) differs from the one "
+				"anchored in %s line %ld (count %lld, signed at "
+				"%s): the chain was rebuilt after it",
+				c.last_seq, k.id, k.count, path, lineno,
+				c.count, c.time);
+		} else {
+			w->res->anchored++;
+		}
+		free(k.body);
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
+static int
+check_anchors(struct walk *w, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < w->o->nanchors && !w->failed; i++)
+		if (check_anchor_file(w, w->o->anchors[i], err, errlen) != 0)
+			return -1;
+	if (!w->failed && w->res->anchored == 0)
+		fail_at(w, 0, "no anchored checkpoint found in the --anchor "
+			      "file(s) (lines holding "
+			      "\"roomgate-audit-anchor-v1 ...\")");
+	return 0;
+}
+
 int
 gate_audit_verify_run(struct db_pool *db,
 		      const struct gate_audit_verify_opts *o,
@@ -803,7 +1098,8 @@ gate_audit_verify_run(struct db_pool *db,
 		      size_t errlen)
 {
 	struct walk w;
-	long long anchor_id = 0, end = 0, min_seq = 0;
+	struct db_audit_purge pu;
+	long long anchor_id = 0, end = 0, min_seq = 0, newest = 0;
 	size_t base = (size_t)-1;
 	int r;
 
@@ -813,9 +1109,31 @@ gate_audit_verify_run(struct db_pool *db,
 	w.db = db;
 	w.o = o;
 	w.res = res;
-	/* Only the checkpoints from the starting one on are read. */
-	if ((r = db_audit_anchor(db, &anchor_id, &min_seq, err, errlen)) != 0)
+	if (o->grace_s > 0) {
+		time_t t = time(NULL) - o->grace_s;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(w.stale_before, sizeof(w.stale_before),
+			 "%Y-%m-%dT%H:%M:%S", &tm);
+	}
+	/* The newest purge is where verify starts; it must be one that
+	 * audit_purge() made, not a row written by hand. */
+	if ((r = db_audit_purge_newest(db, o->retention_days, &pu, err,
+				       errlen)) != 0)
 		goto out;
+	if (pu.id != 0) {
+		anchor_id = pu.checkpoint_id;
+		min_seq = pu.upto_seq;
+		snprintf(res->purged, sizeof(res->purged),
+			 "records up to seq %lld were purged under retention "
+			 "at %s (cutoff %s; %lld records; from checkpoint "
+			 "#%lld)",
+			 pu.upto_seq, pu.rec_at[0] ? pu.rec_at : pu.at,
+			 pu.cutoff, pu.records, pu.checkpoint_id);
+		if (check_purge(&w, &pu) != 0)
+			goto out; /* r is 0: read fine, res->ok is 0 */
+	}
 	if (o->from_seq > 0) {
 		long long before = 0;
 
@@ -867,6 +1185,26 @@ gate_audit_verify_run(struct db_pool *db,
 	if (r < 0)
 		goto out;
 	r = 0;
+	/*
+	 * Chain entries no signed checkpoint covers: the sealer writes both
+	 * in one transaction, so checkpoints were deleted -- unless the
+	 * sealer signed one while this walk ran (asked again).
+	 */
+	if (!w.failed && res->after_last_ckpt > 0 &&
+	    (r = db_audit_max_ckpt(db, &newest, err, errlen)) == 0 &&
+	    newest < res->last_seq)
+		fail_at(&w, w.first_uncovered,
+			"seq %lld: chained but no signed checkpoint covers it "
+			"(the chain runs to seq %lld, the newest checkpoint "
+			"ends at seq %lld): the sealer writes chain entries "
+			"and their checkpoint in one transaction, so "
+			"checkpoints were deleted or the chain was rebuilt",
+			w.first_uncovered, res->last_seq, newest);
+	if (r != 0)
+		goto out;
+	if (!w.failed && o->nanchors > 0 &&
+	    (r = check_anchors(&w, err, errlen)) != 0)
+		goto out;
 	if (!w.failed && w.next < w.nck &&
 	    (end == 0 || w.ck[w.next].last_seq <= end))
 		fail_at(&w, w.prev_seq + 1,
@@ -880,12 +1218,10 @@ gate_audit_verify_run(struct db_pool *db,
 	if (!w.failed)
 		snprintf(res->what, sizeof(res->what),
 			 "%lld records (seq %lld..%lld) match the chain; %lld "
-			 "checkpoint signatures good; %lld chained records "
-			 "after the last checkpoint; %lld records not sealed "
-			 "yet%s",
+			 "checkpoint signatures good; %lld anchored "
+			 "checkpoints match; %lld records not sealed yet%s",
 			 res->records, res->first_seq, res->last_seq,
-			 res->checkpoints, res->after_last_ckpt,
-			 res->unsealed,
+			 res->checkpoints, res->anchored, res->unsealed,
 			 anchor_id ? "; older records were purged under "
 				     "retention (from a signed checkpoint)"
 				   : "");

@@ -81,6 +81,15 @@ struct gate_audit_verify_opts {
 	char (*kids)[17];
 	size_t npks;
 	FILE *progress; /* NULL: quiet */
+	/* [audit] retention_days: a purge's cutoff must be at least this
+	 * long before the purge (0: only not after it) */
+	int retention_days;
+	/* a record not sealed this long after its time fails verify */
+	int grace_s;
+	/* files holding checkpoint journal lines (roomgate-audit-anchor-v1)
+	 * saved outside the database; each must match the database */
+	const char *const *anchors;
+	size_t nanchors;
 };
 struct gate_audit_verify_result {
 	int ok;
@@ -88,6 +97,8 @@ struct gate_audit_verify_result {
 	long long first_seq, last_seq;
 	long long bad_seq; /* the first bad record (0: none, or a checkpoint) */
 	char what[1024];   /* what is wrong, or a summary when ok */
+	long long anchored; /* anchor lines checked */
+	char purged[512];   /* the newest purge: range, date, cutoff ("") */
 };
 /* Walks the range; result->ok 0 names the first problem. Returns < 0 only
  * when the database could not be read. */
@@ -95,6 +106,16 @@ int gate_audit_verify_run(struct db_pool *db,
 			  const struct gate_audit_verify_opts *o,
 			  struct gate_audit_verify_result *res, char *err,
 			  size_t errlen);
+
+/* The journal line of a checkpoint (one line, no newline): what `audit
+ * verify --anchor FILE` reads back. Returns its length, -1 if too long. */
+int gate_audit_anchor_line(const struct gate_audit_ckpt *c,
+			   const unsigned char sig[64], char *out,
+			   size_t outlen);
+/* Parses the anchor out of a line holding one (anywhere in it, e.g. in a
+ * JSON log line): 1 found, 0 no anchor in the line, -1 malformed. */
+int gate_audit_anchor_parse(const char *line, struct gate_audit_ckpt *c,
+			    unsigned char sig[64]);
 
 /* ---- CLI and HTTP ------------------------------------------------------ */
 

@@ -12,6 +12,15 @@
  * retention purge keeps the rest verifiable. The public-key route serves
  * the key file's text; the metrics show the sealer. API token create and
  * revoke leave audit records (never the token).
+ *
+ * The security review's findings (issue 8), each reproduced: chain entries
+ * no checkpoint covers, records never sealed, a tail cut together with its
+ * checkpoints (found through the checkpoint journal as --anchor), purges
+ * forged by hand (no audit.purge record, a future cutoff, a checkpoint
+ * that ends elsewhere), the service role passing a future cutoff to
+ * audit_purge(), the sealer's restart after a purge of everything, and a
+ * separated service role (a member of roomgate_service in a database of
+ * its own) that can neither change nor purge nor backdate anything.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,10 +35,13 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
+#include <sodium.h>
 
 #include "tests/lib/th.h"
 
 #define DBNAME "rg_audit_chain"
+#define ROLES_DB "rg_audit_roles"
+#define SVC_ROLE "rg_audit_svc"
 #define NRECORDS 100000
 
 static char app_ci[2048], admin_ci[2048], app_user[128];
@@ -37,6 +49,7 @@ static char cfg_path[600], pub_path[700], other_pub[600];
 static struct th_server srv;
 static char out[65536];
 static long long gap_seq, max_seq;
+static char ldap_ini[2048], keys_path[1024];
 
 static double
 now_s(void)
@@ -82,6 +95,30 @@ conninfo_for(const char *url, const char *dbname, char *ci, size_t cilen,
 		kv_append(ci, cilen, o->keyword, o->val);
 	}
 	kv_append(ci, cilen, "dbname", dbname);
+	PQconninfoFree(opts);
+}
+
+/* As conninfo_for, connecting as user with password instead. */
+static void
+conninfo_as(const char *url, const char *dbname, const char *user,
+	    const char *pw, char *ci, size_t cilen)
+{
+	PQconninfoOption *opts, *o;
+	char *perr = NULL;
+
+	opts = PQconninfoParse(url, &perr);
+	assert_non_null(opts);
+	ci[0] = '\0';
+	for (o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL || strcmp(o->keyword, "dbname") == 0 ||
+		    strcmp(o->keyword, "user") == 0 ||
+		    strcmp(o->keyword, "password") == 0)
+			continue;
+		kv_append(ci, cilen, o->keyword, o->val);
+	}
+	kv_append(ci, cilen, "dbname", dbname);
+	kv_append(ci, cilen, "user", user);
+	kv_append(ci, cilen, "password", pw);
 	PQconninfoFree(opts);
 }
 
@@ -173,6 +210,18 @@ verify(const char *a1, const char *a2)
 	return th_run_capture(argv, NULL, out, sizeof(out));
 }
 
+/* verify must fail (exit 1) with want in its output. */
+static void
+verify_fails_saying(const char *a1, const char *want)
+{
+	int rc = verify(a1, NULL);
+
+	if (rc != 1 || strstr(out, "audit verify: FAILED") == NULL)
+		fail_msg("verify exited %d (want 1): %.3000s", rc, out);
+	if (strstr(out, want) == NULL)
+		fail_msg("verify did not say \"%s\": %.3000s", want, out);
+}
+
 static void
 verify_fails_with(const char *what, long long seq)
 {
@@ -195,6 +244,31 @@ verify_passes(void)
 
 	if (rc != 0 || strstr(out, "audit verify: OK") == NULL)
 		fail_msg("verify exited %d: %s", rc, out);
+}
+
+/* The whole file, NUL-terminated (free it); NULL when unreadable. */
+static char *
+read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL)
+		return NULL;
+	do {
+		if (len + 4096 + 1 > cap) {
+			char *p = realloc(buf, cap = cap * 2 + 8192);
+
+			assert_non_null(p);
+			buf = p;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
 }
 
 /* Waits until every record up to max(seq) is chained. */
@@ -301,6 +375,12 @@ setup(void **state)
 	assert_true(n > 0 && (size_t)n < sizeof(text));
 	snprintf(cfg_path, sizeof(cfg_path), "%s",
 		 th_write_file("audit-chain.ini", text));
+	n = snprintf(ldap_ini, sizeof(ldap_ini),
+		     "[ldap]\nuri = %s\nbind_dn = %s\nbind_password = %s\n",
+		     th_env("RG_TEST_LDAP_URI"), th_env("RG_TEST_LDAP_BIND_DN"),
+		     th_env("RG_TEST_LDAP_BIND_PASSWORD"));
+	assert_true(n > 0 && (size_t)n < sizeof(ldap_ini));
+	snprintf(keys_path, sizeof(keys_path), "%s", keys_ini);
 	argv[1] = "-c";
 	argv[2] = cfg_path;
 	argv[3] = "migrate";
@@ -593,6 +673,11 @@ service_role_cannot_change_audit_rows(void **state)
 	sql_ok(c, "SET roomgate.audit_purge_upto = '1000000'");
 	sql_fails(c, "DELETE FROM audit_log WHERE seq = 5", "append-only");
 	sql_ok(c, "RESET roomgate.audit_purge_upto");
+	/* Nor pass a cutoff in the future (the review's reproduction). */
+	sql_fails(c,
+		  "SELECT audit_purge((SELECT max(id) FROM audit_checkpoints), "
+		  "now() + interval '1 day', 'x')",
+		  "too recent");
 	/* Nor can it purge records that are not old enough. */
 	sql_fails(c,
 		  "SELECT audit_purge((SELECT max(id) FROM audit_checkpoints), "
@@ -687,6 +772,16 @@ public_key_route_and_metrics(void **state)
 	assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 200);
 	assert_non_null(strstr(r.body, "roomgate_audit_sealer_leader 1"));
 	assert_non_null(strstr(r.body, "roomgate_audit_gap_seqs_skipped_total 3"));
+	/* The service role owns the tables here: said at start, and 0. */
+	assert_non_null(strstr(r.body, "roomgate_audit_role_separated 0\n"));
+	{
+		char *log = read_file(srv.log_path);
+
+		assert_non_null(log);
+		assert_non_null(strstr(log, "audit_role_not_separated"));
+		assert_non_null(strstr(log, "AUDIT TRAIL NOT PROTECTED"));
+		free(log);
+	}
 	/* The CLI prints the same text. */
 	{
 		const char *argv[] = {th_env("RG_TEST_BIN"), "-c", cfg_path,
@@ -748,6 +843,382 @@ token_create_and_revoke_are_audited(void **state)
 	PQfinish(c);
 }
 
+
+/* F2 (a): chain entries that no signed checkpoint covers (the sealer writes
+ * both in one transaction), and records never sealed, fail verify. */
+static void
+uncovered_chain_fails(void **state)
+{
+	PGconn *a = attacker();
+	char want[160], q[256];
+	long long last;
+
+	(void)state;
+	sql_ok(a, "CREATE TEMP TABLE ck AS SELECT * FROM audit_checkpoints");
+	last = sql_ll(a, "SELECT last_seq FROM audit_checkpoints ORDER BY "
+			 "last_seq DESC OFFSET 1 LIMIT 1");
+	/* The newest checkpoint gone: the chain runs past what is signed. */
+	sqlf(a, "DELETE FROM audit_checkpoints WHERE last_seq > %lld", last);
+	snprintf(q, sizeof(q),
+		 "SELECT min(seq) FROM audit_chain WHERE seq > %lld", last);
+	snprintf(want, sizeof(want),
+		 "seq %lld: chained but no signed checkpoint covers it",
+		 sql_ll(a, q));
+	verify_fails_saying(NULL, want);
+	/* Zero checkpoints at all. */
+	sql_ok(a, "DELETE FROM audit_checkpoints");
+	verify_fails_saying(NULL,
+			    "seq 1: chained but no signed checkpoint covers it");
+	/* Zero checkpoints and no chain: old records never sealed. */
+	sql_ok(a, "CREATE TEMP TABLE ch AS SELECT * FROM audit_chain");
+	sql_ok(a, "DELETE FROM audit_chain");
+	verify_fails_saying(NULL, "seq 1: not sealed -- written at");
+	sql_ok(a, "INSERT INTO audit_chain SELECT * FROM ch");
+	sql_ok(a, "INSERT INTO audit_checkpoints OVERRIDING SYSTEM VALUE "
+		  "SELECT * FROM ck");
+	verify_passes();
+	PQfinish(a);
+}
+
+/* F2 (b): a tail cut with its chain entries and checkpoints leaves a
+ * consistent database; the checkpoint journal (the server's log, kept
+ * elsewhere) finds it. */
+static void
+anchors_find_a_cut_tail(void **state)
+{
+	PGconn *a = attacker();
+	char anchors[700], want[640];
+	char *log = read_file(srv.log_path);
+	long long cut;
+	int rc;
+
+	(void)state;
+	assert_non_null(log);
+	assert_non_null(strstr(log, "roomgate-audit-anchor-v1 last_seq="));
+	free(log);
+	snprintf(anchors, sizeof(anchors), "--anchor=%s", srv.log_path);
+	rc = verify(anchors, NULL);
+	if (rc != 0 || strstr(out, "anchored checkpoints match") == NULL ||
+	    strstr(out, " 0 anchored") != NULL)
+		fail_msg("verify --anchor exited %d: %s", rc, out);
+	/* Everything after the second newest checkpoint. */
+	cut = sql_ll(a, "SELECT last_seq FROM audit_checkpoints ORDER BY "
+			"last_seq DESC OFFSET 1 LIMIT 1");
+	sqlf(a, "CREATE TEMP TABLE t_log AS SELECT * FROM audit_log WHERE seq "
+		"> %lld",
+	     cut);
+	sqlf(a, "CREATE TEMP TABLE t_ch AS SELECT * FROM audit_chain WHERE "
+		"seq > %lld",
+	     cut);
+	sqlf(a, "CREATE TEMP TABLE t_ck AS SELECT * FROM audit_checkpoints "
+		"WHERE last_seq > %lld",
+	     cut);
+	sqlf(a, "DELETE FROM audit_log WHERE seq > %lld", cut);
+	sqlf(a, "DELETE FROM audit_chain WHERE seq > %lld", cut);
+	sqlf(a, "DELETE FROM audit_checkpoints WHERE last_seq > %lld", cut);
+	/* Without the anchor nothing tells. */
+	verify_passes();
+	snprintf(want, sizeof(want), ": truncated -- the checkpoint anchored "
+				     "in %s",
+		 srv.log_path);
+	verify_fails_saying(anchors, want);
+	/* A rebuilt checkpoint (same seq, other content) differs. */
+	sql_ok(a, "INSERT INTO audit_checkpoints OVERRIDING SYSTEM VALUE "
+		  "SELECT * FROM t_ck");
+	sql_ok(a, "INSERT INTO audit_chain SELECT * FROM t_ch");
+	sql_ok(a, "INSERT INTO audit_log OVERRIDING SYSTEM VALUE SELECT * "
+		  "FROM t_log");
+	rc = verify(anchors, NULL);
+	if (rc != 0)
+		fail_msg("verify --anchor after the restore exited %d: %s", rc,
+			 out);
+	/* An anchor file that was edited is refused. */
+	{
+		char *text = read_file(srv.log_path), *p, path[700];
+
+		assert_non_null(text);
+		p = strstr(text, "roomgate-audit-anchor-v1 last_seq=");
+		assert_non_null(p);
+		p = strstr(p, " count=");
+		assert_non_null(p);
+		p[7] = p[7] == '9' ? '8' : (char)(p[7] + 1);
+		snprintf(path, sizeof(path), "--anchor=%s",
+			 th_write_file("anchors-edited.log", text));
+		free(text);
+		verify_fails_saying(path, "is not a checkpoint signed by a "
+					  "known key");
+	}
+	PQfinish(a);
+}
+
+/* F1: purges written by hand, as the owner with the triggers off can:
+ * each is refused by verify, which always prints the purged range. */
+static void
+forged_purges_fail_verify(void **state)
+{
+	PGconn *c = connect_or_fail(app_ci), *a;
+	long long k_seq, k_id, done;
+	char want[200];
+
+	(void)state;
+	/* The reviewer's call: a cutoff in the future. */
+	sql_fails(c,
+		  "SELECT audit_purge((SELECT max(id) FROM audit_checkpoints), "
+		  "now() + interval '1 day', 'x')",
+		  "too recent");
+	PQfinish(c);
+	th_server_stop(&srv);
+	a = attacker();
+	done = sql_ll(a, "SELECT max(upto_seq) FROM audit_purges");
+	k_seq = sql_ll(a, "SELECT max(last_seq) FROM audit_checkpoints");
+	k_id = sql_ll(a, "SELECT id FROM audit_checkpoints ORDER BY last_seq "
+			 "DESC LIMIT 1");
+	sqlf(a, "CREATE TEMP TABLE f_log AS SELECT * FROM audit_log WHERE seq "
+		"<= %lld",
+	     k_seq);
+	sqlf(a, "CREATE TEMP TABLE f_ch AS SELECT * FROM audit_chain WHERE "
+		"seq <= %lld",
+	     k_seq);
+	/* What the old audit_purge() did with a future cutoff. */
+	sql_ok(a, "BEGIN");
+	sqlf(a,
+	     "INSERT INTO audit_purges (upto_seq, checkpoint_id, cutoff, "
+	     "records, node) SELECT %lld, %lld, now() + interval '1 day', "
+	     "count(*), 'x' FROM audit_log WHERE seq > %lld AND seq <= %lld",
+	     k_seq, k_id, done, k_seq);
+	sqlf(a, "DELETE FROM audit_log WHERE seq <= %lld", k_seq);
+	sqlf(a, "DELETE FROM audit_chain WHERE seq <= %lld", k_seq);
+	sqlf(a,
+	     "INSERT INTO audit_log (event_type, outcome, reason, node, "
+	     "details) SELECT 'audit.purge', 'info', 'retention', 'x', "
+	     "jsonb_build_object('upto_seq', upto_seq, 'checkpoint', "
+	     "checkpoint_id, 'records', records, 'cutoff', cutoff) FROM "
+	     "audit_purges WHERE upto_seq = %lld",
+	     k_seq);
+	sql_ok(a, "COMMIT");
+	verify_fails_saying(NULL, "not at least retention_days (0) before "
+				  "the purge");
+	snprintf(want, sizeof(want),
+		 "audit verify: purged: records up to seq %lld were purged "
+		 "under retention at 20",
+		 k_seq);
+	if (strstr(out, want) == NULL)
+		fail_msg("verify did not print the purge: %s", out);
+	/* A purge row without its audit.purge record. */
+	sqlf(a, "DELETE FROM audit_log WHERE seq > %lld", k_seq);
+	verify_fails_saying(NULL, "is not followed by its audit.purge record");
+	/* A purge row whose range is not its checkpoint's. */
+	sqlf(a, "UPDATE audit_purges SET upto_seq = upto_seq - 1 WHERE "
+		"upto_seq = %lld",
+	     k_seq);
+	verify_fails_saying(NULL, "name a checkpoint that does not end at "
+				  "the purged seq");
+	/* Undone: back to the genuine purge. */
+	sqlf(a, "DELETE FROM audit_purges WHERE upto_seq = %lld", k_seq - 1);
+	sql_ok(a, "INSERT INTO audit_chain SELECT * FROM f_ch");
+	sql_ok(a, "INSERT INTO audit_log OVERRIDING SYSTEM VALUE SELECT * "
+		  "FROM f_log");
+	verify_passes();
+	assert_non_null(strstr(out, "audit verify: purged: records up to "
+				    "seq 50000 were purged"));
+	PQfinish(a);
+}
+
+/* F3: a purge up to the newest checkpoint leaves audit_chain empty; the
+ * sealer, restarted, goes on from that checkpoint. */
+static void
+purge_everything_then_restart(void **state)
+{
+	PGconn *c = connect_or_fail(app_ci);
+	const char *argv[] = {th_env("RG_TEST_BIN"), "-c", cfg_path,
+			      "audit", "purge", "--before", NULL, NULL};
+	char cutoff[64], sql[4096];
+	long long count;
+	PGresult *res;
+
+	(void)state;
+	/* The owner lowers the retention floor (an audited change). */
+	sql_ok(c, "UPDATE audit_policy SET min_retention = interval '0'");
+	assert_int_equal(sql_ll(c, "SELECT count(*) FROM audit_log WHERE "
+				   "event_type = 'audit.policy'"),
+			 1);
+	th_server_start(&srv, cfg_path, srv.port);
+	wait_sealed(c, 60);
+	count = sql_ll(c, "SELECT count FROM audit_checkpoints ORDER BY "
+			  "last_seq DESC LIMIT 1");
+	usleep(20 * 1000);
+	res = PQexec(c, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+			"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	snprintf(cutoff, sizeof(cutoff), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	argv[6] = cutoff;
+	/* Stopped, so that nothing is sealed before the restart. */
+	th_server_stop(&srv);
+	if (th_run_capture(argv, NULL, out, sizeof(out)) != 0)
+		fail_msg("purge: %s", out);
+	assert_int_equal(sql_ll(c, "SELECT count(*) FROM audit_chain"), 0);
+	assert_int_equal(sql_ll(c, "SELECT count(*) FROM audit_log"), 1);
+	/* Restart: the head comes from the checkpoint, not from 0. */
+	snprintf(sql, sizeof(sql), gen_sql, "now()", 1, 5);
+	sql_ok(c, sql);
+	th_server_start(&srv, cfg_path, srv.port);
+	wait_sealed(c, 60);
+	assert_int_equal(sql_ll(c, "SELECT min(pos) FROM audit_chain"),
+			 count + 1);
+	verify_passes();
+	assert_int_equal(sql_ll(c, "SELECT count(*) FROM audit_chain"),
+			 sql_ll(c, "SELECT count(*) FROM audit_log"));
+	PQfinish(c);
+}
+
+/* F2 (c) and F7: migrations as the owner, the service as a member of
+ * roomgate_service. That role cannot change, cut, unprotect or purge the
+ * trail, nor choose a record's time; the server says it is separated. */
+static void
+separated_service_role(void **state)
+{
+	char postgres_ci[2048], owner_ci[2048], svc_ci[2048], text[8192];
+	char pw[33], env_url[2200], cfg2[600], url[256];
+	unsigned char rnd[16];
+	const char *argv[] = {th_env("RG_TEST_BIN"), "migrate", NULL};
+	const char *env[] = {env_url, NULL};
+	struct th_server s2;
+	struct th_http r;
+	PGconn *a, *o, *v;
+	long long seq, ck;
+	int n;
+
+	(void)state;
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(pw, sizeof(pw), rnd, sizeof(rnd));
+	conninfo_for(th_env("RG_TEST_PG_ADMIN_URL"), "postgres", postgres_ci,
+		     sizeof(postgres_ci), NULL, 0);
+	a = connect_or_fail(postgres_ci);
+	sql_ok(a, "DROP DATABASE IF EXISTS " ROLES_DB);
+	sqlf(a, "CREATE DATABASE " ROLES_DB " OWNER \"%s\"", app_user);
+	sql_ok(a, "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE "
+		  "rolname = 'roomgate_service') THEN CREATE ROLE "
+		  "roomgate_service NOLOGIN; END IF; IF NOT EXISTS (SELECT 1 "
+		  "FROM pg_roles WHERE rolname = '" SVC_ROLE "') THEN CREATE "
+		  "ROLE " SVC_ROLE " LOGIN IN ROLE roomgate_service; END IF; "
+		  "END $$");
+	sqlf(a, "ALTER ROLE " SVC_ROLE " PASSWORD '%s'", pw);
+	PQfinish(a);
+	/* Migrated by the owner (the app role of the other tests). */
+	conninfo_for(th_env("RG_TEST_PG_URL"), ROLES_DB, owner_ci,
+		     sizeof(owner_ci), NULL, 0);
+	conninfo_as(th_env("RG_TEST_PG_URL"), ROLES_DB, SVC_ROLE, pw, svc_ci,
+		    sizeof(svc_ci));
+	snprintf(env_url, sizeof(env_url), "ROOMGATE_DATABASE_URL=%s",
+		 owner_ci);
+	{
+		const char *mig[] = {argv[0], "-c", cfg_path, "migrate", NULL};
+
+		if (th_run_capture(mig, env, out, sizeof(out)) != 0)
+			fail_msg("migrate as the owner: %s", out);
+	}
+	o = connect_or_fail(owner_ci);
+	v = connect_or_fail(svc_ci);
+	/* F7: the service cannot backdate a record; the time is the
+	 * insert's. */
+	seq = sql_ll(v, "INSERT INTO audit_log (at, event_type, outcome) "
+			"VALUES ('2000-01-01T00:00:00Z', 'join', 'deny') "
+			"RETURNING seq");
+	{
+		char q[256];
+
+		snprintf(q, sizeof(q),
+			 "SELECT count(*) FROM audit_log WHERE seq = %lld AND "
+			 "at > now() - interval '1 minute'",
+			 seq);
+		assert_int_equal(sql_ll(o, q), 1);
+	}
+	/* A checkpoint over it (the owner writes one; the sealer would). */
+	ck = sql_ll(o, "INSERT INTO audit_checkpoints (kid, last_seq, count, "
+		       "last_hash, created_at, node, body, sig) SELECT "
+		       "'0123456789abcdef', max(seq), 1, decode(repeat('00', "
+		       "32), 'hex'), now() - interval '3 days', 'x', 'b', "
+		       "decode(repeat('00', 64), 'hex') FROM audit_log "
+		       "RETURNING id");
+	sql_fails(v, "UPDATE audit_log SET outcome = 'allow'",
+		  "permission denied");
+	sql_fails(v, "DELETE FROM audit_log", "permission denied");
+	sql_fails(v, "TRUNCATE audit_log", "permission denied");
+	sql_fails(v, "ALTER TABLE audit_log DISABLE TRIGGER ALL",
+		  "must be owner");
+	sql_fails(v, "ALTER TABLE audit_chain DISABLE TRIGGER USER",
+		  "must be owner");
+	sql_fails(v, "DELETE FROM audit_chain", "permission denied");
+	sql_fails(v, "DELETE FROM audit_checkpoints", "permission denied");
+	sql_fails(v, "UPDATE audit_checkpoints SET count = 2",
+		  "permission denied");
+	sql_fails(v, "SET session_replication_role = replica",
+		  "permission denied");
+	sql_fails(v, "UPDATE audit_policy SET min_retention = interval '0'",
+		  "permission denied");
+	/* A purge forged by hand: no row, no delete. */
+	sqlf(v, "SET roomgate.audit_purge_upto = '%lld'", seq);
+	sqlf(v, "SELECT set_config('roomgate.audit_purge_upto', '%lld', "
+		"false)",
+	     seq);
+	{
+		char q[512];
+
+		snprintf(q, sizeof(q),
+			 "INSERT INTO audit_purges (upto_seq, checkpoint_id, "
+			 "cutoff, records) VALUES (%lld, %lld, now(), 1)",
+			 seq, ck);
+		sql_fails(v, q, "permission denied");
+		snprintf(q, sizeof(q), "DELETE FROM audit_log WHERE seq = %lld",
+			 seq);
+		sql_fails(v, q, "permission denied");
+		/* Through audit_purge(): not with a cutoff of its choosing. */
+		snprintf(q, sizeof(q),
+			 "SELECT audit_purge(%lld, now() + interval '1 day', "
+			 "'x')",
+			 ck);
+		sql_fails(v, q, "too recent");
+		snprintf(q, sizeof(q),
+			 "SELECT audit_purge(%lld, now() - interval '2 days', "
+			 "'x')",
+			 ck);
+		sql_fails(v, q, "not all sealed and older");
+	}
+	assert_int_equal(sql_ll(o, "SELECT count(*) FROM audit_purges"), 0);
+	assert_true(sql_ll(o, "SELECT count(*) FROM audit_log") >= 1);
+	/* What the service does need still works. */
+	sql_ok(v, "INSERT INTO audit_chain (seq, pos, content_hash, hash) "
+		  "VALUES (1, 1, decode(repeat('00', 32), 'hex'), "
+		  "decode(repeat('00', 32), 'hex'))");
+	PQfinish(v);
+	PQfinish(o);
+
+	/* A server connected as that role says it is separated. */
+	memset(&s2, 0, sizeof(s2));
+	s2.port = th_free_port();
+	n = snprintf(text, sizeof(text),
+		     "[server]\nport = %d\nnode_name = node-r\n"
+		     "[database]\nurl = %s\n%s[keys]\nfile = %s\n",
+		     s2.port, svc_ci, ldap_ini, keys_path);
+	assert_true(n > 0 && (size_t)n < sizeof(text));
+	snprintf(cfg2, sizeof(cfg2), "%s",
+		 th_write_file("audit-roles.ini", text));
+	th_server_start(&s2, cfg2, s2.port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", s2.port);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 200);
+	if (strstr(r.body, "roomgate_audit_role_separated 1\n") == NULL)
+		fail_msg("metrics: %s", r.body);
+	th_server_stop(&s2);
+	{
+		char *log = read_file(s2.log_path);
+
+		assert_non_null(log);
+		assert_null(strstr(log, "audit_role_not_separated"));
+		free(log);
+	}
+}
+
 int
 main(void)
 {
@@ -759,10 +1230,15 @@ main(void)
 		cmocka_unit_test(swapped_rows_are_named),
 		cmocka_unit_test(truncated_tail_is_named),
 		cmocka_unit_test(bad_checkpoint_signature_is_reported),
+		cmocka_unit_test(uncovered_chain_fails),
+		cmocka_unit_test(anchors_find_a_cut_tail),
 		cmocka_unit_test(service_role_cannot_change_audit_rows),
 		cmocka_unit_test(public_key_route_and_metrics),
 		cmocka_unit_test(purge_keeps_the_rest_verifiable),
 		cmocka_unit_test(token_create_and_revoke_are_audited),
+		cmocka_unit_test(forged_purges_fail_verify),
+		cmocka_unit_test(purge_everything_then_restart),
+		cmocka_unit_test(separated_service_role),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
