@@ -26,6 +26,8 @@
 
 #include "db/db_int.h"
 
+static int is_uuid(const char *s);
+
 static PGresult *
 q(PGconn *pg, const char *sql, int n, const char *const *vals)
 {
@@ -210,9 +212,9 @@ context_make(void)
 	    ", coalesce(s.attributes::text, '{}'), " TS_UTC("s.expires_at") ", "
 	    "(SELECT ceil(extract(epoch FROM max(l.locked_until)))::bigint "
 	    "FROM lockout_counters l WHERE l.locked_until > now() AND "
-	    "((l.scope = 'identity_meeting' AND l.key = coalesce(m.id::text, "
-	    "'unknown-link') || ' ' || s.identity) OR (l.scope = 'source' AND "
-	    "l.key = $5))), gen_random_uuid()::text "
+	    "((l.scope = 'identity_meeting' AND l.key = roomgate_lock_key("
+	    "coalesce(m.id::text, 'unknown-link'), s.identity)) OR "
+	    "(l.scope = 'source' AND l.key = $5))), gen_random_uuid()::text "
 	    "FROM (SELECT 1) one LEFT JOIN sessions s ON s.id_hash = $1 AND "
 	    "s.revoked_at IS NULL AND s.expires_at > now() AND "
 	    "s.last_seen_at > now() - make_interval(secs => $2::int) "
@@ -399,10 +401,11 @@ db_admit_meeting_by_link(struct db_pool *pool, const char *link_id,
 	return r;
 }
 
-/* The whole record: roomgate_admit_record (migration 0011), one statement
- * run as its own transaction. */
+/* The whole record: roomgate_admit_record (migration 0011, with the
+ * session check of 0015), one statement run as its own transaction. */
 static const char record_sql[] =
-    "SELECT locked, retry_at, admitted, locked_until, probed FROM "
+    "SELECT locked, retry_at, admitted, locked_until, probed, "
+    "session_gone FROM "
     "roomgate_admit_record($1, $2, $3::int, $4::bigint, $5::boolean, "
     "$6::boolean, $7::boolean, $8::int, $9::bigint, $10::bigint[], "
     "$11::bigint[], $12::int, $13::bigint, $14::uuid, $15::uuid, "
@@ -464,7 +467,6 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 	char sess[65] = "", wait_s[24], maxf[24], win[24], quiet[24];
 	char srcmax[24], pwin[24], pneed[24], im_lens[512], src_lens[32];
 	const char *v[31];
-	const char *outcome = a->outcome, *reason = a->reason;
 	PGresult *res = NULL;
 	int r, admit = strcmp(a->outcome, "allow") == 0;
 
@@ -480,17 +482,6 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 	if (a->im_key == NULL) {
 		db_seterr(err, errlen, "an attempt needs its lockout key");
 		return DB_EINVAL;
-	}
-	/* The join token carries the admission id as jti and is made before
-	 * the attempt is written, so no admission is on record that the
-	 * person did not get, and none is handed out unrecorded (a token
-	 * made for an attempt recorded as locked is dropped by the caller). */
-	if (admit && a->mint != NULL &&
-	    a->mint(a->mint_ctx, a->admission_id) != 0) {
-		outcome = "deny";
-		reason = "token_failed";
-		admit = 0;
-		out->mint_failed = 1;
 	}
 	if (admit)
 		sodium_bin2hex(sess, sizeof(sess), a->session_hash, 32);
@@ -510,7 +501,7 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 	v[2] = maxf;
 	v[3] = win;
 	v[4] = yes(a->lockable);
-	v[5] = yes(a->failure && !out->mint_failed);
+	v[5] = yes(a->failure);
 	v[6] = yes(!a->source_not_counted);
 	v[7] = srcmax;
 	v[8] = quiet;
@@ -523,8 +514,8 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 	v[15] = admit ? sess : NULL;
 	v[16] = a->state;
 	v[17] = wait_s;
-	v[18] = outcome;
-	v[19] = reason;
+	v[18] = a->outcome;
+	v[19] = a->reason;
 	v[20] = a->identity;
 	v[21] = a->idp;
 	v[22] = a->matched_group;
@@ -555,6 +546,7 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 	out->retry_at = out->locked ? getll(res, 0, 1) : 0;
 	out->locked_until = getll(res, 0, 3);
 	out->probed = is_bool_t(res, 4);
+	out->session_gone = is_bool_t(res, 5);
 	if (is_bool_t(res, 2))
 		snprintf(out->admission_id, sizeof(out->admission_id), "%s",
 		         a->admission_id);
@@ -562,12 +554,62 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 out:
 	PQclear(res);
 	sodium_memzero(sess, sizeof(sess));
-	if (r != 0) {
-		int mint_failed = out->mint_failed;
-
+	if (r != 0)
 		memset(out, 0, sizeof(*out));
-		out->mint_failed = mint_failed;
+	db_release(pool, c);
+	return r;
+}
+
+int
+db_admission_unissue(struct db_pool *pool, const struct db_attempt *a,
+                     const char *admission_id, int *ended, char *err,
+                     size_t errlen)
+{
+	struct db_conn *c = NULL;
+	const char *v[8];
+	PGresult *res = NULL;
+	int r;
+
+	*ended = 0;
+	if (a->meeting_id == NULL || admission_id == NULL ||
+	    !is_uuid(admission_id)) {
+		db_seterr(err, errlen, "ending an admission needs its ids");
+		return DB_EINVAL;
 	}
+	v[0] = admission_id;
+	v[1] = a->meeting_id;
+	v[2] = a->identity;
+	v[3] = a->idp;
+	v[4] = a->source_addr;
+	v[5] = a->user_agent;
+	v[6] = a->request_id;
+	v[7] = a->node;
+	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
+		return r;
+	/* One statement: the end and its audit record, or neither. */
+	r = run(db_conn_pg(c),
+	        "WITH u AS (UPDATE admissions SET state = 'revoked', "
+	        "revoke_reason = 'token_failed', ended_at = now() WHERE id = "
+	        "$1::uuid AND meeting_id = $2::uuid AND state IN ('admitted', "
+	        "'waiting') RETURNING id), "
+	        "au AS (INSERT INTO audit_log (event_type, outcome, reason, "
+	        "identity, idp, meeting_id, source_addr, user_agent, "
+	        "request_id, node, details) SELECT 'admission.unissued', "
+	        "'deny', 'token_failed', $3, $4, $2::uuid, $5::inet, "
+	        "left($6, 1024), $7, $8, jsonb_build_object('admission_id', "
+	        "$1::text, 'ended', (SELECT count(*) FROM u) > 0) "
+	        "RETURNING seq) "
+	        "SELECT (SELECT count(*) FROM au), (SELECT count(*) FROM u)",
+	        8, v, "ending an admission whose token was not made", &res,
+	        err, errlen);
+	if (r == 0 && getll(res, 0, 0) != 1) {
+		r = DB_EQUERY;
+		db_seterr(err, errlen, "the end of the admission was not "
+		                       "recorded");
+	} else if (r == 0) {
+		*ended = getll(res, 0, 1) > 0;
+	}
+	PQclear(res);
 	db_release(pool, c);
 	return r;
 }

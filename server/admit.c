@@ -14,6 +14,14 @@
  * session, the meeting, its codes and the lock state (db_admit_context),
  * one directory round trip checks the person (memberof), and one more
  * database round trip records it (db_admit_record).
+ *
+ * The join token is made only after the record says "admitted" (its id,
+ * the token's jti, is known from the read): the record can still turn
+ * the attempt into a "locked" denial (a racing attempt locked it), and a
+ * signature made before would let a "locked" answer to the right code
+ * take longer than one to a wrong code. When the token cannot be made
+ * the admission is ended again at once, with its own audit record, so
+ * nobody told "not admitted" holds an admission.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +39,8 @@
 
 #define LINK_MAX 64
 #define REDIRECT_MAX 8192
+/* lockout_counters.key holds at most 1024 characters (0001_init.sql). */
+#define LOCK_KEY_MAX 1024
 
 int
 gate_join_link_ok(const char *p, size_t len)
@@ -209,22 +219,49 @@ out:
 	return r;
 }
 
-/* The join token, made by db_admit_record before it writes the attempt
- * (db_admit_mint_fn) so that an admission on record is one the person
- * got. */
-struct mint_job {
-	struct gate_app *app;
-	const struct db_meeting *m;
-	const struct db_session *s;
-	struct gate_join_verdict *v;
-};
-
+/*
+ * The identity+meeting lockout key: "<prefix> <identity>", or, when that
+ * does not fit the counters' key, "<prefix> sha256:<hex of the
+ * identity's SHA-256>" -- the same rule as roomgate_lock_key (migration
+ * 0015), which the attempt's read uses. 0, or -1 when out is too small.
+ */
 static int
-mint_run(void *ctx, const char *admission_id)
+lock_key(const char *prefix, const char *identity, char *out, size_t outlen)
 {
-	struct mint_job *j = ctx;
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[2 * crypto_hash_sha256_BYTES + 1];
+	int n = snprintf(out, outlen, "%s %s", prefix, identity);
 
-	return gate_join_token(j->app, j->m, j->s, admission_id, j->v);
+	if (n >= 0 && (size_t)n <= LOCK_KEY_MAX && (size_t)n < outlen)
+		return 0;
+	crypto_hash_sha256(h, (const unsigned char *)identity,
+	                   strlen(identity));
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	n = snprintf(out, outlen, "%s sha256:%s", prefix, hex);
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+/* Ends an admission just recorded whose answer could not be made (see
+ * the top of this file). */
+static void
+unissue(struct gate_app *app, const struct gate_rq *rq,
+        const struct db_attempt *a, const char *admission_id)
+{
+	char err[512];
+	int ended = 0;
+
+	if (db_admission_unissue(app->db, a, admission_id, &ended, err,
+	                         sizeof(err)) != 0)
+		gate_log(GATE_LOG_ERROR, rq->id, "admission.unissue_failed",
+		         "admission %s was recorded but its answer could not "
+		         "be made, and ending it failed too: it stays live "
+		         "until revoked: %s",
+		         admission_id, err);
+	else
+		gate_log(GATE_LOG_WARN, rq->id, "admission.unissued",
+		         "admission %s ended again (%s): its join token could "
+		         "not be made",
+		         admission_id, ended ? "ended" : "already over");
 }
 
 /* Takes a token made for an attempt that was not committed back. */
@@ -307,10 +344,10 @@ join_decide(struct gate_app *app, const struct gate_rq *rq,
 	const struct db_meeting *m = &ctx.meeting;
 	struct db_attempt a;
 	struct db_attempt_result res;
-	struct mint_job mj;
 	struct dir_verdict dv;
 	json_t *details = NULL;
-	char link[LINK_MAX + 1], src[64], im_key[1400], err[512], cerr[256];
+	char link[LINK_MAX + 1], src[64], im_key[LOCK_KEY_MAX + 1], err[512];
+	char cerr[256];
 	char derr[256];
 	char digits[GATE_CODE_BUF], *details_s = NULL;
 	const char *xff = NULL, *ua = NULL, *reason = "error", *group = NULL;
@@ -379,14 +416,10 @@ join_decide(struct gate_app *app, const struct gate_rq *rq,
 		reason = "database_unavailable";
 		goto decide;
 	}
-	if (have_m)
-		r = snprintf(im_key, sizeof(im_key), "%s %s", m->id,
-		             sess->identity);
-	else
-		r = snprintf(im_key, sizeof(im_key), "unknown-link %s",
-		             sess->identity);
-	if (r < 0 || (size_t)r >= sizeof(im_key)) {
-		reason = "identity_too_long";
+	/* An identity too long for the key is counted under its hash. */
+	if (lock_key(have_m ? m->id : "unknown-link", sess->identity, im_key,
+	             sizeof(im_key)) != 0) {
+		reason = "database_unavailable";
 		goto decide;
 	}
 
@@ -483,38 +516,26 @@ decide:
 	/* Malformed input is answered before the lock (DESIGN.md). */
 	a.lockable = status != 400;
 	a.source_not_counted = !count_source;
-	if (status == 200) {
-		mj.app = app;
-		mj.m = m;
-		mj.s = sess;
-		mj.v = v;
-		a.mint = mint_run;
-		a.mint_ctx = &mj;
-	}
-	if (strcmp(reason, "identity_too_long") == 0 ||
-	    db_admit_record(app->db, &a, &res, err, sizeof(err)) != 0) {
+	if (db_admit_record(app->db, &a, &res, err, sizeof(err)) != 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "admission.record",
 		         "the attempt could not be recorded, denied: %s", err);
-		drop_token(v);
 		deny(v, 503, "unavailable",
 		     "the attempt could not be recorded, so nobody is "
-		     "admitted; try again in a moment");
-		goto out;
-	}
-	if (res.mint_failed) {
-		drop_token(v);
-		deny(v, 503, "unavailable",
-		     "the join token could not be made, so nobody is "
 		     "admitted; try again in a moment");
 		goto out;
 	}
 	if (res.locked) {
 		/* Another attempt locked this identity+meeting (or the source)
 		 * while this one ran: recorded as "locked", answered so, and
-		 * the code's verdict stays unsaid. */
+		 * the code's verdict stays unsaid. No token was made for it,
+		 * so this answer costs the same whatever the code was. */
 		status = 429;
 		until = res.retry_at;
-		drop_token(v);
+	} else if (res.session_gone) {
+		/* Signed out (or revoked) while this attempt ran: recorded as
+		 * "session_revoked", nothing admitted. */
+		need_login(rq->params[0].p, rq->params[0].len, v);
+		goto out;
 	}
 
 	switch (status) {
@@ -544,13 +565,21 @@ decide:
 	case 200:
 	case 202:
 		snprintf(v->meeting_id, sizeof(v->meeting_id), "%s", m->id);
-		/* status 200: the token was made before COMMIT. */
-		if ((v->admission_id = strdup(res.admission_id)) == NULL ||
-		    (status == 200 && v->token == NULL)) {
-			drop_token(v);
+		if (res.admission_id[0] == '\0') {
 			deny(v, 503, "unavailable",
-			     "the admission was recorded but its answer could "
-			     "not be made; enter the code again");
+			     "the attempt could not be recorded, so nobody is "
+			     "admitted; try again in a moment");
+			break;
+		}
+		/* The token only now, for an admission on record. */
+		if ((v->admission_id = strdup(res.admission_id)) == NULL ||
+		    (status == 200 &&
+		     gate_join_token(app, m, sess, res.admission_id, v) != 0)) {
+			drop_token(v);
+			unissue(app, rq, &a, res.admission_id);
+			deny(v, 503, "unavailable",
+			     "the join token could not be made, so nobody is "
+			     "admitted; try again in a moment");
 			break;
 		}
 		v->status = status;

@@ -4,7 +4,13 @@
  * throttled last_seen_at write, statements prepared once per pooled
  * connection (and again after the connection is replaced), and the lock
  * lengths the database picks by lock number (roomgate_count_failure).
+ * And the security review's admission findings: a "locked" answer to the
+ * right code makes no join token (the token comes after the record), an
+ * admission whose token cannot be made is ended again, a session revoked
+ * while the attempt runs gets no admission, and an identity too long for
+ * the lockout key is decided and audited under its hash.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -33,7 +39,7 @@ static struct {
 	PGconn *pg;
 	char host_token[64];
 	char cfg_path[512];
-	struct sth_browser alice, bob;
+	struct sth_browser alice, bob, carol;
 } T;
 
 static const char *
@@ -304,6 +310,344 @@ second_lock_lasts_twice_as_long(void **state)
 	admin_exec("DELETE FROM lockout_counters WHERE key LIKE '% bob'");
 }
 
+/* ---- attempts held inside their record ------------------------------- */
+
+/* A superuser connection that holds the advisory lock the record of
+ * "<meeting id> <identity>" attempts takes first, so a join sent now has
+ * done its read and waits inside roomgate_admit_record. */
+static PGconn *
+hold_record(const char *meeting_id, const char *identity)
+{
+	const char *k[] = {"dbname", "dbname", NULL};
+	const char *v[] = {th_env("RG_TEST_PG_ADMIN_URL"), "roomgate", NULL};
+	const char *pv[2] = {meeting_id, identity};
+	PGconn *ad = PQconnectdbParams(k, v, 1);
+	PGresult *res;
+
+	assert_int_equal(PQstatus(ad), CONNECTION_OK);
+	res = PQexecParams(ad,
+	                   "SELECT pg_advisory_lock(hashtextextended("
+	                   "'roomgate admission ' || roomgate_lock_key($1, $2), "
+	                   "0))",
+	                   2, NULL, pv, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("advisory lock: %s", PQerrorMessage(ad));
+	PQclear(res);
+	return ad;
+}
+
+/* Waits (at most 10 s) until a backend waits for an advisory lock. */
+static void
+wait_for_held_attempt(void)
+{
+	for (int i = 0; i < 200; i++) {
+		char *n = admin_sql("SELECT count(*) FROM pg_stat_activity "
+		                    "WHERE wait_event_type = 'Lock' AND "
+		                    "wait_event = 'advisory'");
+		int waiting = strcmp(n, "0") != 0;
+
+		free(n);
+		if (waiting)
+			return;
+		usleep(50000);
+	}
+	fail_msg("no attempt came to wait inside its record");
+}
+
+struct bg_join {
+	pthread_t t;
+	struct sth_browser *b;
+	const char *base, *link, *code;
+	long status;
+	char *body;
+};
+
+static void *
+bg_join_run(void *arg)
+{
+	struct bg_join *j = arg;
+	struct curl_slist *hl = NULL;
+	struct sth_resp r;
+	char url[256], body[128];
+
+	memset(&r, 0, sizeof(r));
+	snprintf(url, sizeof(url), "%s/v1/join/%s", j->base, j->link);
+	snprintf(body, sizeof(body), "{\"code\": \"%s\"}", j->code);
+	hl = curl_slist_append(hl, "Content-Type: application/json");
+	curl_easy_setopt(j->b->h, CURLOPT_URL, url);
+	curl_easy_setopt(j->b->h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(j->b->h, CURLOPT_WRITEFUNCTION, sth_write);
+	curl_easy_setopt(j->b->h, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(j->b->h, CURLOPT_HEADERFUNCTION, sth_header);
+	curl_easy_setopt(j->b->h, CURLOPT_HEADERDATA, &r);
+	curl_easy_setopt(j->b->h, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(j->b->h, CURLOPT_POSTFIELDSIZE_LARGE,
+	                 (curl_off_t)strlen(body));
+	curl_easy_setopt(j->b->h, CURLOPT_COPYPOSTFIELDS, body);
+	j->status = -1;
+	if (curl_easy_perform(j->b->h) == CURLE_OK)
+		curl_easy_getinfo(j->b->h, CURLINFO_RESPONSE_CODE, &j->status);
+	curl_easy_setopt(j->b->h, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hl);
+	j->body = r.body != NULL ? r.body : strdup("");
+	r.body = NULL;
+	sth_resp_free(&r);
+	return NULL;
+}
+
+/* Sends the join from a thread; bg_join_wait collects the answer. */
+static void
+bg_join_start(struct bg_join *j, struct sth_browser *b, const char *base,
+              const char *link, const char *code)
+{
+	memset(j, 0, sizeof(*j));
+	j->b = b;
+	j->base = base;
+	j->link = link;
+	j->code = code;
+	assert_int_equal(pthread_create(&j->t, NULL, bg_join_run, j), 0);
+}
+
+static void
+bg_join_wait(struct bg_join *j)
+{
+	assert_int_equal(pthread_join(j->t, NULL), 0);
+	assert_non_null(j->body);
+}
+
+/* Ends the hold: the waiting attempt records. */
+static void
+release_record(PGconn *ad)
+{
+	PGresult *res = PQexec(ad, "SELECT pg_advisory_unlock_all()");
+
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	PQfinish(ad);
+}
+
+/* A lock on bob at meeting_id, set behind the attempt's back. */
+static void
+lock_bob(const char *meeting_id)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO lockout_counters (scope, key, failures, "
+	         "locked_until) VALUES ('identity_meeting', '%s bob', 0, "
+	         "now() + interval '60 seconds') ON CONFLICT (scope, key) DO "
+	         "UPDATE SET locked_until = now() + interval '60 seconds'",
+	         meeting_id);
+	admin_exec(sql);
+}
+
+/* Review F4: the record finds the lock a racing attempt set after this
+ * attempt's read. The answer is "locked", with no token, no admission,
+ * and no token was even made for it -- shown on a node whose tokens can
+ * never be made (a redirect URL longer than any answer may be): had it
+ * tried, the answer would be its 503. That node's admissions are ended
+ * again at once, each with a record. */
+static void
+locked_answer_to_right_code_makes_no_token(void **state)
+{
+	char link[80], code[16], id[40], base_b[64], *url;
+	struct th_server b;
+	struct bg_join j;
+	PGconn *ad;
+	/* The template may hold 4096 bytes; its rooms (20+ bytes each)
+	 * make the URL longer than the 8192 an answer may carry. */
+	size_t rooms = 600;
+	int port_b = th_free_port();
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, GROUP, "hot locked race", 0, link,
+	                code, id);
+
+	/* Node A: locked while it ran -> 429, no token, no admission. */
+	ad = hold_record(id, "bob");
+	bg_join_start(&j, &T.bob, T.base, link, code);
+	wait_for_held_attempt();
+	lock_bob(id);
+	release_record(ad);
+	bg_join_wait(&j);
+	if (j.status != 429)
+		fail_msg("expected 429, got %ld: %s", j.status, j.body);
+	assert_null(strstr(j.body, "token"));
+	free(j.body);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
+	                 0);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "meeting_id = $1::uuid AND reason = "
+	                              "'locked' AND code_ok",
+	                              id),
+	                 1);
+	admin_exec("DELETE FROM lockout_counters WHERE key LIKE '% bob'");
+
+	/* Node B: no token can be made there (the URL would not fit). */
+	url = calloc(1, 4096);
+	assert_non_null(url);
+	snprintf(url, 4096, "https://meet.example.com/{room}?jwt={token}&r=");
+	for (size_t i = 0; i < rooms; i++)
+		memcpy(url + strlen(url), "{room}", 7);
+	assert_int_equal(setenv("ROOMGATE_ADMISSION_REDIRECT_URL", url, 1), 0);
+	free(url);
+	th_server_start(&b, T.cfg_path, port_b);
+	unsetenv("ROOMGATE_ADMISSION_REDIRECT_URL");
+	snprintf(base_b, sizeof(base_b), "http://127.0.0.1:%d", port_b);
+
+	/* The right code, nothing racing: admitted on record, no token
+	 * made -> 503, and the admission ended again with its record. */
+	bg_join_start(&j, &T.bob, base_b, link, code);
+	bg_join_wait(&j);
+	if (j.status != 503)
+		fail_msg("expected 503, got %ld: %s", j.status, j.body);
+	assert_null(strstr(j.body, "\"token\""));
+	free(j.body);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid AND state = "
+	                              "'revoked' AND revoke_reason = "
+	                              "'token_failed' AND ended_at IS NOT NULL",
+	                              id),
+	                 1);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
+	                 1);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log a JOIN "
+	                              "admissions d ON d.id::text = "
+	                              "a.details->>'admission_id' WHERE "
+	                              "d.meeting_id = $1::uuid AND "
+	                              "a.event_type = 'admission.unissued' AND "
+	                              "a.reason = 'token_failed' AND "
+	                              "a.identity = 'bob'",
+	                              id),
+	                 1);
+
+	/* Locked while it ran on node B: 429 (a token made before the
+	 * record would have failed there: 503). */
+	ad = hold_record(id, "bob");
+	bg_join_start(&j, &T.bob, base_b, link, code);
+	wait_for_held_attempt();
+	lock_bob(id);
+	release_record(ad);
+	bg_join_wait(&j);
+	if (j.status != 429)
+		fail_msg("expected 429, got %ld: %s", j.status, j.body);
+	free(j.body);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
+	                 1);
+	th_server_stop(&b);
+	admin_exec("DELETE FROM lockout_counters WHERE key LIKE '% bob'");
+}
+
+/* Review F8: signed out while the attempt waited to record -> refused
+ * (sign in again), recorded as session_revoked, nothing admitted. */
+static void
+session_revoked_during_the_attempt_is_refused(void **state)
+{
+	char link[80], code[16], id[40];
+	struct bg_join j;
+	PGconn *ad;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, GROUP, "hot revoked race", 0,
+	                link, code, id);
+	sth_browser_init(&T.carol);
+	sth_sign_in(&T.carol, T.base, T.idp_base, "bob");
+	ad = hold_record(id, "bob");
+	bg_join_start(&j, &T.carol, T.base, link, code);
+	wait_for_held_attempt();
+	/* carol's is bob's newest session. */
+	admin_exec("UPDATE sessions SET revoked_at = now(), revoke_reason = "
+	           "'logout' WHERE id_hash = (SELECT id_hash FROM sessions "
+	           "WHERE identity = 'bob' AND revoked_at IS NULL ORDER BY "
+	           "created_at DESC LIMIT 1)");
+	release_record(ad);
+	bg_join_wait(&j);
+	if (j.status != 401 || strstr(j.body, "login_required") == NULL)
+		fail_msg("expected 401 login_required, got %ld: %s", j.status,
+		         j.body);
+	free(j.body);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM admissions WHERE "
+	                              "meeting_id = $1::uuid",
+	                              id),
+	                 0);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "meeting_id = $1::uuid AND event_type = "
+	                              "'admission' AND outcome = 'deny' AND "
+	                              "reason = 'session_revoked' AND code_ok "
+	                              "AND member_ok",
+	                              id),
+	                 1);
+	/* Nothing counted against bob. */
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM lockout_counters "
+	                              "WHERE key = $1 || ' bob'",
+	                              id),
+	                 0);
+	/* The other session (bob's browser) still gets in. */
+	expect_join(&T.bob, link, code, 200);
+	sth_browser_free(&T.carol);
+}
+
+/* Review F8: an identity too long for the lockout key is decided and
+ * audited, counted under its hash -- the same key the read computes
+ * (roomgate_lock_key). */
+static void
+long_identity_is_decided_and_audited(void **state)
+{
+	char link[80], code[16], id[40];
+	struct sth_resp r;
+	long st;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, GROUP, "hot long identity", 0,
+	                link, code, id);
+	sth_browser_init(&T.carol);
+	sth_sign_in(&T.carol, T.base, T.idp_base, "bob");
+	admin_exec("UPDATE sessions SET identity = repeat('z', 1100) WHERE "
+	           "id_hash = (SELECT id_hash FROM sessions WHERE identity = "
+	           "'bob' AND revoked_at IS NULL ORDER BY created_at DESC "
+	           "LIMIT 1)");
+	st = join(&T.carol, link, code, &r);
+	/* Nobody by that name in the directory: not on the list. */
+	if (st != 403)
+		fail_msg("expected 403, got %ld: %s", st, r.body);
+	sth_resp_free(&r);
+	assert_int_equal(ath_pg_count(T.pg,
+	                              "SELECT count(*) FROM audit_log WHERE "
+	                              "meeting_id = $1::uuid AND event_type = "
+	                              "'admission' AND reason = 'not_member' "
+	                              "AND length(identity) = 1100",
+	                              id),
+	                 1);
+	assert_int_equal(
+	    ath_pg_count(T.pg,
+	                 "SELECT count(*) FROM lockout_counters WHERE scope = "
+	                 "'identity_meeting' AND failures = 1 AND key = "
+	                 "roomgate_lock_key($1, repeat('z', 1100)) AND key = "
+	                 "$1 || ' sha256:' || encode(sha256(repeat('z', "
+	                 "1100)::bytea), 'hex')",
+	                 id),
+	    1);
+	/* Counted under that key: max_failures (2) locks it. */
+	expect_join(&T.carol, link, code, 403);
+	expect_join(&T.carol, link, code, 429);
+	sth_browser_free(&T.carol);
+}
+
 static int
 setup(void **state)
 {
@@ -358,6 +702,9 @@ main(void)
 	    cmocka_unit_test(last_seen_is_written_only_when_stale),
 	    cmocka_unit_test(statements_are_prepared_again_after_a_reconnect),
 	    cmocka_unit_test(second_lock_lasts_twice_as_long),
+	    cmocka_unit_test(locked_answer_to_right_code_makes_no_token),
+	    cmocka_unit_test(session_revoked_during_the_attempt_is_refused),
+	    cmocka_unit_test(long_identity_is_decided_and_audited),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
