@@ -287,12 +287,19 @@ struct db_session {
 	char *identity, *idp, *name_id, *name_id_format, *session_index;
 	char *authn_instant, *attributes_json, *expires_at;
 };
-/* 1 and *out when the session is live (and marks it used), 0 when it is
+/* 1 and *out when the session is live (and marks it used, writing
+ * last_seen_at only when older than db_session_touch_s()), 0 when it is
  * unknown, revoked, expired or idle too long, < 0 on error. */
 int db_session_get(struct db_pool *pool, const unsigned char id_hash[32],
 		   int idle_timeout_s, struct db_session *out, char *err,
 		   size_t errlen);
 void db_session_free(struct db_session *s);
+/* How stale (seconds) a session's last_seen_at may get before using the
+ * session writes it again: a sixteenth of idle_timeout_s, at most 60, so
+ * a session ends at most that much before its exact idle timeout. Every
+ * reader that moves last_seen_at uses this rule (db_session_get; the
+ * admission read's touch_s). */
+int db_session_touch_s(int idle_timeout_s);
 /* reason: a sessions.revoke_reason value ('logout', 'idp_logout'...). */
 int db_session_revoke(struct db_pool *pool, const unsigned char id_hash[32],
 		      const char *reason, char *err, size_t errlen);
@@ -356,6 +363,10 @@ void db_admit_ctx_free(struct db_admit_ctx *c);
 /* How long the lock_count-th lock lasts (seconds). */
 typedef long long (*db_lock_duration_fn)(void *ctx, int lock_count);
 
+/* Called by db_admit_record with the new admission's id before anything
+ * is written; nonzero: no admission (see below). */
+typedef int (*db_admit_mint_fn)(void *ctx, const char *admission_id);
+
 struct db_attempt {
 	/* What the audit record says. meeting_id NULL: unknown link. */
 	const char *meeting_id, *identity, *idp;
@@ -388,9 +399,14 @@ struct db_attempt {
 	 * against the source (an attempt a foreign page can make a browser
 	 * send, which must not lock out everyone behind its address). */
 	int source_not_counted;
-	/* Outcome allow: the new admission's id (db_admit_ctx.new_id); the
-	 * join token is made after the record, with this id as its jti. */
+	/* Outcome allow: the new admission's id (db_admit_ctx.new_id). */
 	const char *admission_id;
+	/* Outcome allow, may be NULL: makes what the person gets with the
+	 * admission (the join token) before COMMIT. When it fails the
+	 * attempt is recorded as a denial, reason "token_failed", without
+	 * an admission (out->mint_failed). */
+	db_admit_mint_fn mint;
+	void *mint_ctx;
 };
 
 struct db_attempt_result {
@@ -402,11 +418,7 @@ struct db_attempt_result {
 	 * later of identity+meeting and source) ends, epoch seconds. */
 	int locked;
 	long long retry_at;
-	/* Outcome allow, not locked, but the session was revoked or had
-	 * expired by the time of the record (its row is read FOR SHARE):
-	 * recorded as a denial, reason "session_revoked", nothing admitted,
-	 * nothing counted. */
-	int session_gone;
+	int mint_failed; /* a->mint failed: recorded as "token_failed" */
 };
 
 /*
@@ -430,18 +442,6 @@ struct db_attempt_result {
  */
 int db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 		    struct db_attempt_result *out, char *err, size_t errlen);
-
-/*
- * Ends an admission db_admit_record just wrote whose answer (the join
- * token) could not be made, so the person, told nobody was admitted, is
- * not: state revoked, revoke_reason token_failed, and an audit record
- * (event "admission.unissued", reason token_failed, with a's identity,
- * meeting and request facts) in one statement. *ended: the row was still
- * live and is ended now. 0 or DB_E*.
- */
-int db_admission_unissue(struct db_pool *pool, const struct db_attempt *a,
-			 const char *admission_id, int *ended, char *err,
-			 size_t errlen);
 
 /* ---- the waiting room (queries_admit.c) --------------------------------
  *

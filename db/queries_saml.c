@@ -152,33 +152,52 @@ db_session_create(struct db_pool *pool, const struct db_session_new *s,
 }
 
 int
+db_session_touch_s(int idle_timeout_s)
+{
+	int t = idle_timeout_s / 16;
+
+	return t < 0 ? 0 : t > 60 ? 60 : t;
+}
+
+int
 db_session_get(struct db_pool *pool, const unsigned char id_hash[32],
 	       int idle_timeout_s, struct db_session *out, char *err,
 	       size_t errlen)
 {
-	char idle[16];
-	const char *v[2] = {(const char *)id_hash, idle};
-	int l[2] = {32, 0}, f[2] = {1, 0};
+	char idle[16], touch[16];
+	const char *v[3] = {(const char *)id_hash, idle, touch};
+	int l[3] = {32, 0, 0}, f[3] = {1, 0, 0};
 	PGresult *res;
 	int r;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(idle, sizeof(idle), "%d", idle_timeout_s);
+	snprintf(touch, sizeof(touch), "%d",
+		 db_session_touch_s(idle_timeout_s));
 	/* Live means: not revoked, before the absolute expiry, and seen
-	 * within the idle timeout; using it moves last_seen_at. */
+	 * within the idle timeout -- checked on the stored row every time.
+	 * Using it moves last_seen_at, but only once it is older than the
+	 * touch interval: a write on every forward-auth request was a
+	 * commit (a WAL flush) per request. Both parts see one snapshot, so
+	 * the SELECT judges the row as it was before the touch. */
 	r = run(pool, "reading the session",
-		"UPDATE sessions SET last_seen_at = now() "
+		"WITH t AS (UPDATE sessions SET last_seen_at = now() "
 		"WHERE id_hash = $1 AND revoked_at IS NULL "
 		"AND expires_at > now() "
 		"AND last_seen_at > now() - make_interval(secs => $2::int) "
-		"RETURNING identity, idp_entity_id, name_id, name_id_format, "
+		"AND last_seen_at <= now() - make_interval(secs => $3::int) "
+		"RETURNING 1) "
+		"SELECT identity, idp_entity_id, name_id, name_id_format, "
 		"saml_session_index, "
 		"to_char(authn_instant AT TIME ZONE 'UTC', "
 		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
 		"coalesce(attributes::text, '{}'), "
 		"to_char(expires_at AT TIME ZONE 'UTC', "
-		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-		2, v, l, f, PGRES_TUPLES_OK, &res, err, errlen);
+		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+		"FROM sessions WHERE id_hash = $1 AND revoked_at IS NULL "
+		"AND expires_at > now() "
+		"AND last_seen_at > now() - make_interval(secs => $2::int)",
+		3, v, l, f, PGRES_TUPLES_OK, &res, err, errlen);
 	if (r != 0)
 		return r;
 	if (PQntuples(res) != 1) {
