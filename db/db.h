@@ -363,10 +363,6 @@ void db_admit_ctx_free(struct db_admit_ctx *c);
 /* How long the lock_count-th lock lasts (seconds). */
 typedef long long (*db_lock_duration_fn)(void *ctx, int lock_count);
 
-/* Called by db_admit_record with the new admission's id before anything
- * is written; nonzero: no admission (see below). */
-typedef int (*db_admit_mint_fn)(void *ctx, const char *admission_id);
-
 struct db_attempt {
 	/* What the audit record says. meeting_id NULL: unknown link. */
 	const char *meeting_id, *identity, *idp;
@@ -399,14 +395,9 @@ struct db_attempt {
 	 * against the source (an attempt a foreign page can make a browser
 	 * send, which must not lock out everyone behind its address). */
 	int source_not_counted;
-	/* Outcome allow: the new admission's id (db_admit_ctx.new_id). */
+	/* Outcome allow: the new admission's id (db_admit_ctx.new_id); the
+	 * join token is made after the record, with this id as its jti. */
 	const char *admission_id;
-	/* Outcome allow, may be NULL: makes what the person gets with the
-	 * admission (the join token) before COMMIT. When it fails the
-	 * attempt is recorded as a denial, reason "token_failed", without
-	 * an admission (out->mint_failed). */
-	db_admit_mint_fn mint;
-	void *mint_ctx;
 };
 
 struct db_attempt_result {
@@ -418,7 +409,11 @@ struct db_attempt_result {
 	 * later of identity+meeting and source) ends, epoch seconds. */
 	int locked;
 	long long retry_at;
-	int mint_failed; /* a->mint failed: recorded as "token_failed" */
+	/* Outcome allow, not locked, but the session was revoked or had
+	 * expired by the time of the record (its row is read FOR SHARE):
+	 * recorded as a denial, reason "session_revoked", nothing admitted,
+	 * nothing counted. */
+	int session_gone;
 };
 
 /*
@@ -442,6 +437,18 @@ struct db_attempt_result {
  */
 int db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 		    struct db_attempt_result *out, char *err, size_t errlen);
+
+/*
+ * Ends an admission db_admit_record just wrote whose answer (the join
+ * token) could not be made, so the person, told nobody was admitted, is
+ * not: state revoked, revoke_reason token_failed, and an audit record
+ * (event "admission.unissued", reason token_failed, with a's identity,
+ * meeting and request facts) in one statement. *ended: the row was still
+ * live and is ended now. 0 or DB_E*.
+ */
+int db_admission_unissue(struct db_pool *pool, const struct db_attempt *a,
+			 const char *admission_id, int *ended, char *err,
+			 size_t errlen);
 
 /* ---- the waiting room (queries_admit.c) --------------------------------
  *
