@@ -84,4 +84,22 @@ int db_outbox_list_json(struct db_pool *pool, const char *state, int limit,
 int db_outbox_retry(struct db_pool *pool, long long id,
                     const struct db_actor *by, char *err, size_t errlen);
 
+/*
+ * Wake-ups (db/outbox_listen.c): a connection of its own (application_name
+ * roomgate-outbox-listen) in LISTEN roomgate_outbox; migration 0016's
+ * trigger notifies it when a transaction that wrote an outbox row commits.
+ * A hint only -- a lost connection loses notifications, never events.
+ * open: 0 with *out (closed by db_outbox_listen_close; NULL is fine) or
+ * DB_E*. wait: up to timeout_ms; 1 when notifications came (all are
+ * consumed), 0 when none, < 0 when the connection is gone (close it and
+ * open another).
+ */
+struct db_outbox_listen;
+int db_outbox_listen_open(const char *conninfo, int connect_timeout_s,
+                          struct db_outbox_listen **out, char *err,
+                          size_t errlen);
+int db_outbox_listen_wait(struct db_outbox_listen *l, int timeout_ms,
+                          char *err, size_t errlen);
+void db_outbox_listen_close(struct db_outbox_listen *l);
+
 #endif

@@ -7,6 +7,13 @@
  * backoff with full jitter) or, past [webhooks] max_age, the dead letter.
  * Every node runs workers; FOR UPDATE SKIP LOCKED and the lease keep two
  * of them off the same event while the lease runs.
+ *
+ * Workers idle for [webhooks] poll_interval_ms between looks, but a
+ * listener thread per node holds a LISTEN roomgate_outbox connection
+ * (migration 0016 notifies when an outbox row commits, on any node) and
+ * wakes them at once, so an event goes out within milliseconds. The poll
+ * stays the fallback: while the listener is disconnected events wait at
+ * most one poll, and none is lost (rows stay in the outbox).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +38,7 @@
 #define RESP_MAX 65536       /* response bytes read at most */
 #define LEASE_MARGIN_MS 2000 /* lease beyond the transfer timeout */
 #define DB_RETRY_MS 2000     /* wait after a database failure */
+#define LISTEN_WAIT_MS 250   /* listener's look at the stop flag */
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
 
@@ -126,7 +134,8 @@ gate_webhook_backoff_ms(int failed, long long base_ms, long long cap_ms,
 
 /* ---- metrics ---------------------------------------------------------- */
 
-static _Atomic uint64_t n_ok, n_failed, n_dead;
+static _Atomic uint64_t n_ok, n_failed, n_dead, n_wakeups;
+static atomic_int listen_up;
 
 void
 gate_webhooks_metrics(struct gate_buf *b, struct db_pool *db)
@@ -161,10 +170,21 @@ gate_webhooks_metrics(struct gate_buf *b, struct db_pool *db)
 	    "# HELP roomgate_webhook_dead_letters_total Events this node "
 	    "dead-lettered.\n"
 	    "# TYPE roomgate_webhook_dead_letters_total counter\n"
-	    "roomgate_webhook_dead_letters_total %llu\n",
+	    "roomgate_webhook_dead_letters_total %llu\n"
+	    "# HELP roomgate_webhook_listen_connected 1 while this node's "
+	    "LISTEN connection for outbox wake-ups is up (else workers "
+	    "poll).\n"
+	    "# TYPE roomgate_webhook_listen_connected gauge\n"
+	    "roomgate_webhook_listen_connected %d\n"
+	    "# HELP roomgate_webhook_wakeups_total Outbox notifications "
+	    "that woke this node's workers.\n"
+	    "# TYPE roomgate_webhook_wakeups_total counter\n"
+	    "roomgate_webhook_wakeups_total %llu\n",
 	    (unsigned long long)atomic_load(&n_ok),
 	    (unsigned long long)atomic_load(&n_failed),
-	    (unsigned long long)atomic_load(&n_dead));
+	    (unsigned long long)atomic_load(&n_dead),
+	    atomic_load(&listen_up),
+	    (unsigned long long)atomic_load(&n_wakeups));
 }
 
 /* ---- delivery --------------------------------------------------------- */
@@ -176,6 +196,9 @@ struct gate_webhooks {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* CLOCK_MONOTONIC */
 	atomic_int stop;
+	unsigned long wake_seq; /* under mu; moved by each wake-up */
+	pthread_t listener;
+	int have_listener;
 };
 
 struct worker_resp {
@@ -336,9 +359,31 @@ out:
 	return r;
 }
 
-/* Sleeps ms, or less when the deliverer is stopping. */
+static unsigned long
+wake_seq_of(struct gate_webhooks *w)
+{
+	unsigned long v;
+
+	pthread_mutex_lock(&w->mu);
+	v = w->wake_seq;
+	pthread_mutex_unlock(&w->mu);
+	return v;
+}
+
 static void
-nap(struct gate_webhooks *w, int ms)
+wake_all(struct gate_webhooks *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->wake_seq++;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Sleeps ms, or less when the deliverer is stopping or a wake-up came
+ * after the caller read seen (wake_seq_of), so one that arrives while the
+ * caller was still looking is not slept through. */
+static void
+nap(struct gate_webhooks *w, int ms, unsigned long seen)
 {
 	struct timespec until;
 
@@ -350,7 +395,7 @@ nap(struct gate_webhooks *w, int ms)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&w->mu);
-	while (!atomic_load(&w->stop) &&
+	while (!atomic_load(&w->stop) && w->wake_seq == seen &&
 	       pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&w->mu);
@@ -443,6 +488,7 @@ worker(void *arg)
 	unsigned long long seq = 0;
 	char owner[129], tag[17];
 	unsigned char rnd[8];
+	unsigned long seen;
 	CURL *h;
 	int r;
 
@@ -463,18 +509,74 @@ worker(void *arg)
 		snprintf(owner, sizeof(owner), "%.80s/%s/%llu",
 		         w->app->cfg->node_name ? w->app->cfg->node_name : "",
 		         tag, ++seq);
+		seen = wake_seq_of(w);
 		r = work_once(w, h, owner);
 		/* A database that fails is asked again less often, so an
 		 * outage does not flood the log. */
 		if (r < 0)
-			nap(w, w->app->cfg->wh_poll_ms > DB_RETRY_MS
-			           ? w->app->cfg->wh_poll_ms
-			           : DB_RETRY_MS);
+			nap(w,
+			    w->app->cfg->wh_poll_ms > DB_RETRY_MS
+			        ? w->app->cfg->wh_poll_ms
+			        : DB_RETRY_MS,
+			    seen);
 		else if (r == 0)
-			nap(w, w->app->cfg->wh_poll_ms);
+			nap(w, w->app->cfg->wh_poll_ms, seen);
 	}
 	curl_easy_cleanup(h);
 	free(a);
+	return NULL;
+}
+
+/* The node's LISTEN connection: a notification wakes every worker. A
+ * lost connection is opened again (every DB_RETRY_MS while the database
+ * is away); meanwhile the workers' poll delivers. */
+static void *
+listener(void *arg)
+{
+	struct gate_webhooks *w = arg;
+	const struct gate_config *cfg = w->app->cfg;
+	struct db_outbox_listen *l = NULL;
+	char err[512];
+	int r, warned = 0;
+
+	while (!atomic_load(&w->stop)) {
+		if (l == NULL) {
+			if (db_outbox_listen_open(cfg->db_url,
+			                          cfg->db_connect_timeout_s, &l,
+			                          err, sizeof(err)) != 0) {
+				l = NULL;
+				if (!warned)
+					gate_log(GATE_LOG_WARN, NULL,
+					         "outbox_listen_failed",
+					         "cannot listen for outbox "
+					         "events (workers poll every "
+					         "%d ms meanwhile): %s",
+					         cfg->wh_poll_ms, err);
+				warned = 1;
+				nap(w, DB_RETRY_MS, wake_seq_of(w));
+				continue;
+			}
+			warned = 0;
+			atomic_store(&listen_up, 1);
+			/* Events committed while nobody listened. */
+			wake_all(w);
+		}
+		r = db_outbox_listen_wait(l, LISTEN_WAIT_MS, err, sizeof(err));
+		if (r > 0) {
+			atomic_fetch_add(&n_wakeups, 1);
+			wake_all(w);
+		} else if (r < 0) {
+			gate_log(GATE_LOG_WARN, NULL, "outbox_listen_lost",
+			         "%s; listening again (workers poll every %d "
+			         "ms meanwhile)",
+			         err, cfg->wh_poll_ms);
+			atomic_store(&listen_up, 0);
+			db_outbox_listen_close(l);
+			l = NULL;
+		}
+	}
+	atomic_store(&listen_up, 0);
+	db_outbox_listen_close(l);
 	return NULL;
 }
 
@@ -550,6 +652,13 @@ gate_webhooks_start(struct gate_app *app, struct gate_webhooks **out, char *err,
 		}
 		w->nthreads++;
 	}
+	if (pthread_create(&w->listener, NULL, listener, w) == 0)
+		w->have_listener = 1;
+	else
+		gate_log(GATE_LOG_WARN, NULL, "outbox_listen_failed",
+		         "cannot start the outbox listener thread; workers "
+		         "poll every %d ms",
+		         cfg->wh_poll_ms);
 	url_host(cfg->wh_url, host, sizeof(host));
 	gate_log(GATE_LOG_INFO, NULL, "webhooks_on",
 	         "%d webhook worker(s) delivering outbox events to %s",
@@ -569,6 +678,8 @@ gate_webhooks_stop(struct gate_webhooks *w)
 	pthread_mutex_unlock(&w->mu);
 	for (int i = 0; i < w->nthreads; i++)
 		pthread_join(w->threads[i], NULL);
+	if (w->have_listener)
+		pthread_join(w->listener, NULL);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w->threads);

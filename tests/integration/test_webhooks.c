@@ -859,6 +859,101 @@ two_nodes_share_the_queue(void **state)
 	th_server_stop(&b);
 }
 
+static long long
+mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Waits (at most limit_ms) until the node's LISTEN gauge reads want. */
+static int
+wait_listen(int port, double want, int limit_ms)
+{
+	for (int waited = 0;; waited += 100) {
+		if (metric(port, "roomgate_webhook_listen_connected") == want)
+			return 1;
+		if (waited >= limit_ms)
+			return 0;
+		sleep_ms(100);
+	}
+}
+
+/* One event written now; how long (ms) until it is marked delivered, at
+ * most limit_ms (-1 when not by then). */
+static long long
+delivery_ms(int limit_ms)
+{
+	long long id, t0 = mono_ms();
+
+	enqueue(1, &id);
+	if (!wait_delivered(&id, 1, limit_ms))
+		return -1;
+	assert_int_equal(rcv_count(id), 1);
+	return mono_ms() - t0;
+}
+
+/* With a 10 s poll, an event written by another connection (as another
+ * node would) is delivered far sooner: migration 0016's NOTIFY wakes the
+ * node's workers. A LISTEN connection killed by the server is opened
+ * again, and events written meanwhile are still delivered, once. */
+static void
+woken_by_notify_not_poll(void **state)
+{
+	struct th_server s;
+	char ini[4096];
+	const char *cfg;
+	long long ms;
+	double w0;
+
+	(void)state;
+	snprintf(ini, sizeof(ini),
+	         "[database]\nmigrate_on_start = true\n"
+	         "[webhooks]\nurl = http://127.0.0.1:%d/hooks/roomgate\n"
+	         "secret = " SECRET "\nconnect_timeout_ms = 1000\n"
+	         "poll_interval_ms = 10000\nworkers = 2\n",
+	         R.port);
+	cfg = th_config("wh-notify.ini", ini);
+	rcv_mode(RCV_OK, 0, 0);
+	th_server_start(&s, cfg, th_free_port());
+	assert_true(wait_listen(s.port, 1, 10000));
+	/* The workers' first look and the listener's first wake-up are
+	 * over: from here on only a notification (or the 10 s poll) can
+	 * make them look again. */
+	sleep_ms(500);
+	w0 = metric(s.port, "roomgate_webhook_wakeups_total");
+	for (int i = 0; i < 3; i++) {
+		ms = delivery_ms(9000);
+		assert_true(ms >= 0);
+		/* Generous for a loaded machine, far under the poll. */
+		if (ms > 3000)
+			fail_msg("delivered after %lld ms: the poll, not the "
+			         "notification, found it",
+			         ms);
+		sleep_ms(200);
+	}
+	assert_true(metric(s.port, "roomgate_webhook_wakeups_total") >=
+	            w0 + 3);
+
+	/* The LISTEN connection dies: no event is lost, the listener comes
+	 * back, and wakes the workers again. */
+	PQclear(sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	            "WHERE application_name = 'roomgate-outbox-listen'",
+	            NULL));
+	ms = delivery_ms(15000);
+	assert_true(ms >= 0);
+	assert_true(wait_listen(s.port, 1, 10000));
+	assert_true(sql_ll("SELECT count(*) FROM pg_stat_activity WHERE "
+	                   "application_name = 'roomgate-outbox-listen'",
+	                   NULL) >= 1);
+	sleep_ms(500);
+	ms = delivery_ms(9000);
+	assert_true(ms >= 0 && ms <= 3000);
+	th_server_stop(&s);
+}
+
 int
 main(void)
 {
@@ -873,6 +968,7 @@ main(void)
 	    cmocka_unit_test(kill9_mid_delivery),
 	    cmocka_unit_test(tls_is_verified),
 	    cmocka_unit_test(two_nodes_share_the_queue),
+	    cmocka_unit_test(woken_by_notify_not_poll),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
