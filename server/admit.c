@@ -156,12 +156,14 @@ out:
 	return r;
 }
 
-int
-gate_join_token(struct gate_app *app, const struct db_meeting *m,
-                const struct db_session *s, const char *admission_id,
-                struct gate_join_verdict *v)
+/* The join token from one reload's config and keys (live): claims and
+ * signature never from two. */
+static int
+join_token(const struct gate_live *live, const struct db_meeting *m,
+           const struct db_session *s, const char *admission_id,
+           struct gate_join_verdict *v)
 {
-	const struct gate_config *cfg = app->cfg;
+	const struct gate_config *cfg = live->cfg;
 	struct gate_jwt_claims c;
 	json_t *attrs = NULL;
 	const char *name, *mail;
@@ -195,7 +197,7 @@ gate_join_token(struct gate_app *app, const struct db_meeting *m,
 		c.user_email = mail;
 	c.nbf = now;
 	c.exp = now + cfg->tok_ttl_s;
-	if (gate_jwt_mint(app->jwt, &c, &tok, err, sizeof(err)) != 0 ||
+	if (gate_jwt_mint(live->jwt, &c, &tok, err, sizeof(err)) != 0 ||
 	    gate_admit_render_url(cfg->adm_redirect_url, m->platform_room, tok,
 	                          REDIRECT_MAX, &url, err, sizeof(err)) != 0) {
 		gate_log(GATE_LOG_ERROR, NULL, "admission.token", "%s", err);
@@ -217,6 +219,17 @@ out:
 	}
 	json_decref(attrs);
 	return r;
+}
+
+int
+gate_join_token(struct gate_app *app, const struct db_meeting *m,
+                const struct db_session *s, const char *admission_id,
+                struct gate_join_verdict *v)
+{
+	struct gate_live live;
+
+	gate_app_live(app, &live);
+	return join_token(&live, m, s, admission_id, v);
 }
 
 /*
@@ -337,7 +350,8 @@ join_decide(struct gate_app *app, const struct gate_rq *rq,
             const char *code_in, const char *code_hint, int count_source,
             struct gate_join_verdict *v)
 {
-	const struct gate_config *cfg = app->cfg;
+	struct gate_live live;
+	const struct gate_config *cfg;
 	struct gate_lockout_policy pol;
 	struct db_admit_ctx ctx;
 	const struct db_session *sess = &ctx.session;
@@ -358,6 +372,10 @@ join_decide(struct gate_app *app, const struct gate_rq *rq,
 	int code_ok = -1, member_ok = -1, code_rc = -1, lock_rc = -1;
 	int status = 503, r;
 
+	/* One config (and its keys) for the whole attempt, whatever a
+	 * reload swaps in meanwhile. */
+	gate_app_live(app, &live);
+	cfg = live.cfg;
 	memset(v, 0, sizeof(*v));
 	deny(v, 503, "unavailable",
 	     "the service cannot decide right now, so nobody is admitted; "
@@ -402,7 +420,7 @@ join_decide(struct gate_app *app, const struct gate_rq *rq,
 	}
 	if ((v->identity = strdup(sess->identity)) == NULL)
 		goto out;
-	if (app->jwt == NULL || cfg->adm_redirect_url == NULL) {
+	if (live.jwt == NULL || cfg->adm_redirect_url == NULL) {
 		deny(v, 503, "not_configured",
 		     "admission is not configured on this server: set "
 		     "[tokens] hs256_secret or rs256_key_file, and "
@@ -574,7 +592,7 @@ decide:
 		/* The token only now, for an admission on record. */
 		if ((v->admission_id = strdup(res.admission_id)) == NULL ||
 		    (status == 200 &&
-		     gate_join_token(app, m, sess, res.admission_id, v) != 0)) {
+		     join_token(&live, m, sess, res.admission_id, v) != 0)) {
 			drop_token(v);
 			unissue(app, rq, &a, res.admission_id);
 			deny(v, 503, "unavailable",

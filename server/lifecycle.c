@@ -21,6 +21,11 @@
  * not appear or disappear), and the IdP metadata (re-read from
  * idp_metadata_file, whose path may change, or fetched now from
  * idp_metadata_url). Everything else needs a restart.
+ *
+ * The config and its keys are also published as one pair (app->live, one
+ * store) before the two single stores: a join token is signed with the
+ * keys of the same reload whose claims (issuer, audience, lifetime,
+ * redirect) it carries, never one of each.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +42,7 @@ struct gen {
 	struct gen *next;
 	struct gate_config cfg;
 	struct gate_jwt_keys *jwt;
+	struct gate_live live; /* &cfg and jwt, for app->live */
 };
 
 struct gate_lifecycle {
@@ -44,6 +50,7 @@ struct gate_lifecycle {
 	char *const *envp;
 	sigset_t set;
 	struct gen *gens; /* newest first; freed by gate_lifecycle_close */
+	struct gate_live first; /* the start-up pair, until a reload */
 };
 
 /* For /metrics: reloads by result and when the last one was applied. */
@@ -166,6 +173,11 @@ gate_lifecycle_open(struct gate_app *app, char *const *envp,
 	}
 	lc->app = app;
 	lc->envp = envp;
+	/* No reload runs before gate_lifecycle_run, so the two are still
+	 * the start-up pair here. */
+	lc->first.cfg = app->cfg;
+	lc->first.jwt = app->jwt;
+	app->live = &lc->first;
 	sigemptyset(&lc->set);
 	sigaddset(&lc->set, SIGINT);
 	sigaddset(&lc->set, SIGTERM);
@@ -236,6 +248,9 @@ gate_reload(struct gate_lifecycle *lc)
 			goto out;
 	}
 
+	g->live.cfg = &g->cfg;
+	g->live.jwt = g->jwt;
+	app->live = &g->live;
 	app->jwt = g->jwt;
 	app->cfg = &g->cfg;
 	/* The line below is written if the old or the new level wants it. */
@@ -366,11 +381,25 @@ gate_lifecycle_close(struct gate_lifecycle *lc)
 
 	if (lc == NULL)
 		return;
+	lc->app->live = NULL; /* the pairs are freed below */
 	for (g = lc->gens; g != NULL; g = next) {
 		next = g->next;
 		gen_free(g);
 	}
 	free(lc);
+}
+
+void
+gate_app_live(struct gate_app *app, struct gate_live *out)
+{
+	const struct gate_live *l = app->live;
+
+	if (l != NULL) {
+		*out = *l;
+		return;
+	}
+	out->cfg = app->cfg;
+	out->jwt = app->jwt;
 }
 
 void

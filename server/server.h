@@ -258,7 +258,14 @@ void gate_metrics_render(struct gate_buf *b, struct db_pool *db,
  * cfg and jwt are swapped by a SIGHUP reload (lifecycle.c) with one atomic
  * store each; a reader uses whichever it loaded, and the old ones stay
  * allocated until the service stops, so a pointer loaded once stays valid.
+ * A reader that needs both to belong together (a join token: keys and
+ * claims) takes them from live, published with one store
+ * (gate_app_live).
  */
+struct gate_live {
+	const struct gate_config *cfg;
+	struct gate_jwt_keys *jwt;
+};
 struct gate_app {
 	const struct gate_config *_Atomic cfg;
 	struct db_pool *db;
@@ -267,6 +274,8 @@ struct gate_app {
 	struct gate_codes *codes; /* code policy and key ring (meetings.h) */
 	struct saml_sp *saml; /* NULL when [saml] is not configured */
 	struct gate_jwt_keys *_Atomic jwt; /* join-token keys (jwt.h); NULL: none */
+	/* NULL until gate_lifecycle_open (cfg and jwt do not change before) */
+	const struct gate_live *_Atomic live;
 };
 
 enum gate_route_match { GATE_ROUTE_OK = 0, GATE_ROUTE_NOT_FOUND = 404,
@@ -322,6 +331,8 @@ void gate_lifecycle_run(struct gate_lifecycle *lc, struct gate_http *http);
 void gate_lifecycle_close(struct gate_lifecycle *lc);
 /* Prometheus lines for reloads (metrics.c). */
 void gate_lifecycle_metrics(struct gate_buf *b);
+/* The config and join-token keys in use, from one reload (or start). */
+void gate_app_live(struct gate_app *app, struct gate_live *out);
 
 /* ---- CLI (cli.c) ------------------------------------------------------ */
 
