@@ -10,6 +10,11 @@
  * destroy. ldap_sync_poll answers 0 both for "handled" and "timed out"
  * and -1 both for "connection gone" and "interrupted", so progress is
  * counted in the callbacks.
+ *
+ * Active Directory has no content sync ([directory] active = ad): a
+ * paged baseline search (a full refresh) and AD's change-notification
+ * search (watch_ad.c builds it) on the same connection, read with
+ * ldap_result; every reconnect starts with a new baseline.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -144,7 +149,7 @@ emit_change(void *arg, const struct dir_watch_event *ev)
 static int
 read_entry(struct dir_watch *w, LDAP *ld, LDAPMessage *msg,
            struct dir_wentry_in *in, char **dn, struct berval ***idvals,
-           struct berval ***members, char ***mstr)
+           struct berval ***members, char ***mstr, int as_group)
 {
 	struct berval **v;
 	static char empty[] = "";
@@ -154,7 +159,8 @@ read_entry(struct dir_watch *w, LDAP *ld, LDAPMessage *msg,
 	if (*dn == NULL)
 		return DIR_EINVAL;
 	in->dn = *dn;
-	*idvals = ldap_get_values_len(ld, msg, w->key_attr);
+	/* as_group: an AD group, which has the identity attribute too. */
+	*idvals = as_group ? NULL : ldap_get_values_len(ld, msg, w->key_attr);
 	if (*idvals != NULL && (*idvals)[0] != NULL && w->follower) {
 		size_t n = 0, k = 0;
 
@@ -293,7 +299,7 @@ on_entry(ldap_sync_t *ls, LDAPMessage *msg, struct berval *uuid,
 	case LDAP_SYNC_CAPI_ADD:
 	case LDAP_SYNC_CAPI_MODIFY:
 		rr = read_entry(w, ls->ls_ld, msg, &in, &dn, &idvals, &members,
-		                &mstr);
+		                &mstr, 0);
 		if (rr == 0)
 			r = dir_wstate_entry(
 			    w->state, (unsigned char *)uuid->bv_val,
@@ -635,13 +641,343 @@ out:
 	return stop;
 }
 
+/* ---- Active Directory: baseline search, then change notification ---- */
+
+/* Entries per page of the AD baseline (AD's default MaxPageSize is
+ * 1000). */
+#define AD_PAGE_SIZE 500
+
+/* One entry of the AD baseline (in_refresh) or a notification. */
+static void
+ad_entry(struct dir_watch *w, LDAP *ld, LDAPMessage *msg, int in_refresh)
+{
+	struct berval **guid, **euuid, **isdel, **oc, **idv, **mem;
+	struct berval **idvals = NULL, **members = NULL;
+	const struct berval *key = NULL;
+	char *dn = NULL, **mstr = NULL;
+	struct dir_wentry_in in;
+	int kind, r = 0, rr;
+
+	saw_message(w);
+	guid = ldap_get_values_len(ld, msg, "objectGUID");
+	euuid = ldap_get_values_len(ld, msg, "entryUUID");
+	isdel = ldap_get_values_len(ld, msg, "isDeleted");
+	oc = ldap_get_values_len(ld, msg, "objectClass");
+	idv = ldap_get_values_len(ld, msg, w->key_attr);
+	mem = ldap_get_values_len(ld, msg, w->cfg.member_attribute);
+	kind = dir_ad_entry_kind(guid, euuid, isdel, oc,
+	                         idv != NULL && idv[0] != NULL,
+	                         mem != NULL && mem[0] != NULL, &key);
+	pthread_rwlock_wrlock(&w->slock);
+	switch (kind) {
+	case DIR_AD_DELETE:
+		r = dir_wstate_delete(w->state, (unsigned char *)key->bv_val,
+		                      key->bv_len, emit_change, w);
+		break;
+	case DIR_AD_GROUP:
+	case DIR_AD_PERSON:
+		rr = read_entry(w, ld, msg, &in, &dn, &idvals, &members, &mstr,
+		                kind == DIR_AD_GROUP);
+		if (rr == 0)
+			r = dir_wstate_entry(
+			    w->state, (unsigned char *)key->bv_val, key->bv_len,
+			    &in, in_refresh, emit_change, w);
+		else if (rr == DIR_ENOMEM)
+			w->failed = 1;
+		else
+			note(w, DIR_LOG_WARN, "directory_watch_entry_skipped",
+			     "ignored an entry the watcher cannot read (%s)",
+			     dn != NULL ? dn : "no DN");
+		break;
+	default:
+		break;
+	}
+	pthread_rwlock_unlock(&w->slock);
+	/* A failed change sets w->failed (the loop starts over). */
+	(void)r;
+	free(mstr);
+	ldap_value_free_len(members);
+	ldap_value_free_len(idvals);
+	if (dn != NULL)
+		ldap_memfree(dn);
+	ldap_value_free_len(mem);
+	ldap_value_free_len(idv);
+	ldap_value_free_len(oc);
+	ldap_value_free_len(isdel);
+	ldap_value_free_len(euuid);
+	ldap_value_free_len(guid);
+}
+
+/*
+ * The AD baseline: a paged subtree search of the watched entries with
+ * the notification's attributes, as a full refresh -- what it does not
+ * name is gone, groups are reconciled whole. 0 done, 1 told to stop, -1
+ * failed (logged).
+ */
+static int
+ad_baseline(struct dir_watch *w, LDAP *ld, char **attrs, const char *uri)
+{
+	struct berval cookie = {0, NULL};
+	struct timeval tv;
+	int rc, more = 1;
+
+	tv.tv_sec = w->cfg.op_timeout_ms > 0 ? w->cfg.op_timeout_ms / 1000 : 0;
+	tv.tv_usec =
+	    w->cfg.op_timeout_ms > 0 ? (w->cfg.op_timeout_ms % 1000) * 1000 : 0;
+	if (tv.tv_sec == 0 && tv.tv_usec == 0)
+		tv.tv_sec = 30;
+	pthread_rwlock_wrlock(&w->slock);
+	dir_wstate_clear(w->state);
+	dir_wstate_refresh_begin(w->state, 1);
+	pthread_rwlock_unlock(&w->slock);
+	pthread_mutex_lock(&w->mu);
+	w->st.full_refreshes++;
+	pthread_mutex_unlock(&w->mu);
+	w->in_refresh = 1;
+	while (more && !w->failed) {
+		LDAPControl *page = NULL, *sctrls[2] = {NULL, NULL};
+		LDAPControl **rctrls = NULL, *pc;
+		LDAPMessage *res = NULL, *m;
+		char *msg = NULL;
+		int prc = LDAP_SUCCESS;
+		ber_int_t count = 0;
+
+		if (!w->hooks.keep_going(w->hooks.arg)) {
+			ldap_memfree(cookie.bv_val);
+			return 1;
+		}
+		rc = ldap_create_page_control(
+		    ld, AD_PAGE_SIZE, cookie.bv_val != NULL ? &cookie : NULL, 0,
+		    &page);
+		ldap_memfree(cookie.bv_val);
+		cookie.bv_val = NULL;
+		cookie.bv_len = 0;
+		if (rc != LDAP_SUCCESS) {
+			note(w, DIR_LOG_ERROR, "directory_watch_failed",
+			     "directory watcher: cannot build the paged "
+			     "results control: %s",
+			     ldap_err2string(rc));
+			return -1;
+		}
+		sctrls[0] = page;
+		rc = ldap_search_ext_s(ld, w->base, LDAP_SCOPE_SUBTREE,
+		                       w->filter, attrs, 0, sctrls, NULL, &tv,
+		                       0, &res);
+		ldap_control_free(page);
+		if (res == NULL ||
+		    (rc != LDAP_SUCCESS && ldap_count_entries(ld, res) <= 0)) {
+			note(w, DIR_LOG_ERROR, "directory_watch_sync_failed",
+			     "directory watcher: the AD baseline search under "
+			     "%s failed at %s: %s (the service account needs "
+			     "read access to the watched entries)",
+			     w->base, uri, ldap_err2string(rc));
+			ldap_msgfree(res);
+			return -1;
+		}
+		for (m = ldap_first_entry(ld, res); m != NULL && !w->failed;
+		     m = ldap_next_entry(ld, m))
+			ad_entry(w, ld, m, 1);
+		rc = ldap_parse_result(ld, res, &prc, NULL, &msg, NULL, &rctrls,
+		                       1);
+		if (rc != LDAP_SUCCESS || prc != LDAP_SUCCESS) {
+			note(w, DIR_LOG_ERROR, "directory_watch_sync_failed",
+			     "directory watcher: the AD baseline search under "
+			     "%s failed at %s: %s%s%s",
+			     w->base, uri,
+			     ldap_err2string(rc != LDAP_SUCCESS ? rc : prc),
+			     msg != NULL && msg[0] != '\0' ? ": " : "",
+			     msg != NULL ? msg : "");
+			ldap_memfree(msg);
+			ldap_controls_free(rctrls);
+			return -1;
+		}
+		ldap_memfree(msg);
+		more = 0;
+		pc = rctrls != NULL
+		         ? ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls,
+		                             NULL)
+		         : NULL;
+		/* No paging response (a server without paged results sent
+		 * everything at once): done. */
+		if (pc != NULL &&
+		    ldap_parse_pageresponse_control(ld, pc, &count, &cookie) ==
+		        LDAP_SUCCESS &&
+		    cookie.bv_val != NULL && cookie.bv_len > 0)
+			more = 1;
+		ldap_controls_free(rctrls);
+	}
+	ldap_memfree(cookie.bv_val);
+	if (w->failed)
+		return -1;
+	pthread_rwlock_wrlock(&w->slock);
+	w->in_refresh = 0;
+	(void)dir_wstate_refresh_done(w->state, emit_change, w);
+	pthread_rwlock_unlock(&w->slock);
+	pthread_mutex_lock(&w->mu);
+	w->st.people = dir_wstate_count(w->state, 0);
+	w->st.groups = dir_wstate_count(w->state, 1);
+	pthread_mutex_unlock(&w->mu);
+	return w->failed ? -1 : 0;
+}
+
+/*
+ * One AD connection's life: the notification search is sent first (so
+ * no change between the baseline and it is lost; queued notifications
+ * are applied after the baseline, in order, which ends at the current
+ * state), then the baseline, then notifications until the search ends
+ * or the connection breaks. Caught up only once the baseline is applied
+ * and the notification search has stood one poll without being refused.
+ * Returns 1 to stop, 0 after a loss.
+ */
+static int
+ad_session(struct dir_watch *w, unsigned *fails)
+{
+	struct dir_conn conn = {NULL, NULL};
+	struct dir_ad_notify n;
+	struct dir_sigpipe sp;
+	char err[DIR_ERR_MAX], *attrs[8];
+	int rc, msgid = -1, stop = 0, caught = 0;
+	size_t na = 0;
+
+	if (dir_conn_open(&w->cfg, &conn, err, sizeof(err)) != 0) {
+		note(w, DIR_LOG_ERROR, "directory_watch_connect_failed",
+		     "directory watcher cannot connect: %s", err);
+		return 0;
+	}
+	if (dir_ad_notify_build(conn.ld, w->base, w->key_attr,
+	                        w->cfg.member_attribute, &n, err,
+	                        sizeof(err)) != 0) {
+		note(w, DIR_LOG_ERROR, "directory_watch_failed",
+		     "directory watcher: %s", err);
+		dir_conn_close(&conn);
+		return 0;
+	}
+	/* The notification's attributes, plus what tells a group from a
+	 * person and entryUUID (the key where there is no objectGUID). */
+	for (; n.attrs[na] != NULL; na++)
+		attrs[na] = n.attrs[na];
+	attrs[na++] = (char *)"objectClass";
+	attrs[na++] = (char *)"entryUUID";
+	attrs[na] = NULL;
+	set_connected(w, 1);
+	dir_sigpipe_block(&sp);
+	rc = ldap_search_ext(conn.ld, n.base, n.scope, n.filter, attrs, 0,
+	                     n.ctrls, NULL, NULL, 0, &msgid);
+	dir_sigpipe_restore(&sp);
+	if (rc != LDAP_SUCCESS) {
+		note(w, DIR_LOG_ERROR, "directory_watch_sync_failed",
+		     "directory watcher: cannot send the AD change-"
+		     "notification search to %s: %s",
+		     conn.uri->uri, ldap_err2string(rc));
+		goto out;
+	}
+	dir_sigpipe_block(&sp);
+	rc = ad_baseline(w, conn.ld, attrs, conn.uri->uri);
+	dir_sigpipe_restore(&sp);
+	if (rc != 0) {
+		stop = rc == 1;
+		goto out;
+	}
+	note(w, DIR_LOG_INFO, "directory_watch_ad_baseline",
+	     "directory watcher: baseline from %s under %s (%zu people, "
+	     "%zu groups); waiting on AD change notification",
+	     conn.uri->uri, w->base, dir_wstate_count(w->state, 0),
+	     dir_wstate_count(w->state, 1));
+	while (!w->failed) {
+		struct timeval tv = {WATCH_POLL_S, 0};
+		LDAPMessage *res = NULL;
+
+		if (!w->hooks.keep_going(w->hooks.arg)) {
+			stop = 1;
+			break;
+		}
+		dir_sigpipe_block(&sp);
+		rc = ldap_result(conn.ld, msgid, LDAP_MSG_ONE, &tv, &res);
+		dir_sigpipe_restore(&sp);
+		atomic_store(&w->last_poll_ms, mono_ms());
+		if (rc == 0) {
+			if (!caught) {
+				caught = 1;
+				*fails = 0;
+				pthread_mutex_lock(&w->mu);
+				w->st.caught_up = 1;
+				pthread_mutex_unlock(&w->mu);
+				note(w, DIR_LOG_INFO,
+				     "directory_watch_caught_up",
+				     "directory watcher caught up (AD change "
+				     "notification): %zu people, %zu groups",
+				     dir_wstate_count(w->state, 0),
+				     dir_wstate_count(w->state, 1));
+			}
+			continue;
+		}
+		if (rc < 0) {
+			int e = LDAP_SERVER_DOWN;
+
+			(void)ldap_get_option(conn.ld, LDAP_OPT_RESULT_CODE,
+			                      &e);
+			note(w, DIR_LOG_WARN, "directory_watch_lost",
+			     "directory watcher lost its AD change "
+			     "notification at %s (%d: %s); reconnecting with "
+			     "a new baseline",
+			     conn.uri->uri, e, ldap_err2string(e));
+			break;
+		}
+		if (rc == LDAP_RES_SEARCH_ENTRY) {
+			ad_entry(w, conn.ld, res, 0);
+		} else if (rc == LDAP_RES_SEARCH_RESULT) {
+			int prc = LDAP_OTHER;
+			char *msg = NULL;
+
+			(void)ldap_parse_result(conn.ld, res, &prc, NULL, &msg,
+			                        NULL, NULL, 0);
+			note(
+			    w, DIR_LOG_ERROR, "directory_watch_ad_refused",
+			    "directory watcher: %s ended the AD change-"
+			    "notification search under %s: %s (%d)%s%s%s",
+			    conn.uri->uri, w->base, ldap_err2string(prc), prc,
+			    msg != NULL && msg[0] != '\0' ? ": " : "",
+			    msg != NULL ? msg : "",
+			    prc == LDAP_UNAVAILABLE_CRITICAL_EXTENSION
+			        ? " -- unavailableCriticalExtension: the "
+			          "server implements no change notification "
+			          "(1.2.840.113556.1.4.528) or show-deleted "
+			          "(1.2.840.113556.1.4.417); it is not Active "
+			          "Directory, set [directory] active to its "
+			          "kind; retrying with backoff"
+			        : "; the base must be a naming context's root "
+			          "and the account needs the rights the README "
+			          "names; retrying with backoff");
+			ldap_memfree(msg);
+			ldap_msgfree(res);
+			msgid = -1; /* nothing left to abandon */
+			break;
+		}
+		ldap_msgfree(res);
+	}
+out:
+	if (w->failed)
+		forget(w);
+	dir_sigpipe_block(&sp);
+	if (msgid >= 0)
+		(void)ldap_abandon_ext(conn.ld, msgid, NULL, NULL);
+	dir_conn_close(&conn);
+	dir_sigpipe_restore(&sp);
+	dir_ad_notify_free(&n);
+	set_connected(w, 0);
+	return stop;
+}
+
 int
 dir_watch_run(struct dir_watch *w)
 {
 	unsigned fails = 0;
 
 	while (w->hooks.keep_going(w->hooks.arg)) {
-		if (one_session(w, &fails))
+		/* AD has no content sync: baseline + change notification. */
+		if (w->cfg.active == DIR_ACTIVE_AD && !w->follower
+		        ? ad_session(w, &fails)
+		        : one_session(w, &fails))
 			break;
 		fails++;
 		if (!nap(w, dir_backoff_ms(fails)))

@@ -20,8 +20,10 @@
  * AD sends entries only, never a cookie or a "refresh done": the
  * baseline is a plain search first, and after a reconnect another full
  * search (dir_wstate_refresh_begin(full=1)) reconciles what was missed.
- * Not run against a server here (no AD in this environment); unit-tested
- * on the request it builds.
+ * watch.c (ad_session) runs it. Not run against a real AD here (none in
+ * this environment): unit-tested on the request it builds and on the
+ * entry conversion (dir_ad_entry_kind); tests/integration/test_watch_ad.c
+ * runs the loop against slapd, which refuses the notification control.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +39,10 @@ dir_ad_notify_free(struct dir_ad_notify *n)
 {
 	if (n == NULL)
 		return;
-	for (size_t i = 0; i < DIR_AD_NCTRLS; i++)
+	for (size_t i = 0; i < sizeof(n->ctrls) / sizeof(*n->ctrls); i++)
 		if (n->ctrls[i] != NULL)
 			ldap_control_free(n->ctrls[i]);
-	for (size_t i = 0; i < DIR_AD_NATTRS; i++)
+	for (size_t i = 0; i < sizeof(n->attrs) / sizeof(*n->attrs); i++)
 		free(n->attrs[i]);
 	free(n->base);
 	free(n->filter);
@@ -108,4 +110,42 @@ dir_ad_is_deleted(const char *const *is_deleted, size_t n)
 		    strcasecmp(is_deleted[i], "TRUE") == 0)
 			return 1;
 	return 0;
+}
+
+/* Is one of vals (bervals, counted) equal to s, ignoring ASCII case? */
+static int
+has_value(struct berval **vals, const char *s)
+{
+	size_t n = strlen(s);
+
+	for (size_t i = 0; vals != NULL && vals[i] != NULL; i++)
+		if (vals[i]->bv_len == n &&
+		    strncasecmp(vals[i]->bv_val, s, n) == 0)
+			return 1;
+	return 0;
+}
+
+int
+dir_ad_entry_kind(struct berval **object_guid, struct berval **entry_uuid,
+                  struct berval **is_deleted, struct berval **object_class,
+                  int has_identity, int has_members, const struct berval **key)
+{
+	*key = NULL;
+	if (object_guid != NULL && object_guid[0] != NULL &&
+	    object_guid[0]->bv_len > 0)
+		*key = object_guid[0];
+	else if (entry_uuid != NULL && entry_uuid[0] != NULL &&
+	         entry_uuid[0]->bv_len > 0)
+		*key = entry_uuid[0];
+	if (*key == NULL)
+		return DIR_AD_SKIP;
+	if (has_value(is_deleted, "TRUE"))
+		return DIR_AD_DELETE;
+	if (has_value(object_class, "group"))
+		return DIR_AD_GROUP;
+	if (has_identity)
+		return DIR_AD_PERSON;
+	if (has_members)
+		return DIR_AD_GROUP;
+	return DIR_AD_SKIP;
 }

@@ -110,14 +110,12 @@ int dir_watch_key_attr(const char *user_filter, char *out, size_t outlen);
  * NULL-terminated. Everything owned, freed by dir_ad_notify_free (also
  * after a failed build).
  */
-#define DIR_AD_NCTRLS 3
-#define DIR_AD_NATTRS 6
 struct dir_ad_notify {
-	LDAPControl *ctrls[DIR_AD_NCTRLS];
+	LDAPControl *ctrls[3];
 	char *base;
 	int scope;
 	char *filter;
-	char *attrs[DIR_AD_NATTRS];
+	char *attrs[6];
 };
 int dir_ad_notify_build(LDAP *ld, const char *base, const char *key_attr,
                         const char *member_attr, struct dir_ad_notify *out,
@@ -125,5 +123,29 @@ int dir_ad_notify_build(LDAP *ld, const char *base, const char *key_attr,
 void dir_ad_notify_free(struct dir_ad_notify *n);
 /* A notified entry's isDeleted values (n): TRUE means it was deleted. */
 int dir_ad_is_deleted(const char *const *is_deleted, size_t n);
+
+
+/*
+ * What the AD watcher does with an entry its baseline or notification
+ * search returned (values as ldap_get_values_len gives them, NULL for
+ * none). *key: the entry's key for the state -- objectGUID, else
+ * entryUUID (servers without objectGUID, e.g. slapd in the tests).
+ *   DIR_AD_SKIP    no key, or neither a group nor a person
+ *   DIR_AD_DELETE  isDeleted TRUE (a tombstone under show-deleted)
+ *   DIR_AD_GROUP   objectClass group (AD groups carry sAMAccountName
+ *                  too, so this comes before the identity), or member
+ *                  values and no identity
+ *   DIR_AD_PERSON  has the identity attribute
+ */
+enum dir_ad_kind {
+	DIR_AD_SKIP = 0,
+	DIR_AD_DELETE,
+	DIR_AD_GROUP,
+	DIR_AD_PERSON
+};
+int dir_ad_entry_kind(struct berval **object_guid, struct berval **entry_uuid,
+                      struct berval **is_deleted, struct berval **object_class,
+                      int has_identity, int has_members,
+                      const struct berval **key);
 
 #endif

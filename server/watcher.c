@@ -202,8 +202,13 @@ gate_watcher_start(struct gate_app *app, const struct dir_config *dc,
 	int on;
 
 	*out = NULL;
+	/* auto: on for the directories it can follow -- OpenLDAP (content
+	 * sync) and AD (change notification; if the server refuses it the
+	 * watcher logs why and retries, admissions are still checked
+	 * live). */
 	on = cfg->dir_watch == 1 ||
-	     (cfg->dir_watch == 0 && cfg->dir_active == DIR_ACTIVE_OPENLDAP);
+	     (cfg->dir_watch == 0 && (cfg->dir_active == DIR_ACTIVE_OPENLDAP ||
+	                              cfg->dir_active == DIR_ACTIVE_AD));
 	if (!on) {
 		gate_log(GATE_LOG_INFO, NULL, "directory_watch_off",
 		         "directory watcher off ([directory] watch): "
@@ -244,8 +249,13 @@ gate_watcher_start(struct gate_app *app, const struct dir_config *dc,
 	cur = w;
 	pthread_mutex_unlock(&cur_mu);
 	/* The membership cache follows the directory wherever the watcher
-	 * runs (every node, leader or not). */
-	if (gate_authz_cache_start(cfg, dc, 1, err, errlen) != 0) {
+	 * runs (every node, leader or not). It follows OpenLDAP-style
+	 * directories only: with AD under watch = auto it stays off as
+	 * before (its own warning) rather than refusing to start. */
+	if (gate_authz_cache_start(
+	        cfg, dc,
+	        !(cfg->dir_watch == 0 && cfg->dir_active == DIR_ACTIVE_AD), err,
+	        errlen) != 0) {
 		gate_watcher_stop(w);
 		return -1;
 	}
