@@ -39,10 +39,10 @@ dir_ad_notify_free(struct dir_ad_notify *n)
 {
 	if (n == NULL)
 		return;
-	for (size_t i = 0; i < sizeof(n->ctrls) / sizeof(*n->ctrls); i++)
+	for (size_t i = 0; i < DIR_AD_NCTRLS; i++)
 		if (n->ctrls[i] != NULL)
 			ldap_control_free(n->ctrls[i]);
-	for (size_t i = 0; i < sizeof(n->attrs) / sizeof(*n->attrs); i++)
+	for (size_t i = 0; i < DIR_AD_NATTRS; i++)
 		free(n->attrs[i]);
 	free(n->base);
 	free(n->filter);

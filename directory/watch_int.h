@@ -110,12 +110,14 @@ int dir_watch_key_attr(const char *user_filter, char *out, size_t outlen);
  * NULL-terminated. Everything owned, freed by dir_ad_notify_free (also
  * after a failed build).
  */
+#define DIR_AD_NCTRLS 3
+#define DIR_AD_NATTRS 6
 struct dir_ad_notify {
-	LDAPControl *ctrls[3];
+	LDAPControl *ctrls[DIR_AD_NCTRLS];
 	char *base;
 	int scope;
 	char *filter;
-	char *attrs[6];
+	char *attrs[DIR_AD_NATTRS];
 };
 int dir_ad_notify_build(LDAP *ld, const char *base, const char *key_attr,
                         const char *member_attr, struct dir_ad_notify *out,
@@ -123,7 +125,6 @@ int dir_ad_notify_build(LDAP *ld, const char *base, const char *key_attr,
 void dir_ad_notify_free(struct dir_ad_notify *n);
 /* A notified entry's isDeleted values (n): TRUE means it was deleted. */
 int dir_ad_is_deleted(const char *const *is_deleted, size_t n);
-
 
 /*
  * What the AD watcher does with an entry its baseline or notification
