@@ -88,20 +88,6 @@ lock_duration(void *ctx, int lock_count)
 	return gate_lockout_duration(ctx, lock_count);
 }
 
-/*
- * How stale a session's last_seen_at may get before an attempt writes it
- * again: a write per attempt is a WAL flush per attempt. A sixteenth of
- * the idle timeout, at most a minute: a session then ends at most that
- * much before its exact idle timeout.
- */
-static int
-session_touch_s(const struct gate_config *cfg)
-{
-	int t = cfg->session_idle_timeout_s / 16;
-
-	return t < 0 ? 0 : t > 60 ? 60 : t;
-}
-
 static void
 policy_of(const struct gate_config *cfg, struct gate_lockout_policy *p)
 {
@@ -407,7 +393,8 @@ join_decide(struct gate_app *app, const struct gate_rq *rq,
 	/* The session, the meeting (an unknown link is a failed attempt of
 	 * this person), its codes and the lock state: one read. */
 	r = db_admit_context(app->db, shash, cfg->session_idle_timeout_s,
-	                     session_touch_s(cfg), link_ok ? link : NULL,
+	                     db_session_touch_s(cfg->session_idle_timeout_s),
+	                     link_ok ? link : NULL,
 	                     src, &ctx, err, sizeof(err));
 	if (r != 0) {
 		deny(v, 503, "database_unavailable",
