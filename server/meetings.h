@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "db/db_sweep.h"
 #include "server/codes.h"
 #include "server/server.h"
 
@@ -80,6 +81,7 @@ struct gate_principal {
 	char identity[257];
 	unsigned roles; /* GATE_ROLE_* bits */
 	char via[80];   /* "token:NAME" */
+	char idp[512];  /* a session's IdP; "" for a token */
 };
 
 /* "host" -> GATE_ROLE_HOST...; 0 for an unknown name. */
@@ -102,6 +104,12 @@ int gate_auth_request(struct gate_app *app, const struct gate_rq *rq,
 void gate_token_new(char tok[GATE_TOKEN_LEN], unsigned char hash[32]);
 /* SHA-256 of a presented token; -1 if it is not shaped like one. */
 int gate_token_hash(const char *tok, size_t len, unsigned char hash[32]);
+
+/* Prometheus lines of the request audit records (gate_role_audit, the
+ * code reads, the forward-auth denials): written and failed, by event. */
+void gate_audit_records_metrics(struct gate_buf *b);
+/* Counts one such record (failed: it could not be written). */
+void gate_audit_records_count(const char *event, int failed);
 
 /* May p act on a meeting hosted by host? admin: any; host: its own. */
 int gate_may_manage(const struct gate_principal *p, const char *host);
@@ -175,6 +183,13 @@ int gate_rotation_once(struct gate_app *app, int *rotated, char *err,
 /* One lockout sweep pass (db_sweep_lockouts() in batches); *deleted rows. */
 int gate_sweep_once(struct gate_app *app, int *deleted, char *err,
                     size_t errlen);
+/* One housekeeping pass (db_sweep_old() for every kind, in batches);
+ * deleted[kind] rows each. 0, or the first error (every kind still ran). */
+int gate_housekeeping_once(struct gate_app *app,
+                           int deleted[DB_SWEEP_NKINDS], char *err,
+                           size_t errlen);
+/* Prometheus lines: roomgate_housekeeping_deleted_total{kind}. */
+void gate_housekeeping_metrics(struct gate_buf *b);
 
 /* ---- CLI (meetings_cli.c) ------------------------------------------------ */
 

@@ -7,10 +7,15 @@
  *   still due, so none happens twice;
  * - lockout sweep: deletes lockout counters that can no longer change a
  *   decision (db_sweep.h), so a flood of wrong codes from many addresses
- *   does not leave the table growing. Safe on every node at once.
+ *   does not leave the table growing. Safe on every node at once;
+ * - housekeeping: expired SAML requests, replay entries and sessions,
+ *   webhook events delivered (or given up) long ago, and admissions that
+ *   ended before the audit retention's cutoff (db_sweep_old()); every
+ *   node, batches with SKIP LOCKED, so nodes never wait on each other.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +29,16 @@
 #define SWEEP_BATCH 1000
 #define SWEEP_BATCHES 20  /* per pass: at most 20k rows, then yield */
 #define SWEEP_INTERVAL_S 60 /* when rotation is off */
+
+/* How long past its time a row of each kind is kept (seconds). */
+#define KEEP_SAML_REQUESTS (60 * 60)        /* answered or not */
+#define KEEP_SAML_REPLAY (5 * 60)           /* past the assertion's expiry */
+#define KEEP_SESSIONS (24 * 60 * 60)        /* past expiry: "signed out" */
+#define KEEP_OUTBOX_DELIVERED (7 * 24 * 60 * 60)
+#define KEEP_OUTBOX_DEAD (30 * 24 * 60 * 60) /* time to requeue by hand */
+
+/* Rows deleted by housekeeping since start, per kind (the metrics). */
+static atomic_llong swept[DB_SWEEP_NKINDS];
 
 struct gate_rotation {
 	struct gate_app *app;
@@ -96,11 +111,78 @@ gate_sweep_once(struct gate_app *app, int *deleted, char *err, size_t errlen)
 	return r;
 }
 
+/* How long past its time a row of `kind` is kept; -1: kept for ever. */
+static long long
+keep_s(const struct gate_config *cfg, enum db_sweep_kind kind)
+{
+	switch (kind) {
+	case DB_SWEEP_SAML_REQUESTS:
+		return KEEP_SAML_REQUESTS;
+	case DB_SWEEP_SAML_REPLAY:
+		return KEEP_SAML_REPLAY;
+	case DB_SWEEP_SESSIONS:
+		return KEEP_SESSIONS;
+	case DB_SWEEP_OUTBOX_DELIVERED:
+		return KEEP_OUTBOX_DELIVERED;
+	case DB_SWEEP_OUTBOX_DEAD:
+		return KEEP_OUTBOX_DEAD;
+	case DB_SWEEP_ADMISSIONS_ENDED:
+		return cfg->audit_retention_days > 0
+		           ? (long long)cfg->audit_retention_days * 86400
+		           : -1;
+	case DB_SWEEP_NKINDS:
+		break;
+	}
+	return -1;
+}
+
+int
+gate_housekeeping_once(struct gate_app *app, int deleted[DB_SWEEP_NKINDS],
+                       char *err, size_t errlen)
+{
+	int rc = 0;
+
+	for (int k = 0; k < DB_SWEEP_NKINDS; k++) {
+		long long keep = keep_s(app->cfg, (enum db_sweep_kind)k);
+		int n = 0, r = 0;
+
+		deleted[k] = 0;
+		if (keep < 0)
+			continue;
+		for (int i = 0; i < SWEEP_BATCHES; i++) {
+			r = db_sweep_old(app->db, (enum db_sweep_kind)k, keep,
+			                 SWEEP_BATCH, &n, err, errlen);
+			deleted[k] += n;
+			if (r != 0 || n < SWEEP_BATCH)
+				break;
+		}
+		atomic_fetch_add(&swept[k], deleted[k]);
+		if (r != 0 && rc == 0)
+			rc = r; /* the other kinds still get their pass */
+	}
+	return rc;
+}
+
+void
+gate_housekeeping_metrics(struct gate_buf *b)
+{
+	gate_buf_printf(b, "# HELP roomgate_housekeeping_deleted_total Rows "
+	                   "deleted by housekeeping since start, by kind.\n"
+	                   "# TYPE roomgate_housekeeping_deleted_total "
+	                   "counter\n");
+	for (int k = 0; k < DB_SWEEP_NKINDS; k++)
+		gate_buf_printf(b,
+		                "roomgate_housekeeping_deleted_total{kind=\"%s\"}"
+		                " %lld\n",
+		                db_sweep_kind_name((enum db_sweep_kind)k),
+		                (long long)atomic_load(&swept[k]));
+}
+
 static void
 pass(struct gate_app *app)
 {
 	char err[512];
-	int n;
+	int n, hk[DB_SWEEP_NKINDS];
 
 	if (gate_sweep_once(app, &n, err, sizeof(err)) != 0)
 		gate_log(GATE_LOG_WARN, NULL, "sweep_failed",
@@ -109,6 +191,14 @@ pass(struct gate_app *app)
 	else if (n > 0)
 		gate_log(GATE_LOG_INFO, NULL, "sweep",
 		         "deleted %d expired lockout counter(s)", n);
+	if (gate_housekeeping_once(app, hk, err, sizeof(err)) != 0)
+		gate_log(GATE_LOG_WARN, NULL, "housekeeping_failed",
+		         "housekeeping failed, will retry: %s", err);
+	for (int k = 0; k < DB_SWEEP_NKINDS; k++)
+		if (hk[k] > 0)
+			gate_log(GATE_LOG_INFO, NULL, "housekeeping",
+			         "deleted %d row(s) of %s", hk[k],
+			         db_sweep_kind_name((enum db_sweep_kind)k));
 	if (app->codes->rotation_check_s <= 0)
 		return;
 	if (gate_rotation_once(app, &n, err, sizeof(err)) != 0)

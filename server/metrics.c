@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "server/audit_seal.h"
+#include "server/meetings.h"
 #include "server/server.h"
 #include "server/watcher.h"
 #include "server/webhooks.h"
@@ -213,6 +214,7 @@ gate_metrics_render(struct gate_buf *b, struct db_pool *db,
 	gate_webhooks_metrics(b, db);
 	gate_watcher_metrics(b, db);
 	gate_sealer_metrics(b);
+	gate_housekeeping_metrics(b);
 	if (db != NULL) {
 		struct db_pool_stats st;
 

@@ -307,6 +307,10 @@ metrics_expose_routes_latency_and_pools(void **state)
 			       "route=\"/healthz\",le=\"+Inf\"}"));
 	assert_non_null(strstr(r->body, "roomgate_db_pool_connections{state="
 					"\"configured\"} "));
+	assert_non_null(strstr(r->body, "roomgate_housekeeping_deleted_total{"
+					"kind=\"saml_requests\"} "));
+	assert_non_null(strstr(r->body, "roomgate_housekeeping_deleted_total{"
+					"kind=\"admissions_ended\"} "));
 	assert_non_null(strstr(r->body, "roomgate_ldap_pool_connections{state="
 					"\"in_use\"} 0"));
 	assert_non_null(strstr(r->body, "# TYPE roomgate_http_request_duration_"
