@@ -1120,11 +1120,26 @@ separated_service_role(void **state)
 	}
 	o = connect_or_fail(owner_ci);
 	v = connect_or_fail(svc_ci);
-	/* F7: the service cannot backdate a record; the time is the
+	/* F7, and F1 of the second review: the service cannot name a
+	 * record's time or seq (INSERT is granted on the other columns
+	 * only, migration 0022), not even with OVERRIDING SYSTEM VALUE; a
+	 * temporary table named pg_class changes nothing; the time is the
 	 * insert's. */
-	seq = sql_ll(v, "INSERT INTO audit_log (at, event_type, outcome) "
-			"VALUES ('2000-01-01T00:00:00Z', 'join', 'deny') "
-			"RETURNING seq");
+	sql_fails(v, "INSERT INTO audit_log (at, event_type, outcome) "
+		     "VALUES ('2000-01-01T00:00:00Z', 'join', 'deny')",
+		  "permission denied");
+	sql_fails(v, "INSERT INTO audit_log (seq, event_type, outcome) "
+		     "OVERRIDING SYSTEM VALUE VALUES (4611686018427387904, "
+		     "'join', 'deny')",
+		  "permission denied");
+	sql_ok(v, "CREATE TEMP TABLE pg_class (oid oid, relowner oid)");
+	sql_ok(v, "INSERT INTO pg_class SELECT 'audit_log'::regclass, oid "
+		  "FROM pg_roles WHERE rolname = current_user");
+	sql_fails(v, "INSERT INTO audit_log (at, event_type, outcome) "
+		     "VALUES ('2000-01-01T00:00:00Z', 'join', 'deny')",
+		  "permission denied");
+	seq = sql_ll(v, "INSERT INTO audit_log (event_type, outcome) "
+			"VALUES ('join', 'deny') RETURNING seq");
 	{
 		char q[256];
 
@@ -1206,7 +1221,14 @@ separated_service_role(void **state)
 		 th_write_file("audit-roles.ini", text));
 	th_server_start(&s2, cfg2, s2.port);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", s2.port);
-	assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 200);
+	/* The role check runs once the node is up: the gauge appears when
+	 * it has answered (absent before). */
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 200);
+		if (strstr(r.body, "roomgate_audit_role_separated ") != NULL)
+			break;
+		usleep(100 * 1000);
+	}
 	if (strstr(r.body, "roomgate_audit_role_separated 1\n") == NULL)
 		fail_msg("metrics: %s", r.body);
 	th_server_stop(&s2);
