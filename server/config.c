@@ -309,6 +309,14 @@ static const struct key keys[] = {
 	{"audit", "retention_days", K_INT, OFF(audit_retention_days), 0, 36500,
 	 NULL, "0",
 	 "the sealer purges sealed records older than this (0: keep forever)"},
+	{"audit", "max_exports", K_INT, OFF(audit_max_exports), 1, 64, NULL,
+	 "2",
+	 "exports streaming at once on this node (each holds a database "
+	 "connection and a snapshot); more get 429"},
+	{"audit", "export_timeout", K_INT, OFF(audit_export_timeout_s), 10,
+	 86400, NULL, "3600",
+	 "seconds an export may take, slow reader included; then it is cut "
+	 "off (incomplete, no manifest)"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -8,7 +8,13 @@
  * so a million records cost the memory of one batch. The manifest is
  * signed once the last byte has been made and is fetched afterwards by id
  * (X-Roomgate-Export-Id, Link rel=describedby).
+ *
+ * Each export holds a database connection and a snapshot for as long as
+ * its client reads, so a node streams at most [audit] max_exports at once
+ * (more get 429) and cuts an export off after [audit] export_timeout
+ * seconds, however slowly its client reads.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +63,21 @@ actor_of(const struct gate_app *app, const struct gate_rq *rq,
 struct stream {
 	struct gate_export *x;
 	char rid[33];
+	struct timespec deadline; /* CLOCK_MONOTONIC */
 };
+
+/* Exports streaming on this node now. */
+static atomic_int exports_running;
+
+static int
+past(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > t->tv_sec ||
+	       (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
 
 static ssize_t
 stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -67,6 +87,14 @@ stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	ssize_t n;
 
 	(void)pos;
+	if (past(&s->deadline)) {
+		/* Incomplete on purpose: no terminating chunk, no manifest. */
+		gate_log(GATE_LOG_WARN, s->rid, "audit_export_timeout",
+		         "export %s cut off after [audit] export_timeout with "
+		         "%lld records sent: narrow the range or read faster",
+		         gate_export_id(s->x), gate_export_count(s->x));
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
 	n = gate_export_read(s->x, buf, max, err, sizeof(err));
 	if (n > 0)
 		return n;
@@ -90,6 +118,7 @@ stream_free(void *cls)
 
 	gate_export_free(s->x);
 	free(s);
+	atomic_fetch_sub(&exports_running, 1);
 }
 
 static int
@@ -134,17 +163,31 @@ gate_h_audit_export(struct gate_app *app, const struct gate_rq *rq,
 		                q.err);
 		return;
 	}
+	if (atomic_fetch_add(&exports_running, 1) >= app->cfg->audit_max_exports) {
+		atomic_fetch_sub(&exports_running, 1);
+		gate_resp_error(out, rq, 429, "too_many_exports", NULL,
+		                "%d export(s) are streaming on this node already "
+		                "([audit] max_exports); retry when one has "
+		                "finished",
+		                app->cfg->audit_max_exports);
+		out->retry_after = 30;
+		return;
+	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
+		atomic_fetch_sub(&exports_running, 1);
 		gate_resp_error(out, rq, 503, "internal", NULL,
 		                "out of memory; retry shortly");
 		return;
 	}
 	snprintf(s->rid, sizeof(s->rid), "%s", rq->id);
+	clock_gettime(CLOCK_MONOTONIC, &s->deadline);
+	s->deadline.tv_sec += app->cfg->audit_export_timeout_s;
 	actor_of(app, rq, &who, &by);
 	if (gate_export_begin(app->cfg, app->db, &p, &by, 0, &s->x, &status,
 	                      err, sizeof(err)) != 0) {
 		free(s);
+		atomic_fetch_sub(&exports_running, 1);
 		gate_log(GATE_LOG_ERROR, rq->id, "audit_export_failed", "%s",
 		         err);
 		gate_resp_error(out, rq, status,

@@ -162,6 +162,8 @@ struct gate_config {
 	int audit_checkpoint_interval_ms; /* 0: this node never seals */
 	int audit_gap_timeout_ms;
 	int audit_retention_days; /* 0: keep records forever */
+	int audit_max_exports;      /* streaming at once per node */
+	int audit_export_timeout_s; /* an export's whole time */
 };
 
 /*

@@ -17,9 +17,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -915,6 +919,111 @@ large_export_keeps_memory_flat(void **state)
 	th_server_start(&T.s, T.cfg_path, T.port);
 }
 
+/* Opens an export on a socket with a small receive buffer and reads only
+ * its first bytes, so the node's stream waits on this client. Returns the
+ * socket; first holds the start of the answer. */
+static int
+stalled_export(int port, const char *token, char *first, size_t firstlen)
+{
+	struct sockaddr_in a;
+	char req[512];
+	int fd, small = 4096, n;
+	ssize_t got;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small,
+	                            sizeof(small)),
+	                 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	n = snprintf(req, sizeof(req),
+	             "GET /v1/audit/export?format=csv&meeting=" M_BULK
+	             " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+	             "%s\r\n\r\n",
+	             token);
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	got = read(fd, first, firstlen - 1);
+	assert_true(got > 0);
+	first[got] = '\0';
+	return fd;
+}
+
+/* Security review F4: each export holds a connection and a snapshot, so a
+ * node streams at most [audit] max_exports at once (429 beyond, with a
+ * message and Retry-After) and cuts one off after [audit] export_timeout
+ * however slowly its client reads: no terminating chunk, so the client
+ * sees an incomplete transfer, and the slot is free again. Runs after
+ * large_export_keeps_memory_flat, whose records it exports. */
+static void
+exports_are_capped_and_cut_off(void **state)
+{
+	char ini[2400], first[4096], buf[65536], tail[8] = {0};
+	struct th_server cap;
+	struct th_http r;
+	struct timespec t0, t1;
+	long total = 0, status = 0;
+	ssize_t n;
+	int port, fd;
+
+	(void)state;
+	th_server_stop(&T.s);
+	snprintf(ini, sizeof(ini), "%smax_exports = 1\nexport_timeout = 10\n",
+	         node_ini(0));
+	port = th_free_port();
+	snprintf(T.base, sizeof(T.base), "http://127.0.0.1:%d", port);
+	th_server_start(&cap, th_config("export-cap.ini", ini), port);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fd = stalled_export(port, T.compliance, first, sizeof(first));
+	assert_non_null(strstr(first, "HTTP/1.1 200"));
+	/* The one slot is taken: the next export waits its turn. */
+	assert_int_equal(api(T.compliance, "/v1/audit/export?meeting=" M_EVIL,
+	                     &r),
+	                 429);
+	assert_non_null(strstr(r.body, "too_many_exports"));
+	assert_non_null(strstr(r.body, "max_exports"));
+	assert_non_null(th_http_header(&r, "Retry-After", buf, 64));
+	/* Other endpoints are not held up. */
+	assert_int_equal(api(NULL, "/healthz", &r), 200);
+	/* Past the timeout, reading on ends the stream short. */
+	sleep(11);
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		total += n;
+		if (n >= 5)
+			memcpy(tail, buf + n - 5, 5);
+	}
+	close(fd);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("# stalled export cut off after %ld s, %ld bytes read\n",
+	       (long)(t1.tv_sec - t0.tv_sec), total);
+	/* A whole chunked body ends with the zero-length chunk; this one
+	 * does not (15 MB of records would take far longer than 10 s at
+	 * the pace of a 4 KB receive buffer read once). */
+	assert_true(memcmp(tail, "0\r\n\r\n", 5) != 0);
+	/* The slot is free again once the node has let go of it. */
+	for (int i = 0; i < 50; i++) {
+		status = api(T.compliance, "/v1/audit/export?meeting=" M_EVIL,
+		             &r);
+		if (status != 429)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(status, 200);
+	th_server_stop(&cap);
+	{
+		char *log = slurp(cap.log_path, NULL);
+
+		assert_non_null(strstr(log, "audit_export_timeout"));
+		free(log);
+	}
+	T.port = th_free_port();
+	snprintf(T.base, sizeof(T.base), "http://127.0.0.1:%d", T.port);
+	th_server_start(&T.s, T.cfg_path, T.port);
+}
+
 int
 main(void)
 {
@@ -928,6 +1037,7 @@ main(void)
 	    cmocka_unit_test(access_review_lists_who_had_access),
 	    cmocka_unit_test(attempts_match_the_audit_log),
 	    cmocka_unit_test(large_export_keeps_memory_flat),
+	    cmocka_unit_test(exports_are_capped_and_cut_off),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
