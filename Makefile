@@ -106,7 +106,10 @@ FUZZ_SRC_ldap_filter := directory/filter.c directory/util.c
 FUZZ_SRC_config := server/config.c directory/config.c directory/util.c \
 	directory/filter.c server/codes_policy.c
 FUZZ_SRC_jwt := server/jwt.c
-FUZZ_SRC_export := server/audit_export_parse.c server/buf.c
+FUZZ_SRC_export := server/audit_export_parse.c server/audit_canon.c \
+	server/audit_key.c server/buf.c
+FUZZ_SRC_manifest := $(FUZZ_SRC_export)
+FUZZ_SRC_anchor := server/audit_canon.c server/audit_key.c
 # The routing table names every handler: the whole library.
 FUZZ_SRC_http := $(LIB_SRC) build/fuzz/gen/migrations.c
 

@@ -26,7 +26,7 @@
 
 #define EXIT_USAGE 2
 #define PEND_MAX (8u * 1024 * 1024) /* one record is far smaller */
-#define MANIFEST_MAX 65536
+#define MANIFEST_MAX GATE_EXPORT_MANIFEST_MAX
 #define EXPORT_FETCH_TIMEOUT_MS (10 * 60 * 1000)
 
 void
@@ -427,88 +427,31 @@ gate_export_free(struct gate_export *x)
 /* ---- offline verification --------------------------------------------- */
 
 int
-gate_export_verify(const char *body_path, const char *manifest_text,
-                   const unsigned char pk[32], const char *kid,
-                   char *summary, size_t summarylen, char *err,
-                   size_t errlen)
+gate_export_verify_keys(const char *body_path, const char *manifest_text,
+                        const unsigned char (*pks)[32],
+                        const char (*kids)[17], size_t npks, char *summary,
+                        size_t summarylen, char *err, size_t errlen)
 {
-	json_t *m = NULL, *unsigned_m = NULL;
-	json_error_t je;
-	const char *sigtxt, *mkid, *fmt, *want_hex;
-	unsigned char sig[64], digest[32], chunk[65536];
-	char hex[65], *canon = NULL;
-	size_t siglen = 0;
+	struct gate_export_manifest m;
+	unsigned char digest[32], chunk[65536];
+	char hex[65], want_hex[65];
 	crypto_hash_sha256_state sha;
-	long long bytes = 0, records = 0, want_count, want_bytes;
+	long long bytes = 0, records = 0;
 	int fd = -1, r = -1, in_quote = 0, csv, prev_cr = 0;
 	ssize_t n;
 
 	if (summary != NULL && summarylen > 0)
 		summary[0] = '\0';
-	m = json_loads(manifest_text, 0, &je);
-	if (m == NULL || !json_is_object(m)) {
-		snprintf(err, errlen, "the manifest is not JSON (line %d: %s)",
-		         je.line, je.text);
-		goto out;
-	}
-	if (json_integer_value(json_object_get(m, "version")) !=
-	    GATE_EXPORT_MANIFEST_VERSION) {
-		snprintf(err, errlen,
-		         "the manifest's version is not %d: not a roomgate "
-		         "export manifest this version can check",
-		         GATE_EXPORT_MANIFEST_VERSION);
-		goto out;
-	}
-	sigtxt = json_string_value(json_object_get(m, "signature"));
-	mkid = json_string_value(json_object_get(m, "key_id"));
-	fmt = json_string_value(json_object_get(m, "format"));
-	want_hex = json_string_value(json_object_get(m, "sha256"));
-	if (sigtxt == NULL || mkid == NULL || fmt == NULL || want_hex == NULL ||
-	    !json_is_integer(json_object_get(m, "count")) ||
-	    !json_is_integer(json_object_get(m, "bytes"))) {
-		snprintf(err, errlen,
-		         "the manifest lacks signature, key_id, format, sha256, "
-		         "count or bytes");
-		goto out;
-	}
-	want_count = json_integer_value(json_object_get(m, "count"));
-	want_bytes = json_integer_value(json_object_get(m, "bytes"));
-	if (strcmp(mkid, kid) != 0) {
-		snprintf(err, errlen,
-		         "the manifest was signed with key %.32s, but the public "
-		         "key given is %s: use that key's public file",
-		         mkid, kid);
-		goto out;
-	}
-	if (sodium_base642bin(sig, sizeof(sig), sigtxt, strlen(sigtxt), NULL,
-	                      &siglen, NULL,
-	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    siglen != sizeof(sig)) {
-		snprintf(err, errlen, "the manifest's signature is not a "
-		                      "base64 Ed25519 signature");
-		goto out;
-	}
-	unsigned_m = json_deep_copy(m);
-	if (unsigned_m == NULL || json_object_del(unsigned_m, "signature") != 0 ||
-	    (canon = json_dumps(unsigned_m, JSON_COMPACT | JSON_SORT_KEYS |
-	                                        JSON_ENSURE_ASCII)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	if (gate_audit_verify(pk, (const unsigned char *)canon, strlen(canon),
-	                      sig) != 0) {
-		snprintf(err, errlen,
-		         "the manifest's signature does not verify: the manifest "
-		         "was changed after it was signed");
-		goto out;
-	}
+	if (gate_export_manifest_check(manifest_text, strlen(manifest_text),
+	                               pks, kids, npks, &m, err, errlen) != 0)
+		return -1;
 	fd = open(body_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open %s: %s", body_path,
 		         strerror(errno));
 		goto out;
 	}
-	csv = strcmp(fmt, "csv") == 0;
+	csv = m.format == GATE_EXPORT_CSV;
 	crypto_hash_sha256_init(&sha);
 	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
 		crypto_hash_sha256_update(&sha, chunk, (size_t)n);
@@ -536,38 +479,53 @@ gate_export_verify(const char *body_path, const char *manifest_text,
 		records--; /* the header */
 	crypto_hash_sha256_final(&sha, digest);
 	sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
-	if (bytes != want_bytes) {
+	sodium_bin2hex(want_hex, sizeof(want_hex), m.sha256, sizeof(m.sha256));
+	if (bytes != m.bytes) {
 		snprintf(err, errlen,
 		         "%s has %lld bytes, the manifest says %lld: the export "
 		         "was cut short or added to",
-		         body_path, bytes, want_bytes);
+		         body_path, bytes, m.bytes);
 		goto out;
 	}
 	if (strcmp(hex, want_hex) != 0) {
 		snprintf(err, errlen,
-		         "the SHA-256 of %s is %s, the manifest says %.64s: the "
+		         "the SHA-256 of %s is %s, the manifest says %s: the "
 		         "export was changed",
 		         body_path, hex, want_hex);
 		goto out;
 	}
-	if (records != want_count) {
+	if (records != m.count) {
 		snprintf(err, errlen,
 		         "%s holds %lld records, the manifest says %lld",
-		         body_path, records, want_count);
+		         body_path, records, m.count);
 		goto out;
 	}
 	if (summary != NULL)
 		snprintf(summary, summarylen,
 		         "%lld records, %lld bytes, sha256 %s, signed by key %s",
-		         records, bytes, hex, kid);
+		         records, bytes, hex, m.kid);
 	r = 0;
 out:
 	if (fd >= 0)
 		close(fd);
-	free(canon);
-	json_decref(unsigned_m);
-	json_decref(m);
 	return r;
+}
+
+int
+gate_export_verify(const char *body_path, const char *manifest_text,
+                   const unsigned char pk[32], const char *kid,
+                   char *summary, size_t summarylen, char *err,
+                   size_t errlen)
+{
+	unsigned char pks[1][32];
+	char kids[1][17];
+
+	memcpy(pks[0], pk, 32);
+	snprintf(kids[0], sizeof(kids[0]), "%s", kid);
+	return gate_export_verify_keys(body_path, manifest_text,
+	                               (const unsigned char(*)[32])pks,
+	                               (const char(*)[17])kids, 1, summary,
+	                               summarylen, err, errlen);
 }
 
 /* ---- CLI ------------------------------------------------------------------ */

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "db/db_export.h"
+#include "server/audit_seal.h"
 #include "server/http_int.h"
 #include "server/server.h"
 
@@ -71,6 +72,42 @@ void gate_export_csv_row(struct gate_buf *b, const char *const *row);
 /* One JSON object per line: integers, booleans and details as JSON. */
 int gate_export_jsonl_row(struct gate_buf *b, const char *const *row);
 
+/* ---- the manifest, checked (pure) ------------------------------------ */
+
+#define GATE_EXPORT_MANIFEST_MAX 65536
+
+/* What a manifest says, once its signature verified. */
+struct gate_export_manifest {
+	int format; /* GATE_EXPORT_CSV or GATE_EXPORT_JSONL */
+	long long count, bytes;
+	unsigned char sha256[32]; /* of the body */
+	char kid[17];             /* the key that signed the manifest */
+	char export_id[37];
+	long long first_seq, last_seq; /* both 0 when count is 0 */
+	int filtered; /* a meeting, identity or outcome filter was set */
+	/* last_checkpoint: present, its signed body matches its columns and
+	 * its signature verifies with the key of its kid */
+	int have_ckpt;
+	long long ckpt_id;
+	struct gate_audit_ckpt ckpt;
+	unsigned char ckpt_sig[64];
+	/* SHA-256 of the signed (canonical) text: two manifests that check
+	 * with the same value say exactly the same */
+	unsigned char canon_sha256[32];
+};
+/*
+ * Parses and checks the manifest text[0..len) against the public keys
+ * (pks[i] with kid kids[i]): the manifest's signature by the key of its
+ * key_id, every member it must have, and its last_checkpoint's body and
+ * signature. 0 with m filled, or -1 with err naming the first thing wrong.
+ * No I/O.
+ */
+int gate_export_manifest_check(const char *text, size_t len,
+                               const unsigned char (*pks)[32],
+                               const char (*kids)[17], size_t npks,
+                               struct gate_export_manifest *m, char *err,
+                               size_t errlen);
+
 /* ---- a running export --------------------------------------------------- */
 
 struct gate_export;
@@ -114,6 +151,13 @@ int gate_export_verify(const char *body_path, const char *manifest_text,
                        const unsigned char pk[32], const char *kid,
                        char *summary, size_t summarylen, char *err,
                        size_t errlen);
+/* The same with several public keys (the manifest's and its checkpoint's
+ * key may differ after a rotation). */
+int gate_export_verify_keys(const char *body_path, const char *manifest_text,
+                            const unsigned char (*pks)[32],
+                            const char (*kids)[17], size_t npks,
+                            char *summary, size_t summarylen, char *err,
+                            size_t errlen);
 
 /* `roomgate audit export ...` and `roomgate audit verify-export ...`;
  * argv[0] is "audit". Exit status as gate_cli_main. */

@@ -189,10 +189,16 @@ verify_offline(void **state)
 	crypto_hash_sha256(digest, (const unsigned char *)data,
 	                   sizeof(data) - 1);
 	sodium_bin2hex(hex, sizeof(hex), digest, 32);
-	m = json_pack("{s:i, s:s, s:I, s:I, s:s, s:s}", "version", 1, "format",
-	              "csv", "count", (json_int_t)2, "bytes",
+	m = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:s, s:{s:n, s:s, s:n, "
+	              "s:n, s:n}, s:{s:i, s:i}, s:n}",
+	              "version", 1, "export_id",
+	              "0e0e0e0e-0000-4000-8000-00000000000a", "format", "csv",
+	              "count", (json_int_t)2, "bytes",
 	              (json_int_t)(sizeof(data) - 1), "sha256", hex, "key_id",
-	              k.kid);
+	              k.kid, "filters", "from", "to", "2026-11-28T00:00:00Z",
+	              "meeting", "identity", "outcome", "range", "first_seq", 1,
+	              "last_seq", 2, "last_checkpoint");
+	assert_non_null(m);
 	canon = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
 	gate_audit_sign(&k, (const unsigned char *)canon, strlen(canon), sig);
 	sodium_bin2base64(b64, sizeof(b64), sig, 64,
