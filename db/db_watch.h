@@ -50,23 +50,30 @@ enum db_watch_kind {
 	DB_WATCH_LOST = 1,     /* identity left group_dn */
 	DB_WATCH_DISABLED,     /* identity's entry turned inactive */
 	DB_WATCH_DELETED,      /* identity's entry is gone */
-	DB_WATCH_GROUP_MEMBERS /* group_dn holds exactly members now */
+	DB_WATCH_GROUP_MEMBERS /* group_dn seen whole: revocable() says who
+	                          is not in it */
 };
 
 struct db_watch_change {
 	int kind; /* enum db_watch_kind */
 	const char *identity;
 	const char *group_dn;
-	const char *const *members;
+	const char *const *members; /* GROUP_MEMBERS: for the log only */
 	size_t nmembers;
 	const char *node;
+	/* GROUP_MEMBERS: non-zero for an identity whose admissions that
+	 * depend on group_dn may end; NULL: none may. */
+	int (*revocable)(const void *ctx, const char *identity);
+	const void *revocable_ctx;
 };
 
 /*
  * Applies one change in one statement (so in one transaction): the live
  * admissions (admitted / waiting) that depended on it become revoked
  * (LOST, GROUP_MEMBERS: those whose matched_group is group_dn, for the
- * identity / for anyone not in members, reason directory_removed;
+ * identity / for the identities revocable() answers non-zero for --
+ * asked once for each distinct identity of those admissions --, reason
+ * directory_removed;
  * DISABLED: every one of the identity's, directory_disabled; DELETED:
  * likewise, directory_removed), for DISABLED and DELETED the identity's
  * live sessions end too; one audit record per admission and session

@@ -143,7 +143,7 @@ db_watch_cookie_save(struct db_pool *pool, const char *cookie, size_t len,
 
 /*
  * The revocation statement. $1 identity (LOST, DISABLED, DELETED) or the
- * members as a JSON array (GROUP_MEMBERS), $2 the stored group names
+ * identities to end as a JSON array (GROUP_MEMBERS), $2 the stored group names
  * that mean group_dn (JSON array), $3 reason, $4 node, $5 the change,
  * $6 group_dn.
  */
@@ -154,8 +154,7 @@ db_watch_cookie_save(struct db_pool *pool, const char *cookie, size_t len,
 #define W_COND_IDENT "identity = $1::text AND $2::jsonb IS NOT NULL"
 #define W_COND_GROUP                                                           \
 	"matched_group IN (SELECT jsonb_array_elements_text($2::jsonb)) "      \
-	"AND identity NOT IN (SELECT "                                         \
-	"jsonb_array_elements_text($1::text::jsonb))"
+	"AND identity IN (SELECT jsonb_array_elements_text($1::text::jsonb))"
 #define W_SESS_NONE "false AND identity = $1::text"
 #define W_SESS_IDENT "identity = $1::text"
 
@@ -243,22 +242,53 @@ out:
 	return r;
 }
 
-static char *
-members_json(const struct db_watch_change *ch)
+/*
+ * GROUP_MEMBERS: the identities of the live admissions that depend on the
+ * group (groups: its stored names, JSON) that the change says may end,
+ * as a JSON array text ("[]": none). Admissions made after this read are
+ * not ended by the change (the live check decides for them).
+ */
+static int
+group_revocable(PGconn *pg, const struct db_watch_change *ch,
+                const char *groups, char **json, char *err, size_t errlen)
 {
+	PGresult *res;
 	json_t *arr = json_array();
-	char *s = NULL;
+	const char *v[1] = {groups};
+	int r = 0;
 
+	*json = NULL;
 	if (arr == NULL)
-		return NULL;
-	for (size_t i = 0; i < ch->nmembers; i++)
-		if (json_array_append_new(arr, json_string(ch->members[i])) !=
-		    0)
+		return DB_ENOMEM;
+	res = PQexecParams(pg,
+	                   "SELECT DISTINCT identity FROM admissions WHERE "
+	                   "state IN ('admitted', 'waiting') AND "
+	                   "matched_group IN (SELECT "
+	                   "jsonb_array_elements_text($1::jsonb))",
+	                   1, NULL, v, NULL, NULL, 0);
+	if (!res_ok(res)) {
+		r = db_result_err(pg, res, "finding the admissions of a group",
+		                  err, errlen);
+		if (r == 0)
+			r = DB_EQUERY;
+		goto out;
+	}
+	for (int i = 0; i < PQntuples(res) && ch->revocable != NULL; i++) {
+		const char *id = PQgetvalue(res, i, 0);
+
+		if (!PQgetisnull(res, i, 0) &&
+		    ch->revocable(ch->revocable_ctx, id) &&
+		    json_array_append_new(arr, json_string(id)) != 0) {
+			r = DB_ENOMEM;
 			goto out;
-	s = json_dumps(arr, JSON_COMPACT);
+		}
+	}
+	if ((*json = json_dumps(arr, JSON_COMPACT)) == NULL)
+		r = DB_ENOMEM;
 out:
+	PQclear(res);
 	json_decref(arr);
-	return s;
+	return r;
 }
 
 int
@@ -297,9 +327,12 @@ db_watch_apply(struct db_pool *pool, const struct db_watch_change *ch,
 	case DB_WATCH_GROUP_MEMBERS:
 		r = matching_groups(db_conn_pg(c), NULL, ch->group_dn, same,
 		                    &groups, err, errlen);
-		members = members_json(ch);
-		if (r == 0 && members == NULL)
-			r = DB_ENOMEM;
+		if (r == 0 && strcmp(groups, "[]") != 0)
+			r = group_revocable(db_conn_pg(c), ch, groups, &members,
+			                    err, errlen);
+		/* Nobody the change may end: nothing to write. */
+		if (r == 0 && (members == NULL || strcmp(members, "[]") == 0))
+			goto out;
 		sql = W_STMT(W_COND_GROUP, W_SESS_NONE);
 		v[0] = members;
 		v[2] = "directory_removed";

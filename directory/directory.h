@@ -298,13 +298,19 @@ void dir_pool_get_stats(struct dir_pool *pool, struct dir_pool_stats *st);
  *                 nsAccountLock TRUE). Not followed for FILTER / NONE.
  *   DELETED       identity's entry was deleted (or left the watch base)
  *   GROUP_MEMBERS a group seen for the first time (no baseline to diff:
- *                 after a start, a takeover or a full resync): the whole
- *                 current list of member identities, so the receiver
- *                 ends whatever depends on group_dn for anyone else.
+ *                 after a start, a takeover or a full resync): the
+ *                 current list of member identities, and revocable():
+ *                 the receiver ends what depends on group_dn only for
+ *                 the identities it answers non-zero for.
  *                 During a refresh these wait until the refresh is done
  *                 (every person known by then).
  * Member DNs that name no watched person are ignored (service accounts,
- * nested groups: nesting is not followed by the watcher).
+ * nested groups). Group changes revoke only with membership = memberof
+ * or member, never for a group whose member values came in part (AD's
+ * ranged values), and only for an identity no other watched person
+ * might answer to (watch_int.h, dir_wstate_set_direct); AD notifications
+ * older than the state (uSNChanged) are dropped. The rest is left to the
+ * live check.
  *
  * Reconnects with backoff (dir_backoff_ms) after any loss and resumes
  * from its cookie, keeping its baseline; a change handler that fails
@@ -326,6 +332,11 @@ struct dir_watch_event {
 	const char *group_dn;	       /* LOST, GROUP_MEMBERS (normalized) */
 	const char *const *members;    /* GROUP_MEMBERS: identities */
 	size_t nmembers;
+	/* GROUP_MEMBERS: may the admissions of identity that depend on
+	 * group_dn end? Non-zero only where the live check cannot admit
+	 * identity through group_dn as the watcher sees it. */
+	int (*revocable)(const void *ctx, const char *identity);
+	const void *revocable_ctx;
 };
 
 struct dir_watch_hooks {

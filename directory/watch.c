@@ -144,6 +144,28 @@ emit_change(void *arg, const struct dir_watch_event *ev)
 	return 0;
 }
 
+/*
+ * Does the entry hold the member attribute under a range option (AD sends
+ * "member;range=0-1499" instead of "member" for a group with more values
+ * than its MaxValRange)? Then the member values read are not all of them.
+ */
+static int
+member_ranged(struct dir_watch *w, LDAP *ld, LDAPMessage *msg)
+{
+	BerElement *ber = NULL;
+	int ranged = 0;
+
+	for (char *a = ldap_first_attribute(ld, msg, &ber); a != NULL;
+	     a = ldap_next_attribute(ld, msg, ber)) {
+		if (dir_watch_ranged(a, w->cfg.member_attribute))
+			ranged = 1;
+		ldap_memfree(a);
+	}
+	if (ber != NULL)
+		ber_free(ber, 0);
+	return ranged;
+}
+
 /* Copies the sync's identity attribute and active attribute out of an
  * entry into in (identity points into *idvals). */
 static int
@@ -186,12 +208,27 @@ read_entry(struct dir_watch *w, LDAP *ld, LDAPMessage *msg,
 		ldap_value_free_len(v);
 	} else if (*idvals != NULL && (*idvals)[0] != NULL) {
 		struct berval *b = (*idvals)[0];
+		size_t n = 0, k = 0;
 
 		/* berval values are counted; our strings are not. */
 		if (b->bv_len == 0 || b->bv_len > DIR_MAX_IDENTITY_LEN ||
 		    memchr(b->bv_val, '\0', b->bv_len) != NULL)
 			return DIR_EINVAL;
 		in->identity = b->bv_val; /* NUL-terminated by libldap */
+		/* Every value too: the state tells from them who else the
+		 * live lookup of an identity might find. */
+		while ((*idvals)[n] != NULL)
+			n++;
+		*mstr = calloc(n + 1, sizeof(**mstr));
+		if (*mstr == NULL)
+			return DIR_ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			b = (*idvals)[i];
+			if (memchr(b->bv_val, '\0', b->bv_len) == NULL)
+				(*mstr)[k++] = b->bv_val;
+		}
+		in->identities = (const char *const *)*mstr;
+		in->nidentities = k;
 	}
 	if (in->identity != NULL) {
 		switch (w->cfg.active) {
@@ -226,6 +263,7 @@ read_entry(struct dir_watch *w, LDAP *ld, LDAPMessage *msg,
 		return 0;
 	}
 	*members = ldap_get_values_len(ld, msg, w->cfg.member_attribute);
+	in->incomplete = member_ranged(w, ld, msg);
 	if (*members != NULL) {
 		size_t n = 0;
 
@@ -651,8 +689,9 @@ out:
 static void
 ad_entry(struct dir_watch *w, LDAP *ld, LDAPMessage *msg, int in_refresh)
 {
-	struct berval **guid, **euuid, **isdel, **oc, **idv, **mem;
+	struct berval **guid, **euuid, **isdel, **oc, **idv, **mem, **usnv;
 	struct berval **idvals = NULL, **members = NULL;
+	unsigned long long usn;
 	const struct berval *key = NULL;
 	char *dn = NULL, **mstr = NULL;
 	struct dir_wentry_in in;
@@ -665,19 +704,27 @@ ad_entry(struct dir_watch *w, LDAP *ld, LDAPMessage *msg, int in_refresh)
 	oc = ldap_get_values_len(ld, msg, "objectClass");
 	idv = ldap_get_values_len(ld, msg, w->key_attr);
 	mem = ldap_get_values_len(ld, msg, w->cfg.member_attribute);
+	usnv = ldap_get_values_len(ld, msg, "uSNChanged");
+	usn = dir_ad_usn(usnv);
 	kind = dir_ad_entry_kind(guid, euuid, isdel, oc,
 	                         idv != NULL && idv[0] != NULL,
 	                         mem != NULL && mem[0] != NULL, &key);
 	pthread_rwlock_wrlock(&w->slock);
 	switch (kind) {
 	case DIR_AD_DELETE:
-		r = dir_wstate_delete(w->state, (unsigned char *)key->bv_val,
-		                      key->bv_len, emit_change, w);
+		/* Not a tombstone older than what the state holds (a
+		 * notification queued during the baseline). */
+		if (!dir_wstate_stale(w->state, (unsigned char *)key->bv_val,
+		                      key->bv_len, usn))
+			r = dir_wstate_delete(w->state,
+			                      (unsigned char *)key->bv_val,
+			                      key->bv_len, emit_change, w);
 		break;
 	case DIR_AD_GROUP:
 	case DIR_AD_PERSON:
 		rr = read_entry(w, ld, msg, &in, &dn, &idvals, &members, &mstr,
 		                kind == DIR_AD_GROUP);
+		in.usn = usn; /* an older one changes nothing */
 		if (rr == 0)
 			r = dir_wstate_entry(
 			    w->state, (unsigned char *)key->bv_val, key->bv_len,
@@ -700,6 +747,7 @@ ad_entry(struct dir_watch *w, LDAP *ld, LDAPMessage *msg, int in_refresh)
 	ldap_value_free_len(idvals);
 	if (dn != NULL)
 		ldap_memfree(dn);
+	ldap_value_free_len(usnv);
 	ldap_value_free_len(mem);
 	ldap_value_free_len(idv);
 	ldap_value_free_len(oc);
@@ -835,7 +883,7 @@ ad_session(struct dir_watch *w, unsigned *fails)
 	struct dir_conn conn = {NULL, NULL};
 	struct dir_ad_notify n;
 	struct dir_sigpipe sp;
-	char err[DIR_ERR_MAX], *attrs[8];
+	char err[DIR_ERR_MAX], *attrs[DIR_AD_NATTRS + 2];
 	int rc, msgid = -1, stop = 0, caught = 0;
 	size_t na = 0;
 
@@ -1117,6 +1165,11 @@ watch_open(const struct dir_config *cfg, const struct dir_watch_hooks *hooks,
 		goto fail;
 	if ((r = dir_wstate_new(&w->state)) != 0)
 		goto fail;
+	/* Group changes revoke only where a member list is the whole
+	 * membership; with nesting the live check decides. */
+	dir_wstate_set_direct(w->state,
+	                      w->cfg.membership == DIR_MEMBERSHIP_MEMBEROF ||
+	                          w->cfg.membership == DIR_MEMBERSHIP_MEMBER);
 	*out = w;
 	return 0;
 fail:

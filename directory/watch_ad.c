@@ -9,7 +9,8 @@
  *     context, so the watch base must be one: the domain's DN), the
  *     attributes the diffing needs (the identity attribute,
  *     userAccountControl, the member attribute, objectGUID as the
- *     entry's key, isDeleted) and no time or size limit;
+ *     entry's key, isDeleted, uSNChanged to drop notifications older
+ *     than the state) and no time or size limit;
  *   - the controls: change notification, and show-deleted
  *     (1.2.840.113556.1.4.417), without which deletions (entries moved
  *     to Deleted Objects with isDeleted TRUE) are never notified;
@@ -55,7 +56,8 @@ dir_ad_notify_build(LDAP *ld, const char *base, const char *key_attr,
                     char *err, size_t errlen)
 {
 	const char *attrs[] = {key_attr,     member_attr, "userAccountControl",
-	                       "objectGUID", "isDeleted", NULL};
+	                       "objectGUID", "isDeleted", "uSNChanged",
+	                       NULL};
 	int rc, r = DIR_ENOMEM;
 
 	memset(out, 0, sizeof(*out));
@@ -100,6 +102,24 @@ fail:
 		dir_errf(err, errlen, "AD change notification: out of memory");
 	dir_ad_notify_free(out);
 	return r;
+}
+
+unsigned long long
+dir_ad_usn(struct berval **usn)
+{
+	char buf[24];
+	const struct berval *b;
+
+	if (usn == NULL || (b = usn[0]) == NULL || b->bv_len == 0 ||
+	    b->bv_len > 20)
+		return 0;
+	for (size_t i = 0; i < b->bv_len; i++)
+		if (b->bv_val[i] < '0' || b->bv_val[i] > '9')
+			return 0;
+	memcpy(buf, b->bv_val, b->bv_len);
+	buf[b->bv_len] = '\0';
+	/* Past 2^64 - 1 strtoull answers ULLONG_MAX: still an order. */
+	return strtoull(buf, NULL, 10);
 }
 
 int

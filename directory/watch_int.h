@@ -32,10 +32,38 @@ struct dir_wentry_in {
 	const char *const *identities;
 	size_t nidentities;
 	int nocache; /* people: the entry is a group too; never answered */
+	/* groups: the member values did not all come (AD's ranged
+	 * "member;range=0-1499", dir_watch_ranged): nothing is revoked on
+	 * the strength of this list and the cache does not answer from it */
+	int incomplete;
+	/* AD: the entry's uSNChanged (0: not known). An entry whose known
+	 * usn is not lower is not changed by it (an older notification,
+	 * queued while the baseline read a newer state). */
+	unsigned long long usn;
 };
 
 struct dir_wstate;
 int dir_wstate_new(struct dir_wstate **out);
+/*
+ * direct (the default): membership is what the groups' member lists say
+ * ([directory] membership = memberof or member). 0 for nested and
+ * ad_chain: then no group change revokes anything (LOST and
+ * GROUP_MEMBERS are never reported; a person outside a group's list may
+ * be in it through a subgroup) -- the live check decides.
+ *
+ * In either mode a revocation is reported only where the live check
+ * cannot admit: LOST / GROUP_MEMBERS (its revocable question) only for
+ * an ASCII identity that is byte for byte a value of a watched person
+ * when nobody its live lookup might find (same dir_wstate_skel, or a
+ * non-ASCII value whose pattern matches) is a direct member, never for a
+ * group whose list is incomplete; DISABLED / DELETED only when no other
+ * watched person might be found by the live lookup of the identity.
+ */
+void dir_wstate_set_direct(struct dir_wstate *s, int direct);
+/* 1 when the entry uuid is known with an AD uSNChanged >= usn (> 0): a
+ * notification about it that is not newer (a tombstone too). */
+int dir_wstate_stale(const struct dir_wstate *s, const unsigned char *uuid,
+                     size_t len, unsigned long long usn);
 void dir_wstate_free(struct dir_wstate *s);
 /* Forgets every entry (the next refresh is a full one). */
 void dir_wstate_clear(struct dir_wstate *s);
@@ -69,21 +97,35 @@ int dir_wstate_refresh_done(struct dir_wstate *s, dir_wemit_fn emit, void *arg);
 
 /*
  * The membership cache's question (dir_watch_lookup), answered from the
- * baseline: DIR_WQ_MEMBER (*group_index set) when exactly one person's
- * identity values fold (dir_wstate_fold) to identity's key, one of them is
- * identity byte for byte, the entry is active, under people_ndn, and a
- * direct member of group_ndns[*group_index] (normalized; NULL entries are
- * skipped); DIR_WQ_ACTIVE when such a person is in none of them;
- * DIR_WQ_UNKNOWN otherwise (nobody, several, inactive, ...).
+ * baseline: DIR_WQ_MEMBER (*group_index set) when identity is ASCII,
+ * exactly one person might be found by its live lookup (an identity value
+ * with the same dir_wstate_skel, or a non-ASCII value whose pattern
+ * matches it), one of that person's values is identity byte for byte,
+ * the entry is active, its DN ASCII and under people_ndn, and a direct
+ * member of group_ndns[*group_index] (normalized; NULL entries and
+ * incomplete groups are skipped); DIR_WQ_ACTIVE when such a person is in
+ * none of them; DIR_WQ_UNKNOWN otherwise (nobody, several, inactive,
+ * non-ASCII, ...).
  */
 int dir_wstate_lookup(const struct dir_wstate *s, const char *identity,
                       const char *people_ndn, const char *const *group_ndns,
                       size_t ngroups, int *group_index);
-/* An identity value's lookup key: Unicode case folded, NFKC, spaces
- * collapsed and trimmed (what LDAP's caseIgnoreMatch ignores, roughly:
- * values that may match the same lookup share a key). malloc()ed; NULL
- * when out of memory. */
-char *dir_wstate_fold(const char *id);
+/*
+ * An identity value's skeleton, the lookup key: ASCII letters lower-cased,
+ * ASCII spaces and controls dropped, and every run of non-ASCII bytes one
+ * DIR_WSKEL_WILD (*wild set, may be NULL) that stands for any run. Coarser
+ * than any directory's caseIgnoreMatch (RFC 4518: case folding, NFKC,
+ * mapped and insignificant characters), whatever it folds non-ASCII
+ * characters to: two values the directory takes as equal have equal
+ * skeletons or a wildcard pattern that matches -- never keys that differ
+ * where the directory sees none. malloc()ed; NULL when out of memory.
+ */
+#define DIR_WSKEL_WILD '\x01'
+char *dir_wstate_skel(const char *id, int *wild);
+/* Is attribute description desc (as a search result names it)
+ * member_attr with AD's range option, e.g. "member;range=0-1499": the
+ * values are only a part (ASCII case ignored)? */
+int dir_watch_ranged(const char *desc, const char *member_attr);
 /* Is normalized dn base_ndn itself or below it? */
 int dir_dn_under(const char *ndn, const char *base_ndn);
 /*
@@ -111,7 +153,7 @@ int dir_watch_key_attr(const char *user_filter, char *out, size_t outlen);
  * after a failed build).
  */
 #define DIR_AD_NCTRLS 3
-#define DIR_AD_NATTRS 6
+#define DIR_AD_NATTRS 7
 struct dir_ad_notify {
 	LDAPControl *ctrls[DIR_AD_NCTRLS];
 	char *base;
@@ -123,6 +165,9 @@ int dir_ad_notify_build(LDAP *ld, const char *base, const char *key_attr,
                         const char *member_attr, struct dir_ad_notify *out,
                         char *err, size_t errlen);
 void dir_ad_notify_free(struct dir_ad_notify *n);
+/* An entry's uSNChanged (decimal, as AD sends it), 0 when absent or not
+ * a number. */
+unsigned long long dir_ad_usn(struct berval **usn);
 /* A notified entry's isDeleted values (n): TRUE means it was deleted. */
 int dir_ad_is_deleted(const char *const *is_deleted, size_t n);
 

@@ -74,6 +74,8 @@ on_change(void *arg, const struct dir_watch_event *ev)
 	ch.group_dn = ev->group_dn;
 	ch.members = ev->members;
 	ch.nmembers = ev->nmembers;
+	ch.revocable = ev->revocable;
+	ch.revocable_ctx = ev->revocable_ctx;
 	ch.node = w->app->cfg->node_name;
 	r = db_watch_apply(w->app->db, &ch, same_group, &na, &ns, err,
 	                   sizeof(err));

@@ -14,7 +14,9 @@
  *   - two nodes: exactly one watcher (metric and the lock in pg_locks);
  *     kill -9 it and the other takes over and acts on the next removal;
  *   - a removal while no node runs: the next watcher's full refresh
- *     reconciles the group and ends the admission.
+ *     reconciles the group and ends the admission -- and only that one:
+ *     not an admission whose identity is not byte for byte a watched
+ *     person's (case-different, unknown), which the live check decides.
  *
  * Every wait polls with a generous bound (a loaded CI machine), never a
  * fixed sleep.
@@ -528,6 +530,12 @@ removal_while_nobody_watches(void **state)
 	                code, id);
 	admit_row("user31", id);
 	admit_row("user32", id);
+	/* Not byte for byte a watched person's value (a case-different
+	 * spelling the live check may admit, someone the watcher does not
+	 * know): left to the live check, never revoked by the snapshot
+	 * (review F6). */
+	admit_row("User32", id);
+	admit_row("not-in-ldap", id);
 	th_server_stop(&T.s2);
 	T.s2.pid = 0;
 	member("delete", "user31");
@@ -545,6 +553,12 @@ removal_while_nobody_watches(void **state)
 	                       "AND state = 'admitted'",
 	                       id),
 	                 1);
+	assert_int_equal(count("SELECT count(*) FROM admissions WHERE "
+	                       "meeting_id = $1::uuid AND identity IN "
+	                       "('User32', 'not-in-ldap') AND state = "
+	                       "'admitted'",
+	                       id),
+	                 2);
 	assert_int_equal(count("SELECT count(*) FROM audit_log WHERE "
 	                       "event_type = 'admission.revoke' AND identity = "
 	                       "'user31' AND meeting_id = $1::uuid AND "

@@ -101,11 +101,37 @@ test_kind(void **state)
 	                 DIR_AD_SKIP);
 }
 
+/* uSNChanged as AD sends it (decimal text): 0 for anything else, so an
+ * unreadable one never makes a notification look stale (review F5). */
+static void
+test_usn(void **state)
+{
+	struct berval v1 = {5, (char *)"12345"},
+	              big = {20, (char *)"18446744073709551615"},
+	              neg = {2, (char *)"-1"}, sp = {3, (char *)"1 2"},
+	              huge = {21, (char *)"123456789012345678901"};
+	struct berval *a[] = {&v1, NULL}, *b[] = {&big, NULL},
+	              *c[] = {&neg, NULL}, *d[] = {&sp, NULL},
+	              *e[] = {&empty_v, NULL}, *f[] = {&huge, NULL},
+	              *none[] = {NULL};
+
+	(void)state;
+	assert_true(dir_ad_usn(a) == 12345ULL);
+	assert_true(dir_ad_usn(b) == 18446744073709551615ULL);
+	assert_true(dir_ad_usn(c) == 0);
+	assert_true(dir_ad_usn(d) == 0);
+	assert_true(dir_ad_usn(e) == 0);
+	assert_true(dir_ad_usn(f) == 0);
+	assert_true(dir_ad_usn(none) == 0);
+	assert_true(dir_ad_usn(NULL) == 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_key),
+	    cmocka_unit_test(test_usn),
 	    cmocka_unit_test(test_kind),
 	};
 

@@ -256,21 +256,38 @@ test_ambiguous_and_exact(void **state)
 }
 
 static void
-test_fold_and_under(void **state)
+test_skel_and_under(void **state)
 {
 	char *k;
+	int wild = -1;
 
 	(void)state;
-	k = dir_wstate_fold("  Bob   SMITH ");
-	assert_string_equal(k, "bob smith");
+	/* ASCII: lower-cased, spaces and controls dropped (coarser than
+	 * caseIgnoreMatch's insignificant spaces). */
+	k = dir_wstate_skel("  Bob   SMITH ", &wild);
+	assert_string_equal(k, "bobsmith");
+	assert_int_equal(wild, 0);
 	free(k);
-	k = dir_wstate_fold("\xc3\x84RGER"); /* ÄRGER */
-	assert_string_equal(k, "\xc3\xa4rger");
+	k = dir_wstate_skel("a\tB\x7f", &wild);
+	assert_string_equal(k, "ab");
 	free(k);
-	k = dir_wstate_fold("\xff"
-	                    "ABC"); /* not UTF-8: ASCII folding */
-	assert_string_equal(k, "\xff"
+	/* Every run of non-ASCII bytes is one wildcard, whatever the
+	 * directory folds it to. */
+	k = dir_wstate_skel("\xc3\x84RGER", &wild); /* ÄRGER */
+	assert_string_equal(k, "\x01rger");
+	assert_int_equal(wild, 1);
+	free(k);
+	k = dir_wstate_skel("\xff"
+	                    "ABC",
+	                    &wild); /* not UTF-8 either */
+	assert_string_equal(k, "\x01"
 	                       "abc");
+	free(k);
+	k = dir_wstate_skel("al\xc4\xb0"
+	                    "ce",
+	                    NULL); /* U+0130 */
+	assert_string_equal(k, "al\x01"
+	                       "ce");
 	free(k);
 	assert_true(dir_dn_under("uid=a,ou=people,dc=x", "ou=people,dc=x"));
 	assert_true(dir_dn_under("ou=people,dc=x", "ou=people,dc=x"));
@@ -278,6 +295,455 @@ test_fold_and_under(void **state)
 	assert_false(dir_dn_under("uid=a\\,ou=people,dc=x", "ou=people,dc=x"));
 	assert_true(dir_dn_under("uid=a\\\\,ou=people,dc=x", "ou=people,dc=x"));
 	assert_false(dir_dn_under("dc=x", "ou=people,dc=x"));
+}
+
+/* ---- Security review H5 (F2, F3, F5, F6): reproductions, now fixed ---- */
+
+/* What a change handler saw: the kinds and identities reported, and for
+ * the last GROUP_MEMBERS of a group containing "cn=allowed" its
+ * revocable() answer for each of rec.ask (valid during the call only). */
+#define REC_MAX 16
+struct rec {
+	int n;
+	int kind[REC_MAX];
+	const char *who[REC_MAX]; /* copied into names */
+	char names[REC_MAX][64];
+	int snapshots;
+	size_t snap_n;
+	const char *ask[8];
+	int answer[8];
+};
+
+static int
+rec_fn(void *arg, const struct dir_watch_event *ev)
+{
+	struct rec *r = arg;
+
+	if (r->n < REC_MAX) {
+		r->kind[r->n] = ev->kind;
+		snprintf(r->names[r->n], sizeof(r->names[r->n]), "%s",
+		         ev->identity != NULL ? ev->identity : "");
+		r->who[r->n] = r->names[r->n];
+		r->n++;
+	}
+	if (ev->kind == DIR_WATCH_GROUP_MEMBERS &&
+	    strstr(ev->group_dn, "cn=allowed") != NULL) {
+		r->snapshots++;
+		r->snap_n = ev->nmembers;
+		assert_non_null(ev->revocable);
+		for (int i = 0; i < 8 && r->ask[i] != NULL; i++)
+			r->answer[i] =
+			    ev->revocable(ev->revocable_ctx, r->ask[i]);
+	}
+	return 0;
+}
+
+static int
+rec_count(const struct rec *r, int kind)
+{
+	int n = 0;
+
+	for (int i = 0; i < r->n; i++)
+		n += r->kind[i] == kind;
+	return n;
+}
+
+/* F3: slapd's caseIgnoreMatch finds both entries for (uid=alice) (live:
+ * ambiguous, deny); the cache must not admit. Any value that may be the
+ * same to the directory makes it ask live. */
+static void
+test_h5_fold_vs_slapd(void **state)
+{
+	static const unsigned char U_ZOE[16] = {6};
+	struct dir_wstate *st;
+	const char *a[1] = {"alice"}, *b[1] = {"al\xc4\xb0"
+	                                       "ce"};
+	const char *bob[1] = {"b\xc3\xb6"
+	                      "b"},
+	           *zoe[1] = {"zo\xc3\xab"};
+	const char *m1[] = {"uid=alice," PEOPLE, P("zo\xc3\xab")};
+	int gi = -1;
+
+	(void)state;
+	assert_int_equal(dir_wstate_new(&st), 0);
+	person_at(st, U_ALICE, "uid=alice," PEOPLE, a, 1, 0, 0);
+	person_at(st, U_BOB, "cn=other," PEOPLE, b, 1, 0, 0);
+	group(st, U_G1, G1, m1, 2);
+	assert_int_equal(ask(st, "alice", &gi), DIR_WQ_UNKNOWN);
+	/* The non-ASCII one itself: never answered. */
+	assert_int_equal(ask(st,
+	                     "al\xc4\xb0"
+	                     "ce",
+	                     &gi),
+	                 DIR_WQ_UNKNOWN);
+	/* The look-alike gone: alice is answered again. */
+	assert_int_equal(dir_wstate_delete(st, U_BOB, 16, ignore, NULL), 0);
+	assert_int_equal(ask(st, "alice", &gi), DIR_WQ_MEMBER);
+	assert_int_equal(gi, 0);
+	/* A non-ASCII value elsewhere in the name ("b\xc3\xb6b" may be
+	 * "bob" to a directory): asked live. */
+	person(st, U_CAROL, "bob", 0);
+	assert_int_equal(ask(st, "bob", &gi), DIR_WQ_ACTIVE);
+	person_at(st, U_BOB2, "cn=b2," PEOPLE, bob, 1, 0, 0);
+	assert_int_equal(ask(st, "bob", &gi), DIR_WQ_UNKNOWN);
+	/* An unrelated non-ASCII value changes nothing for alice; a member
+	 * whose DN is not ASCII is not answered from the cache. */
+	person_at(st, U_ZOE, P("zo\xc3\xab"), zoe, 1, 0, 0);
+	assert_int_equal(ask(st, "alice", &gi), DIR_WQ_MEMBER);
+	assert_int_equal(ask(st, "zo\xc3\xab", &gi), DIR_WQ_UNKNOWN);
+	dir_wstate_free(st);
+}
+
+/* F2: an AD group read without its member values (AD answered
+ * member;range=0-1499) is not reported as "holds exactly nobody"; its
+ * list is not used to revoke nor to answer. */
+static void
+test_h5_ranged_group_is_empty(void **state)
+{
+	struct dir_wstate *st;
+	struct dir_wentry_in in;
+	struct rec r;
+	const char *a[1] = {"alice"};
+	const char *m1[] = {"uid=alice," PEOPLE, P("bob")};
+	const char *bad[] = {"uid=alice," PEOPLE, "not a DN"};
+	int gi;
+
+	(void)state;
+	/* The attribute descriptions that mean "part of the values". */
+	assert_true(dir_watch_ranged("member;range=0-1499", "member"));
+	assert_true(dir_watch_ranged("Member;Range=1500-*", "member"));
+	assert_true(dir_watch_ranged("member;x-opt;range=0-*", "member"));
+	assert_false(dir_watch_ranged("member", "member"));
+	assert_false(dir_watch_ranged("memberOf", "member"));
+	assert_false(dir_watch_ranged("memberOf;range=0-1499", "member"));
+	assert_false(dir_watch_ranged("member;binary", "member"));
+	assert_false(dir_watch_ranged(NULL, "member"));
+
+	memset(&r, 0, sizeof(r));
+	r.ask[0] = "alice";
+	assert_int_equal(dir_wstate_new(&st), 0);
+	dir_wstate_refresh_begin(st, 1);
+	person_at(st, U_ALICE, "uid=alice," PEOPLE, a, 1, 0, 0);
+	person(st, U_BOB, "bob", 0);
+	memset(&in, 0, sizeof(in));
+	in.dn = G1; /* members: none readable under plain "member" */
+	in.incomplete = 1;
+	assert_int_equal(dir_wstate_entry(st, U_G1, 16, &in, 1, rec_fn, &r), 0);
+	assert_int_equal(dir_wstate_refresh_done(st, rec_fn, &r), 0);
+	assert_int_equal(r.snapshots, 0);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(ask(st, "alice", &gi), DIR_WQ_ACTIVE);
+
+	/* Read whole: alice and bob members. Then a notification with a
+	 * ranged list: no LOST for those not in the part read, and the
+	 * cache stops answering from it. */
+	in.members = m1;
+	in.nmembers = 2;
+	in.incomplete = 0;
+	assert_int_equal(dir_wstate_entry(st, U_G1, 16, &in, 0, rec_fn, &r), 0);
+	assert_int_equal(ask(st, "bob", &gi), DIR_WQ_MEMBER);
+	in.nmembers = 1;
+	in.incomplete = 1;
+	r.n = 0;
+	assert_int_equal(dir_wstate_entry(st, U_G1, 16, &in, 0, rec_fn, &r), 0);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(ask(st, "alice", &gi), DIR_WQ_ACTIVE);
+	/* Whole again without bob: bob left (alice was in the part). */
+	in.incomplete = 0;
+	assert_int_equal(dir_wstate_entry(st, U_G1, 16, &in, 0, rec_fn, &r), 0);
+	assert_int_equal(r.n, 0); /* bob was not in the part read */
+	assert_int_equal(ask(st, "alice", &gi), DIR_WQ_MEMBER);
+
+	/* A member value that is not a DN: whom it names is unknown, so
+	 * the list is incomplete; a new group reported without a
+	 * snapshot. */
+	dir_wstate_clear(st);
+	r.n = 0;
+	dir_wstate_refresh_begin(st, 1);
+	person_at(st, U_ALICE, "uid=alice," PEOPLE, a, 1, 0, 0);
+	person(st, U_BOB, "bob", 0);
+	memset(&in, 0, sizeof(in));
+	in.dn = G1;
+	in.members = bad;
+	in.nmembers = 2;
+	assert_int_equal(dir_wstate_entry(st, U_G1, 16, &in, 1, rec_fn, &r), 0);
+	assert_int_equal(dir_wstate_refresh_done(st, rec_fn, &r), 0);
+	assert_int_equal(r.snapshots, 0);
+	dir_wstate_free(st);
+}
+
+/* F6: alice is in G1 only through the nested group cn=sub (what
+ * membership = ad_chain / nested admits, matched_group = G1). With
+ * nesting no group change revokes; with direct membership the snapshot
+ * names who may be revoked. */
+static void
+test_h5_nested_member_dropped(void **state)
+{
+	static const unsigned char U_SUB[16] = {42};
+	struct dir_wstate *st;
+	struct dir_wentry_in in;
+	struct rec r;
+	const char *a[1] = {"alice"};
+	const char *sub = "cn=sub,ou=groups,dc=example,dc=com";
+	const char *gm[1] = {sub}, *sm[1] = {"uid=alice," PEOPLE};
+
+	(void)state;
+	for (int direct = 0; direct <= 1; direct++) {
+		memset(&r, 0, sizeof(r));
+		r.ask[0] = "alice";
+		assert_int_equal(dir_wstate_new(&st), 0);
+		dir_wstate_set_direct(st, direct);
+		dir_wstate_refresh_begin(st, 1);
+		person_at(st, U_ALICE, "uid=alice," PEOPLE, a, 1, 0, 0);
+		memset(&in, 0, sizeof(in));
+		in.dn = sub;
+		in.members = sm;
+		in.nmembers = 1;
+		assert_int_equal(
+		    dir_wstate_entry(st, U_SUB, 16, &in, 1, rec_fn, &r), 0);
+		memset(&in, 0, sizeof(in));
+		in.dn = G1;
+		in.members = gm;
+		in.nmembers = 1;
+		assert_int_equal(
+		    dir_wstate_entry(st, U_G1, 16, &in, 1, rec_fn, &r), 0);
+		assert_int_equal(dir_wstate_refresh_done(st, rec_fn, &r), 0);
+		if (!direct) {
+			/* Nested: nothing reported at all. */
+			assert_int_equal(r.snapshots, 0);
+			assert_int_equal(rec_count(&r, DIR_WATCH_GROUP_MEMBERS),
+			                 0);
+			/* alice leaves cn=sub: no LOST either. */
+			in.dn = sub;
+			in.members = NULL;
+			in.nmembers = 0;
+			assert_int_equal(
+			    dir_wstate_entry(st, U_SUB, 16, &in, 0, rec_fn, &r),
+			    0);
+			assert_int_equal(r.n, 0);
+			/* Person-level changes still count. */
+			person_at(st, U_ALICE, "uid=alice," PEOPLE, a, 1, 1, 0);
+			assert_int_equal(
+			    dir_wstate_delete(st, U_ALICE, 16, rec_fn, &r), 0);
+			assert_int_equal(rec_count(&r, DIR_WATCH_DELETED), 1);
+		} else {
+			/* Direct: G1's list does not name alice; she is not a
+			 * member as that mode's live check sees it. */
+			assert_int_equal(r.snapshots, 1);
+			assert_int_equal(r.snap_n, 0);
+			assert_int_equal(r.answer[0], 1);
+		}
+		dir_wstate_free(st);
+	}
+}
+
+/* F6: a snapshot revokes only an admission identity that is byte for
+ * byte a watched person's value when nobody its live lookup might find
+ * is a member: not a case-different spelling, not a second value of a
+ * member, not someone unknown, not a look-alike of a member. */
+static void
+test_revocable_exact_only(void **state)
+{
+	struct dir_wstate *st;
+	struct rec r;
+	const char *a[2] = {"alice", "alice2"};
+	const char *bob2[1] = {"BOB"};
+	const char *m1[] = {P("alice")};
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.ask[0] = "alice";
+	r.ask[1] = "Alice";
+	r.ask[2] = "alice2";
+	r.ask[3] = "bob";
+	r.ask[4] = "mallory";
+	r.ask[5] = "carol";
+	assert_int_equal(dir_wstate_new(&st), 0);
+	dir_wstate_refresh_begin(st, 1);
+	person_at(st, U_ALICE, P("alice"), a, 2, 0, 0);
+	person(st, U_BOB, "bob", 0);
+	person(st, U_CAROL, "carol", 0);
+	/* Seen for the first time within a refresh: reported at its end. */
+	{
+		struct dir_wentry_in in;
+
+		memset(&in, 0, sizeof(in));
+		in.dn = G1;
+		in.members = m1;
+		in.nmembers = 1;
+		assert_int_equal(
+		    dir_wstate_entry(st, U_G1, 16, &in, 1, rec_fn, &r), 0);
+	}
+	assert_int_equal(dir_wstate_refresh_done(st, rec_fn, &r), 0);
+	assert_int_equal(r.snapshots, 1);
+	assert_int_equal(r.snap_n, 1);
+	assert_int_equal(r.answer[0], 0); /* a member */
+	assert_int_equal(r.answer[1], 0); /* not a value byte for byte */
+	assert_int_equal(r.answer[2], 0); /* alice's second value */
+	assert_int_equal(r.answer[3], 1); /* known, not a member */
+	assert_int_equal(r.answer[4], 0); /* unknown: the live check */
+	assert_int_equal(r.answer[5], 1);
+
+	/* "BOB" is a member now: bob may be the same to the directory. */
+	{
+		const char *m[] = {P("alice"), "uid=BOB,ou=more," PEOPLE};
+		struct dir_wentry_in in;
+
+		dir_wstate_clear(st);
+		dir_wstate_refresh_begin(st, 1);
+		person_at(st, U_ALICE, P("alice"), a, 2, 0, 0);
+		person(st, U_BOB, "bob", 0);
+		person_at(st, U_BOB2, "uid=BOB,ou=more," PEOPLE, bob2, 1, 0, 0);
+		memset(&in, 0, sizeof(in));
+		in.dn = G1;
+		in.members = m;
+		in.nmembers = 2;
+		memset(r.answer, 0, sizeof(r.answer));
+		r.answer[3] = -1;
+		assert_int_equal(
+		    dir_wstate_entry(st, U_G1, 16, &in, 1, rec_fn, &r), 0);
+		assert_int_equal(dir_wstate_refresh_done(st, rec_fn, &r), 0);
+		assert_int_equal(r.snapshots, 2);
+		assert_int_equal(r.answer[3], 0);
+	}
+	dir_wstate_free(st);
+}
+
+/* LOST only for whom nobody alike is still a member; DELETED / DISABLED
+ * not while another watched person might answer to the identity. */
+static void
+test_lost_and_deleted_guarded(void **state)
+{
+	struct dir_wstate *st;
+	struct rec r;
+	const char *bob2[1] = {"BOB"};
+	const char *m1[] = {P("alice"), P("bob"), "uid=BOB,ou=more," PEOPLE};
+	const char *m1_less[] = {P("alice"), "uid=BOB,ou=more," PEOPLE};
+	const char *m1_none[] = {P("bob")};
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	st = baseline();
+	person_at(st, U_BOB2, "uid=BOB,ou=more," PEOPLE, bob2, 1, 0, 0);
+	group(st, U_G1, G1, m1, 3);
+	/* bob leaves G1 but "BOB" stays: no LOST (the live lookup of bob
+	 * may find BOB's entry). */
+	assert_int_equal(dir_wstate_entry(st, U_G1, 16,
+	                                  &(struct dir_wentry_in){
+	                                      .dn = G1,
+	                                      .members = m1_less,
+	                                      .nmembers = 2,
+	                                  },
+	                                  0, rec_fn, &r),
+	                 0);
+	assert_int_equal(r.n, 0);
+	/* alice and BOB leave, bob is back: alice's LOST only -- BOB's is
+	 * skipped (bob, who may be the same to the directory, is a
+	 * member). */
+	assert_int_equal(dir_wstate_entry(st, U_G1, 16,
+	                                  &(struct dir_wentry_in){
+	                                      .dn = G1,
+	                                      .members = m1_none,
+	                                      .nmembers = 1,
+	                                  },
+	                                  0, rec_fn, &r),
+	                 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.kind[0], DIR_WATCH_LOST);
+	assert_string_equal(r.who[0], "alice");
+	/* bob locked, then deleted, while BOB exists: neither reported;
+	 * BOB deleted then, with bob gone: DELETED. */
+	r.n = 0;
+	assert_int_equal(dir_wstate_entry(st, U_BOB, 16,
+	                                  &(struct dir_wentry_in){
+	                                      .dn = P("bob"),
+	                                      .identity = "bob",
+	                                      .inactive = 1,
+	                                  },
+	                                  0, rec_fn, &r),
+	                 0);
+	assert_int_equal(dir_wstate_delete(st, U_BOB, 16, rec_fn, &r), 0);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(dir_wstate_delete(st, U_BOB2, 16, rec_fn, &r), 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.kind[0], DIR_WATCH_DELETED);
+	assert_string_equal(r.who[0], "BOB");
+	/* carol locked, nobody alike: DISABLED. */
+	assert_int_equal(dir_wstate_entry(st, U_CAROL, 16,
+	                                  &(struct dir_wentry_in){
+	                                      .dn = P("carol"),
+	                                      .identity = "carol",
+	                                      .inactive = 1,
+	                                  },
+	                                  0, rec_fn, &r),
+	                 0);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.kind[1], DIR_WATCH_DISABLED);
+	dir_wstate_free(st);
+}
+
+/* F5: AD notifications queued while the baseline ran may carry a state
+ * older than the baseline's; by uSNChanged they change nothing. */
+static void
+test_ad_stale_notifications(void **state)
+{
+	struct dir_wstate *st;
+	struct rec r;
+	const char *a[1] = {"alice"};
+	const char *m1[] = {P("alice")};
+	struct dir_wentry_in g, p;
+	int gi;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(dir_wstate_new(&st), 0);
+	/* The baseline: alice (usn 100) in G1 (usn 120). */
+	dir_wstate_refresh_begin(st, 1);
+	memset(&p, 0, sizeof(p));
+	p.dn = P("alice");
+	p.identity = "alice";
+	p.identities = a;
+	p.nidentities = 1;
+	p.usn = 100;
+	assert_int_equal(dir_wstate_entry(st, U_ALICE, 16, &p, 1, rec_fn, &r),
+	                 0);
+	memset(&g, 0, sizeof(g));
+	g.dn = G1;
+	g.members = m1;
+	g.nmembers = 1;
+	g.usn = 120;
+	assert_int_equal(dir_wstate_entry(st, U_G1, 16, &g, 1, rec_fn, &r), 0);
+	assert_int_equal(dir_wstate_refresh_done(st, rec_fn, &r), 0);
+	r.n = 0;
+	/* Queued before: G1 without alice (usn 110), alice disabled (usn
+	 * 90), alice's tombstone older still: nothing, state unchanged. */
+	g.members = NULL;
+	g.nmembers = 0;
+	g.usn = 110;
+	assert_int_equal(dir_wstate_entry(st, U_G1, 16, &g, 0, rec_fn, &r), 0);
+	p.inactive = 1;
+	p.usn = 90;
+	assert_int_equal(dir_wstate_entry(st, U_ALICE, 16, &p, 0, rec_fn, &r),
+	                 0);
+	assert_true(dir_wstate_stale(st, U_ALICE, 16, 100));
+	assert_true(dir_wstate_stale(st, U_ALICE, 16, 99));
+	assert_false(dir_wstate_stale(st, U_ALICE, 16, 101));
+	assert_false(dir_wstate_stale(st, U_ALICE, 16, 0));
+	assert_false(dir_wstate_stale(st, U_BOB, 16, 5)); /* unknown */
+	assert_int_equal(r.n, 0);
+	assert_int_equal(ask(st, "alice", &gi), DIR_WQ_MEMBER);
+	/* The same change, newer than the baseline (usn 121): LOST. */
+	g.usn = 121;
+	assert_int_equal(dir_wstate_entry(st, U_G1, 16, &g, 0, rec_fn, &r), 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.kind[0], DIR_WATCH_LOST);
+	/* Without a usn (OpenLDAP's sync, or AD not sending it): applied. */
+	p.usn = 0;
+	assert_int_equal(dir_wstate_entry(st, U_ALICE, 16, &p, 0, rec_fn, &r),
+	                 0);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.kind[1], DIR_WATCH_DISABLED);
+	dir_wstate_free(st);
 }
 
 static void
@@ -437,7 +903,13 @@ main(void)
 	    cmocka_unit_test(test_members_follow_changes),
 	    cmocka_unit_test(test_refresh_drops_unseen),
 	    cmocka_unit_test(test_ambiguous_and_exact),
-	    cmocka_unit_test(test_fold_and_under),
+	    cmocka_unit_test(test_skel_and_under),
+	    cmocka_unit_test(test_h5_fold_vs_slapd),
+	    cmocka_unit_test(test_h5_ranged_group_is_empty),
+	    cmocka_unit_test(test_h5_nested_member_dropped),
+	    cmocka_unit_test(test_revocable_exact_only),
+	    cmocka_unit_test(test_lost_and_deleted_guarded),
+	    cmocka_unit_test(test_ad_stale_notifications),
 	    cmocka_unit_test(test_follow_filter),
 	    cmocka_unit_test(test_open_follower),
 	    cmocka_unit_test(test_decide),
