@@ -129,10 +129,28 @@ struct db_code {
 };
 
 /* Who did it and from where, for the audit record (borrowed strings; any
- * may be NULL). */
+ * may be NULL): the request context every administrative record carries.
+ * idp: the IdP the actor signed in with; via: "session" or "token:NAME"
+ * (kept in details); forwarded_for: X-Forwarded-For as received. */
 struct db_actor {
 	const char *identity, *request_id, *node, *source_addr;
+	const char *idp, *forwarded_for, *user_agent, *via;
 };
+
+/* One audit_log record of a request that is not an admission (role use,
+ * a code read, a forward-auth denial). by: identity, IdP and request
+ * facts; code_ok, member_ok: 1, 0 or -1 (not known). Borrowed strings,
+ * NULL where none. Never a code, session id, token or assertion. */
+struct db_audit_rec {
+	const char *event_type, *outcome, *reason;
+	const char *meeting_id, *matched_group;
+	int code_ok, member_ok;
+	const char *details_json; /* JSON object or NULL */
+	const struct db_actor *by;
+};
+/* Writes it on its own (autocommit). 0 or DB_E*. (queries_authz.c) */
+int db_audit_write(struct db_pool *pool, const struct db_audit_rec *a,
+		   char *err, size_t errlen);
 
 /* Creates the meeting, its invitees and its first code in one
  * transaction. DB_ECONFLICT when platform_room is taken by a live
@@ -565,6 +583,9 @@ struct db_identity_revoke {
 	const char *actor, *via; /* the admin and how they signed in */
 	const char *source_addr, *user_agent, *request_id, *node;
 	const char *note;	/* free text from the request */
+	/* the admin's IdP (details.by_idp: identity is the person
+	 * revoked); X-Forwarded-For as received */
+	const char *idp, *forwarded_for;
 };
 /*
  * Ends every live session (revoke_reason 'admin') and every admitted or

@@ -201,12 +201,14 @@ db_meeting_from_row(const PGresult *res, int row, struct db_meeting *m)
 	return 0;
 }
 
+/* One administrative record with the actor's whole request context
+ * (db_actor); via joins the details. */
 static int
-audit(PGconn *pg, const char *event, const char *meeting_id,
+audit(PGconn *pg, const char *event, const char *reason, const char *meeting_id,
       const struct db_actor *by, const char *details_json, char *err,
       size_t errlen)
 {
-	const char *v[7];
+	const char *v[12];
 	PGresult *res;
 
 	v[0] = event;
@@ -216,11 +218,20 @@ audit(PGconn *pg, const char *event, const char *meeting_id,
 	v[4] = by ? by->node : NULL;
 	v[5] = by ? by->source_addr : NULL;
 	v[6] = details_json;
+	v[7] = by ? by->idp : NULL;
+	v[8] = by ? by->forwarded_for : NULL;
+	v[9] = by ? by->user_agent : NULL;
+	v[10] = by ? by->via : NULL;
+	v[11] = reason;
 	res = q(pg,
-	        "INSERT INTO audit_log (event_type, outcome, identity, "
-	        "meeting_id, request_id, node, source_addr, details) VALUES "
-	        "($1, 'info', $2, $3::uuid, $4, $5, $6::inet, $7::jsonb)",
-	        7, v);
+	        "INSERT INTO audit_log (event_type, outcome, reason, identity, "
+	        "meeting_id, request_id, node, source_addr, idp, "
+	        "forwarded_for, user_agent, details) VALUES "
+	        "($1, 'info', $12, $2, $3::uuid, $4, $5, $6::inet, $8, "
+	        "left($9, 2048), left($10, 1024), CASE WHEN $11::text IS NULL "
+	        "THEN $7::jsonb ELSE coalesce($7::jsonb, '{}'::jsonb) || "
+	        "jsonb_build_object('via', $11::text) END)",
+	        12, v);
 	if (!cmd_ok(res))
 		return qfail(pg, res, "recording the audit entry", err, errlen);
 	PQclear(res);
@@ -370,8 +381,8 @@ db_meeting_create(struct db_pool *pool, const struct db_meeting *m,
 	                        errlen)) != 0 ||
 	    (r = insert_code(pg, m->id, code, 1, "created",
 	                     by ? by->identity : NULL, err, errlen)) != 0 ||
-	    (r = audit(pg, "meeting.create", m->id, by, NULL, err, errlen)) !=
-	        0 ||
+	    (r = audit(pg, "meeting.create", "created", m->id, by, NULL, err,
+	               errlen)) != 0 ||
 	    (r = simple(pg, "COMMIT", "creating the meeting", err, errlen)) !=
 	        0)
 		goto out;
@@ -484,8 +495,8 @@ db_meeting_update(struct db_pool *pool, const struct db_meeting *m,
 	PQclear(res);
 	if ((r = write_invitees(pg, m, by ? by->identity : NULL, err,
 	                        errlen)) != 0 ||
-	    (r = audit(pg, "meeting.update", m->id, by, NULL, err, errlen)) !=
-	        0 ||
+	    (r = audit(pg, "meeting.update", "updated", m->id, by, NULL, err,
+	               errlen)) != 0 ||
 	    (r = simple(pg, "COMMIT", "updating the meeting", err, errlen)) !=
 	        0)
 		goto out;
@@ -538,8 +549,8 @@ db_meeting_archive(struct db_pool *pool, const char *id,
 		goto out;
 	}
 	PQclear(res);
-	if ((r = audit(pg, "meeting.archive", id, by, NULL, err, errlen)) !=
-	        0 ||
+	if ((r = audit(pg, "meeting.archive", "archived", id, by, NULL, err,
+	               errlen)) != 0 ||
 	    (r = simple(pg, "COMMIT", "archiving the meeting", err, errlen)) !=
 	        0)
 		goto out;
@@ -784,7 +795,7 @@ rotate_on(PGconn *pg, const char *meeting_id, const struct db_code *code,
 	         "\"grace_seconds\": %lld}",
 	         cur + 1, reason, code->source[0] ? code->source : "generated",
 	         grace_s);
-	if ((r = audit(pg, "code.rotate", meeting_id, by, details, err,
+	if ((r = audit(pg, "code.rotate", reason, meeting_id, by, details, err,
 	               errlen)) != 0)
 		return r;
 	/* The webhook, in the rotation's transaction: who and why, never
@@ -837,7 +848,7 @@ db_rotation_run(struct db_pool *pool, int limit, db_code_maker make, void *ctx,
                 const char *node, int *rotated, char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
-	struct db_actor by = {"roomgate-scheduler", NULL, node, NULL};
+	struct db_actor by = {.identity = "roomgate-scheduler", .node = node};
 	struct db_code code;
 	char lim[16];
 	const char *v[1];

@@ -67,15 +67,20 @@ db_token_create(struct db_pool *pool, const char *name, const char *role,
 	v[1] = role;
 	v[2] = identity;
 	v[3] = hh;
-	/* The token (never its hash) goes on the audit record in the same
-	 * statement: a token exists only with its record. */
+	/* The token's id, name and role (never the token or its hash) go on
+	 * the audit record in the same statement: a token exists only with
+	 * its record. The CLI has no request: node is the connection's
+	 * application_name, the source the address the database sees the
+	 * CLI at (NULL over a Unix socket), the actor the database role
+	 * (db_user). */
 	snprintf(sql, sizeof(sql),
 	         "WITH t AS (INSERT INTO api_tokens (name, role, identity, "
 	         "token_hash) VALUES ($1, $2, $3, decode($4, 'hex')) "
 	         "RETURNING *), a AS (INSERT INTO audit_log (event_type, "
-	         "outcome, reason, identity, node, details) SELECT "
-	         "'token.create', 'info', 'admin', t.identity, "
-	         "current_setting('application_name'), jsonb_build_object("
+	         "outcome, reason, identity, node, source_addr, details) "
+	         "SELECT 'token.create', 'info', 'admin', t.identity, "
+	         "current_setting('application_name'), inet_client_addr(), "
+	         "jsonb_build_object("
 	         "'token_id', t.id, 'name', t.name, 'role', t.role, 'via', "
 	         "'cli', 'db_user', current_user) FROM t) SELECT %s FROM t",
 	         tok_cols);
@@ -141,18 +146,20 @@ db_token_revoke(struct db_pool *pool, const char *id_or_name, char *err,
 	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
 		return r;
 	pg = db_conn_pg(c);
-	res = PQexecParams(pg,
-	                   "WITH u AS (UPDATE api_tokens SET revoked_at = now() "
-	                   "WHERE revoked_at IS NULL AND (name = $1 OR "
-	                   "id::text = lower($1)) RETURNING *), a AS (INSERT "
-	                   "INTO audit_log (event_type, outcome, reason, "
-	                   "identity, node, details) SELECT 'token.revoke', "
-	                   "'info', 'admin', u.identity, current_setting("
-	                   "'application_name'), jsonb_build_object("
-	                   "'token_id', u.id, 'name', u.name, 'role', u.role, "
-	                   "'via', 'cli', 'db_user', current_user) FROM u) "
-	                   "SELECT count(*) FROM u",
-	                   1, NULL, v, NULL, NULL, 0);
+	res =
+	    PQexecParams(pg,
+	                 "WITH u AS (UPDATE api_tokens SET revoked_at = now() "
+	                 "WHERE revoked_at IS NULL AND (name = $1 OR "
+	                 "id::text = lower($1)) RETURNING *), a AS (INSERT "
+	                 "INTO audit_log (event_type, outcome, reason, "
+	                 "identity, node, source_addr, details) SELECT "
+	                 "'token.revoke', 'info', 'admin', u.identity, "
+	                 "current_setting('application_name'), "
+	                 "inet_client_addr(), jsonb_build_object("
+	                 "'token_id', u.id, 'name', u.name, 'role', u.role, "
+	                 "'via', 'cli', 'db_user', current_user) FROM u) "
+	                 "SELECT count(*) FROM u",
+	                 1, NULL, v, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK ||
 	    PQntuples(res) != 1) {
 		r = tok_fail(pg, res, "revoking the token", err, errlen);

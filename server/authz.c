@@ -18,6 +18,7 @@
  * answer is asked live, as above.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -55,6 +56,54 @@ authz_deny(struct gate_resp *out, const struct gate_rq *rq, const char *why)
 	                "no access to this meeting (%s)", why);
 }
 
+/*
+ * A denial of a signed-in person is on record before it is answered
+ * (event "authz.deny"; README "Audit trail"). The answer stays a denial
+ * when the record cannot be written: logged and counted. An allow writes
+ * nothing: it is the re-use of an admission that has its own record.
+ */
+static void
+authz_record(struct gate_app *app, const struct gate_rq *rq,
+             const struct db_session *s, const char *meeting_id,
+             const char *reason, int member_ok, const char *matched_group,
+             const char *ref, const char *detail, int status)
+{
+	struct gate_principal p;
+	struct db_audit_rec a;
+	struct db_actor by;
+	char src[64], err[512], *dj = NULL;
+	json_t *d;
+	int r;
+
+	memset(&p, 0, sizeof(p));
+	snprintf(p.identity, sizeof(p.identity), "%s", s->identity);
+	snprintf(p.idp, sizeof(p.idp), "%s", s->idp ? s->idp : "");
+	gate_rq_actor(app, rq, &p, &by, src);
+	d = json_pack("{s:s?, s:s?, s:i}", "meeting_ref", ref, "detail", detail,
+	              "status", status);
+	dj = d != NULL ? json_dumps(d, JSON_COMPACT) : NULL;
+	json_decref(d);
+	memset(&a, 0, sizeof(a));
+	a.event_type = "authz.deny";
+	a.outcome = "deny";
+	a.reason = reason;
+	a.meeting_id =
+	    meeting_id != NULL && meeting_id[0] != '\0' ? meeting_id : NULL;
+	a.matched_group = matched_group;
+	a.code_ok = -1; /* forward-auth checks no code */
+	a.member_ok = member_ok;
+	a.details_json = dj;
+	a.by = &by;
+	r = db_audit_write(app->db, &a, err, sizeof(err));
+	gate_audit_records_count("authz.deny", r != 0);
+	if (r != 0)
+		gate_log(GATE_LOG_ERROR, rq->id, "authz_audit_failed",
+		         "denial of %s not recorded (still denied): %s",
+		         s->identity, err);
+	free(dj);
+}
+
+
 void
 gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
              struct gate_resp *out)
@@ -84,6 +133,8 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 		goto out;
 	}
 	if (authz_meeting_ref(rq, ref, &why) != 0) {
+		authz_record(app, rq, &s, NULL, "no_meeting", -1, NULL, NULL,
+		             why, 403);
 		authz_deny(out, rq, why);
 		goto out;
 	}
@@ -96,6 +147,8 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 	                    err, sizeof(err));
 	sodium_memzero(shash, sizeof(shash));
 	if (r == DB_ENOTFOUND) {
+		authz_record(app, rq, &s, NULL, "unknown_meeting", -1, NULL,
+		             ref, NULL, 403);
 		authz_deny(out, rq, "unknown meeting");
 		goto out;
 	}
@@ -110,6 +163,8 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 		goto out;
 	}
 	if (!admitted) {
+		authz_record(app, rq, &s, mid, "not_admitted", -1, NULL, ref,
+		             NULL, 403);
 		authz_deny(out, rq, "not admitted");
 		goto out;
 	}
@@ -124,6 +179,8 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 	}
 	if (member < 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "authz_dir_error", "%s", err);
+		authz_record(app, rq, &s, m.id, "directory_unavailable", -1,
+		             NULL, ref, NULL, 503);
 		gate_resp_error(out, rq, 503, "directory_unavailable", NULL,
 		                "the directory could not be asked; retry "
 		                "shortly");
@@ -131,6 +188,8 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 		goto out;
 	}
 	if (!member) {
+		authz_record(app, rq, &s, m.id, dir_verdict_name(v.result), 0,
+		             NULL, ref, NULL, 403);
 		authz_deny(out, rq, dir_verdict_name(v.result));
 		goto out;
 	}
@@ -155,7 +214,8 @@ gate_h_identity_revoke(struct gate_app *app, const struct gate_rq *rq,
 	const size_t slen = sizeof(suffix) - 1;
 	struct gate_principal p;
 	struct db_identity_revoke rv;
-	char ident[257], err[512];
+	struct db_actor by;
+	char ident[257], err[512], src[64];
 	const char *seg = rq->params[0].p, *note = NULL;
 	size_t n = rq->params[0].len;
 	long ns = 0, na = 0;
@@ -194,13 +254,15 @@ gate_h_identity_revoke(struct gate_app *app, const struct gate_rq *rq,
 		}
 		note = json_string_value(json_object_get(in, "note"));
 	}
+	gate_rq_actor(app, rq, &p, &by, src);
 	memset(&rv, 0, sizeof(rv));
 	rv.identity = ident;
 	rv.actor = p.identity;
 	rv.via = p.via;
-	rv.source_addr = rq->remote;
-	rv.user_agent = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-	                                            "User-Agent");
+	rv.idp = by.idp;
+	rv.source_addr = by.source_addr;
+	rv.forwarded_for = by.forwarded_for;
+	rv.user_agent = by.user_agent;
 	rv.request_id = rq->id;
 	rv.node = app->cfg->node_name;
 	rv.note = note;

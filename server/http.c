@@ -397,6 +397,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	const struct gate_config *cfg = h->app->cfg;
 	struct gate_resp resp;
 	struct gate_rq rq;
+	struct gate_rq_caller caller;
 	struct req *r = *con_cls;
 	unsigned char raw[16];
 	gate_handler fn;
@@ -512,10 +513,13 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		gate_resp_error(&resp, &rq, 404, "not_found", NULL,
 				"no such endpoint: %s", url);
 	} else {
+		memset(&caller, 0, sizeof(caller));
+		rq.caller = &caller;
 		fn(h->app, &rq, &resp);
 		if (resp.status == 0)
 			gate_resp_error(&resp, &rq, 500, "internal", NULL,
 					"the handler gave no answer");
+		gate_role_audit(h->app, &rq, &resp);
 	}
 	return queue(c, r, &resp);
 }

@@ -17,6 +17,17 @@
 #define GATE_MAX_RESP_HEADERS 6
 
 struct MHD_Connection;
+struct gate_principal;
+struct db_actor;
+
+/* Who a request authenticated as: gate_auth_request (auth.c) fills it,
+ * gate_role_audit reads it after the handler. One per request, owned by
+ * http.c; NULL for requests made outside the HTTP server. */
+struct gate_rq_caller {
+	int known;
+	unsigned roles; /* GATE_ROLE_* */
+	char identity[257], idp[512], via[80];
+};
 
 /* What a handler may read. Strings live until the request completes. */
 struct gate_rq {
@@ -33,6 +44,7 @@ struct gate_rq {
 	int nparams;
 	struct MHD_Connection *conn; /* for headers, query, cookies */
 	const char *query; /* raw query string, undecoded; NULL if none */
+	struct gate_rq_caller *caller; /* see above; may be NULL */
 };
 
 /*
@@ -90,6 +102,27 @@ gate_handler gate_route_handler(int route);
 /* The body limit of a route: [server] max_body_bytes, or a route's own
  * (the SAML ACS takes [saml] acs_max_body_bytes). */
 size_t gate_route_body_limit(int route, const struct gate_config *cfg);
+
+/*
+ * auth.c: the request facts of an administrative audit record: the source
+ * address (the [admission] trusted_proxies rule), X-Forwarded-For and
+ * User-Agent as received, request id, node, and the caller p (identity,
+ * IdP, how it signed in; may be NULL). src (64 bytes) holds the address;
+ * by borrows from rq, p and src.
+ */
+void gate_rq_actor(const struct gate_app *app, const struct gate_rq *rq,
+		   const struct gate_principal *p, struct db_actor *by,
+		   char src[64]);
+/*
+ * auth.c, called by http.c after every handler: a request that
+ * authenticated (gate_auth_request) as a holder of the admin or
+ * compliance role, or with an API token, is recorded as "role.use"; one
+ * answered 403 after authenticating, as "role.denied". A read whose
+ * record cannot be written is answered 503 instead (its data does not
+ * leave); otherwise the failure is logged and counted.
+ */
+void gate_role_audit(struct gate_app *app, const struct gate_rq *rq,
+		     struct gate_resp *out);
 
 /* routes_health.c */
 void gate_h_healthz(struct gate_app *app, const struct gate_rq *rq,

@@ -483,7 +483,7 @@ meeting_create(struct cli *c, struct meeting_opts *o)
 	struct gate_field_err fe;
 	struct db_meeting m;
 	struct db_code dc;
-	struct db_actor by = {"cli", NULL, NULL, NULL};
+	struct db_actor by = {.identity = "cli"};
 	char custom[GATE_CODE_BUF], code[GATE_CODE_BUF], typed[200], err[1024],
 	    id[37];
 	json_t *in;
@@ -575,7 +575,7 @@ meeting_rotate(struct cli *c, const char *id, struct meeting_opts *o)
 	struct gate_field_err fe;
 	struct db_meeting m;
 	struct db_code dc;
-	struct db_actor by = {"cli", NULL, NULL, NULL};
+	struct db_actor by = {.identity = "cli"};
 	char custom[GATE_CODE_BUF], code[GATE_CODE_BUF], typed[200], err[1024];
 	int r = 1, version = 0, len;
 
@@ -643,7 +643,7 @@ gate_cli_meeting(const char *cfgpath, int argc, char **argv, char **envp)
 	};
 	struct meeting_opts o;
 	struct db_meeting m, *list = NULL;
-	struct db_actor by = {"cli", NULL, NULL, NULL};
+	struct db_actor by = {.identity = "cli"};
 	struct cli c;
 	const char *sub, *id = NULL;
 	char err[1024];

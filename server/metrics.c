@@ -214,6 +214,7 @@ gate_metrics_render(struct gate_buf *b, struct db_pool *db,
 	gate_webhooks_metrics(b, db);
 	gate_watcher_metrics(b, db);
 	gate_sealer_metrics(b);
+	gate_audit_records_metrics(b);
 	gate_housekeeping_metrics(b);
 	if (db != NULL) {
 		struct db_pool_stats st;

@@ -83,18 +83,6 @@ uuid_param(const struct gate_rq *rq, char id[37])
 	return 0;
 }
 
-static void
-actor(const struct gate_app *app, const struct gate_rq *rq,
-      const struct gate_principal *p, struct db_actor *by)
-{
-	int is_ip = rq->remote != NULL && strcmp(rq->remote, "-") != 0;
-
-	by->identity = p->identity;
-	by->request_id = rq->id;
-	by->node = app->cfg->node_name;
-	by->source_addr = is_ip ? rq->remote : NULL;
-}
-
 static json_t *
 body_json(const struct gate_rq *rq, int allow_empty, struct gate_resp *out)
 {
@@ -220,6 +208,7 @@ gate_h_meetings_create(struct gate_app *app, const struct gate_rq *rq,
 	struct db_meeting m, got;
 	struct db_code dc;
 	struct db_actor by;
+	char src[64];
 	char custom[GATE_CODE_BUF], code[GATE_CODE_BUF], err[512];
 	json_t *in = NULL, *o;
 	int r;
@@ -252,7 +241,7 @@ gate_h_meetings_create(struct gate_app *app, const struct gate_rq *rq,
 		                "rules");
 		goto out;
 	}
-	actor(app, rq, &p, &by);
+	gate_rq_actor(app, rq, &p, &by, src);
 	r = db_meeting_create(app->db, &m, &dc, &by, err, sizeof(err));
 	if (r == 0)
 		r = db_meeting_get(app->db, m.id, &got, err, sizeof(err));
@@ -297,6 +286,7 @@ gate_h_meeting_update(struct gate_app *app, const struct gate_rq *rq,
 	struct gate_field_err fe;
 	struct db_meeting m, got;
 	struct db_actor by;
+	char src[64];
 	char err[512];
 	json_t *in = NULL;
 	int r;
@@ -318,7 +308,7 @@ gate_h_meeting_update(struct gate_app *app, const struct gate_rq *rq,
 		field_error(out, rq, &fe);
 		goto out;
 	}
-	actor(app, rq, &p, &by);
+	gate_rq_actor(app, rq, &p, &by, src);
 	r = db_meeting_update(app->db, &m, &by, err, sizeof(err));
 	if (r == 0)
 		r = db_meeting_get(app->db, m.id, &got, err, sizeof(err));
@@ -340,6 +330,7 @@ gate_h_meeting_archive(struct gate_app *app, const struct gate_rq *rq,
 	struct gate_principal p;
 	struct db_meeting m, got;
 	struct db_actor by;
+	char src[64];
 	char err[512];
 	int r;
 
@@ -347,7 +338,7 @@ gate_h_meeting_archive(struct gate_app *app, const struct gate_rq *rq,
 	if (gate_auth_request(app, rq, &p, out) != 0 ||
 	    load_meeting(app, rq, &p, 1, &m, out) != 0)
 		return;
-	actor(app, rq, &p, &by);
+	gate_rq_actor(app, rq, &p, &by, src);
 	r = db_meeting_archive(app->db, m.id, &by, err, sizeof(err));
 	if (r == 0)
 		r = db_meeting_get(app->db, m.id, &got, err, sizeof(err));
@@ -478,6 +469,48 @@ current_code(struct gate_app *app, const struct db_meeting *m,
 	return r;
 }
 
+/*
+ * Revealing a code is on record before the code leaves (event
+ * "code.read": who, from where, which version; never the code). No
+ * record, no code: 0, or -1 with the 503 answer set.
+ */
+static int
+code_read_record(struct gate_app *app, const struct gate_rq *rq,
+                 const struct gate_principal *p, const struct db_meeting *m,
+                 const struct db_code *dc, struct gate_resp *out)
+{
+	struct db_audit_rec a;
+	struct db_actor by;
+	char src[64], err[512], details[96];
+	int r;
+
+	gate_rq_actor(app, rq, p, &by, src);
+	snprintf(details, sizeof(details),
+	         "{\"version\": %d, \"source\": \"%s\"}", dc->version,
+	         strcmp(dc->source, "custom") == 0 ? "custom" : "generated");
+	memset(&a, 0, sizeof(a));
+	a.event_type = "code.read";
+	a.outcome = "allow";
+	a.reason = strcmp(p->identity, m->host_identity) == 0 &&
+	                   (p->roles & GATE_ROLE_HOST)
+	               ? "host"
+	               : "admin";
+	a.meeting_id = m->id;
+	a.code_ok = a.member_ok = -1;
+	a.details_json = details;
+	a.by = &by;
+	r = db_audit_write(app->db, &a, err, sizeof(err));
+	gate_audit_records_count("code.read", r != 0);
+	if (r == 0)
+		return 0;
+	gate_log(GATE_LOG_ERROR, rq->id, "code_read_audit_failed", "%s", err);
+	gate_resp_error(out, rq, 503, "audit_unavailable", NULL,
+	                "the code is not shown because reading it could not "
+	                "be recorded; retry shortly");
+	out->retry_after = 2;
+	return -1;
+}
+
 void
 gate_h_meeting_code(struct gate_app *app, const struct gate_rq *rq,
                     struct gate_resp *out)
@@ -500,7 +533,7 @@ gate_h_meeting_code(struct gate_app *app, const struct gate_rq *rq,
 		                err);
 	else if (r != 0)
 		db_error(out, rq, r, err, "reading the code");
-	else
+	else if (code_read_record(app, rq, &p, &m, &dc, out) == 0)
 		answer_with_code(out, 200, code_view(&m, &dc, code, prev));
 	sodium_memzero(code, sizeof(code));
 	sodium_memzero(&dc, sizeof(dc));
@@ -516,6 +549,7 @@ gate_h_meeting_rotate(struct gate_app *app, const struct gate_rq *rq,
 	struct db_meeting m, got;
 	struct db_code dc;
 	struct db_actor by;
+	char src[64];
 	char custom[GATE_CODE_BUF], code[GATE_CODE_BUF], err[512];
 	long long grace, length = 0, prev;
 	json_t *in = NULL, *v;
@@ -606,7 +640,7 @@ gate_h_meeting_rotate(struct gate_app *app, const struct gate_rq *rq,
 		                "rules");
 		goto out;
 	}
-	actor(app, rq, &p, &by);
+	gate_rq_actor(app, rq, &p, &by, src);
 	r = db_code_rotate(app->db, m.id, &dc, (int)length, grace, "rotate", 0,
 	                   &by, &version, err, sizeof(err));
 	if (r == 0)

@@ -895,7 +895,7 @@ old_key_ids_keep_working(void **state)
 	struct gate_codes *with_old = NULL, *without_old = NULL;
 	struct gate_app a2, a3;
 	struct db_code dc;
-	struct db_actor by = {"test", NULL, NULL, NULL};
+	struct db_actor by = {.identity = "test"};
 	char path[600], out[1024], old[16], fresh[GATE_CODE_BUF],
 	    seen[GATE_CODE_BUF], err[512];
 	const char *argv[5];
