@@ -6,9 +6,13 @@
 #        deploy/dev/pg.sh status DIR
 #
 # start  creates the cluster on first use (scram-sha-256 everywhere, random
-#        passwords, role and database "roomgate"), then starts it on
-#        127.0.0.1:PORT. Without PORT it reuses the saved port, or picks a
-#        free one for a new cluster. Writes DIR/env (see README.md).
+#        passwords; role "roomgate" owns database "roomgate" and runs the
+#        migrations, login role "roomgate_app" in the NOLOGIN group role
+#        "roomgate_service" is what the service connects as), then starts
+#        it on 127.0.0.1:PORT. Without PORT it reuses the saved port, or
+#        picks a free one for a new cluster. A DIR made before the service
+#        role existed is given it (and its grants) on its next start. Writes
+#        DIR/env (see README.md).
 # stop   fast shutdown; succeeds when nothing is running.
 # status exit 0 when running, 1 when not.
 #
@@ -185,8 +189,60 @@ EOF
   as_pg touch "$DIR/.provisioned"
 }
 
+# provision_service: the service's login role "roomgate_app", a member of
+# the NOLOGIN group role "roomgate_service" (README.md, "Audit trail -> Who
+# may change what"): it neither owns nor belongs to the owner of the
+# tables, so it cannot switch the audit triggers off. Migration 0014 grants
+# the group what the service needs; when the schema is already there (a
+# DIR from before this role), roomgate_grant_service() runs now, as the
+# owner, for the tables that exist. Idempotent.
+provision_service() {
+  local port=$1 su_pw=$2 svc_pw=$3
+  PGPASSWORD=$su_pw PGCONNECT_TIMEOUT=10 "$BIN/psql" -X -q -v ON_ERROR_STOP=1 \
+    -o /dev/null -h 127.0.0.1 -p "$port" -U postgres -d roomgate -f - <<EOF
+SET client_min_messages = warning;
+SELECT 'CREATE ROLE roomgate_service NOLOGIN'
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'roomgate_service') \gexec
+SELECT 'CREATE ROLE roomgate_app LOGIN'
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'roomgate_app') \gexec
+ALTER ROLE roomgate_app WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE
+  NOREPLICATION NOBYPASSRLS PASSWORD '$svc_pw';
+SELECT 'GRANT roomgate_service TO roomgate_app'
+  WHERE NOT pg_has_role('roomgate_app', 'roomgate_service', 'MEMBER') \gexec
+GRANT CONNECT, TEMPORARY ON DATABASE roomgate TO roomgate_service;
+SET ROLE roomgate;
+SELECT 'SELECT roomgate_grant_service()'
+  WHERE to_regprocedure('roomgate_grant_service()') IS NOT NULL \gexec
+RESET ROLE;
+EOF
+  as_pg touch "$DIR/.provisioned-service"
+}
+
+say_service_role() {
+  if (($1)); then
+    say "$DIR predates the service role (one role owned the database and ran the service): adding roomgate_app (member of roomgate_service) and granting it the existing tables; from now on the owner only migrates"
+  else
+    say "creating the service role roomgate_app (member of roomgate_service)"
+  fi
+}
+
+# write_env PORT SOCKDIR: DIR/env from su_pw, app_pw and svc_pw. PG_URL
+# and PG_OWNER_URL are the owner (migrations, the tests' databases);
+# PG_SERVICE_URL is the role the service runs as.
+write_env() {
+  local port=$1 sock=$2
+  env_write "$ENVF" \
+    "PG_HOST=127.0.0.1" \
+    "PG_PORT=$port" \
+    "PG_SOCKET_DIR=$sock" \
+    "PG_URL=postgresql://roomgate:$app_pw@127.0.0.1:$port/roomgate" \
+    "PG_OWNER_URL=postgresql://roomgate:$app_pw@127.0.0.1:$port/roomgate" \
+    "PG_SERVICE_URL=postgresql://roomgate_app:$svc_pw@127.0.0.1:$port/roomgate" \
+    "PG_ADMIN_URL=postgresql://postgres:$su_pw@127.0.0.1:$port/postgres"
+}
+
 cmd_start() {
-  local want_port=${2:-} port su_pw app_pw sock fresh=0
+  local want_port=${2:-} port su_pw app_pw svc_pw sock fresh=0 older=0
   setup "$1"
   if [[ $EUID -eq 0 ]]; then OWNER=postgres; else OWNER=$(id -un); fi
   if [[ -n $want_port ]] && ! valid_port "$want_port"; then
@@ -200,9 +256,22 @@ cmd_start() {
     fi
     su_pw=${su_pw#postgresql://postgres:} su_pw=${su_pw%%@*}
     app_pw=${app_pw#postgresql://roomgate:} app_pw=${app_pw%%@*}
+    # A DIR from before the service role: make its password now.
+    if svc_pw=$(env_get "$ENVF" PG_SERVICE_URL); then
+      svc_pw=${svc_pw#postgresql://roomgate_app:} svc_pw=${svc_pw%%@*}
+    else
+      svc_pw=$(rand_hex 24)
+      older=1
+    fi
     if running; then
       if [[ -n $want_port && $want_port != "$port" ]]; then
         die "already running in $DIR on port $port, not $want_port; stop it first"
+      fi
+      if [[ ! -f $DIR/.provisioned-service ]]; then
+        write_env "$port" "$(env_get "$ENVF" PG_SOCKET_DIR)"
+        say_service_role "$older"
+        provision_service "$port" "$su_pw" "$svc_pw" ||
+          die "could not create the service role roomgate_app; see $LOG"
       fi
       say "already running on 127.0.0.1:$port ($DIR)"
       return 0
@@ -215,6 +284,7 @@ cmd_start() {
     port=${want_port:-$(pick_port)}
     su_pw=$(rand_hex 24)
     app_pw=$(rand_hex 24)
+    svc_pw=$(rand_hex 24)
     fresh=1
   fi
   need_free_port "$port" "PostgreSQL"
@@ -226,12 +296,7 @@ cmd_start() {
   write_runtime_conf "$port" "$sock"
   # The env file is where the passwords live; write it before the first
   # start so an interrupted start can be resumed.
-  env_write "$ENVF" \
-    "PG_HOST=127.0.0.1" \
-    "PG_PORT=$port" \
-    "PG_SOCKET_DIR=$sock" \
-    "PG_URL=postgresql://roomgate:$app_pw@127.0.0.1:$port/roomgate" \
-    "PG_ADMIN_URL=postgresql://postgres:$su_pw@127.0.0.1:$port/postgres"
+  write_env "$port" "$sock"
 
   say "starting on 127.0.0.1:$port (log: $LOG)"
   if ! as_pg "$BIN/pg_ctl" -D "$PGDATA" -l "$LOG" -w -t 60 -s start; then
@@ -241,6 +306,11 @@ cmd_start() {
   if [[ ! -f $DIR/.provisioned ]]; then
     say "creating role and database 'roomgate'"
     provision "$port" "$su_pw" "$app_pw" || die "could not create role/database roomgate; see $LOG"
+  fi
+  if [[ ! -f $DIR/.provisioned-service ]]; then
+    say_service_role "$older"
+    provision_service "$port" "$su_pw" "$svc_pw" ||
+      die "could not create the service role roomgate_app; see $LOG"
   fi
   say "ready: 127.0.0.1:$port, env in $ENVF"
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The local demo stack behind `make run` / `make stop`: a private PostgreSQL,
 # slapd with the demo directory, and roomgate, all on loopback, all state
-# under .data/ in the checkout (git-ignored).
+# under .data/ in the checkout (git-ignored). `roomgate migrate` runs as the
+# database's owner (.data/migrate.ini), the service as the login role
+# roomgate_app, a member of roomgate_service, which cannot change or delete
+# audit records (README.md, "Audit trail -> Who may change what").
 #
 # Usage: deploy/dev/stack.sh start|stop|status
 # Ports (environment): ROOMGATE_DEV_HTTP_PORT (8080), ROOMGATE_DEV_PG_PORT
@@ -36,6 +39,8 @@ unset ROOMGATE_DEV_DATA ROOMGATE_DEV_HTTP_PORT ROOMGATE_DEV_PG_PORT \
 pidfile=$data/roomgate.pid
 logfile=$data/roomgate.log
 ini=$data/roomgate.ini
+migrate_ini=$data/migrate.ini
+audit_key=$data/audit.key
 
 rg_pid() {
   local pid
@@ -118,8 +123,11 @@ public_url = http://127.0.0.1:$http_port
 node_name = dev
 
 [database]
-url = $PG_URL
-migrate_on_start = true
+; The service's login role, a member of roomgate_service: it cannot
+; change, delete or unprotect audit records. The owner migrates
+; (migrate.ini, before the service starts).
+url = $PG_SERVICE_URL
+migrate_on_start = false
 
 [ldap]
 uri = $LDAP_URI
@@ -154,8 +162,40 @@ redirect_url = https://meet.example.com/{room}?jwt={token}
 hs256_secret_file = $data/jitsi.secret
 audience = jitsi
 subject = meet.example.com
+
+[audit]
+; Records are chained and signed (checkpoints) by this node; the public
+; key is $audit_key.pub. Verify with: roomgate -c $ini audit verify
+signing_key_file = $audit_key
+retention_days = 365
 EOF
   mv "$tmp" "$ini"
+}
+
+# migrate: `roomgate migrate` as the database owner, from a config of its
+# own (mode 0600) that holds only the owner's URL; the service never sees
+# it. Then the schema is current before the service (which may not
+# migrate: it does not own the schema) starts.
+migrate() {
+  local tmp out
+  # shellcheck disable=SC1091
+  . "$data/pg/env"
+  [[ -n ${PG_OWNER_URL:-} && -n ${PG_SERVICE_URL:-} ]] ||
+    die "$data/pg/env has no PG_OWNER_URL/PG_SERVICE_URL: deploy/dev/pg.sh did not finish; run make run again"
+  tmp=$(mktemp "$data/migrate.ini.XXXXXX")
+  chmod 0600 "$tmp"
+  cat >"$tmp" <<EOF
+; Written by deploy/dev/stack.sh: \`roomgate migrate\` runs with this as
+; the database owner; the service uses roomgate.ini (its own role).
+[database]
+url = $PG_OWNER_URL
+EOF
+  mv "$tmp" "$migrate_ini"
+  if ! out=$("$bin" -c "$migrate_ini" migrate 2>&1); then
+    warn "$out"
+    die "roomgate migrate (as the owner, $migrate_ini) failed"
+  fi
+  say "database (as the owner): $out"
 }
 
 wait_ready() {
@@ -181,6 +221,10 @@ cmd_start() {
   local pid
   if pid=$(rg_pid); then
     say "already running: roomgate (pid $pid) on http://127.0.0.1:$http_port/"
+    if [[ -r $ini ]] && ! grep -q '^url = postgresql://roomgate_app:' "$ini"; then
+      say "it runs as the database's owner (started before the service role existed):"
+      say "make stop && make run adds the role and restarts it separated"
+    fi
     say "nothing to do; to restart with a fresh build: make stop && make run"
     exit 0
   fi
@@ -199,7 +243,12 @@ cmd_start() {
     "$bin" keygen -o "$data/server.keys" >/dev/null
     say "made server keys in $data/server.keys"
   fi
+  if [[ ! -e $audit_key ]]; then
+    "$bin" audit keygen --out "$audit_key" >/dev/null
+    say "made the audit signing key $audit_key (public: $audit_key.pub)"
+  fi
   saml_prepare
+  migrate
   write_config
 
   # setsid: the service outlives this shell and a Ctrl-C in its terminal.
@@ -219,7 +268,9 @@ roomgate is running on loopback:
   roomgate     http://127.0.0.1:$http_port/   (pid $(cat "$pidfile"), log: $logfile)
   readiness    curl http://127.0.0.1:$http_port/readyz
   metrics      curl http://127.0.0.1:$http_port/metrics
-  PostgreSQL   127.0.0.1:$pg_port   (credentials in $data/pg/env)
+  PostgreSQL   127.0.0.1:$pg_port   (credentials in $data/pg/env: the service runs as
+               roomgate_app, a member of roomgate_service; migrations as the owner roomgate)
+  audit        roomgate -c $ini audit verify   (roomgate_audit_role_separated in /metrics)
   slapd        $LDAP_URI  and  $LDAPS_URI   (base $LDAP_BASE_DN; credentials in $data/ldap/env)
   config       $ini
   demo IdP     http://127.0.0.1:$idp_port/metadata   (pid $(cat "$idp_pidfile"), log: $idp_logfile)
