@@ -25,6 +25,7 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "db/db_authz.h"
 #include "server/admit.h"
 #include "server/authz_cache.h"
 #include "server/authz_ref.h"
@@ -110,16 +111,32 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 {
 	struct db_session s;
 	struct db_meeting m;
+	struct db_authz_read found;
 	struct dir_verdict v;
-	char ref[GATE_AUTHZ_REF_MAX + 1], mid[37], err[512];
+	char ref[GATE_AUTHZ_REF_MAX + 1], err[512];
 	unsigned char shash[32];
 	const char *group = NULL, *why = NULL;
-	int r, admitted = 0, member;
+	int r, have_ref, member;
 	json_t *o;
 
+	memset(&s, 0, sizeof(s));
 	memset(&m, 0, sizeof(m));
-	r = gate_session_of(app, rq, &s, err, sizeof(err));
-	if (r < 0) {
+	/* One round trip (db_authz.h): the session behind the cookie and,
+	 * when the request names a meeting, this session's admission to it
+	 * and the meeting's groups and invitee fact; answered in the order
+	 * below (no sign-in, no meeting named, unknown, not admitted). */
+	have_ref = authz_meeting_ref(rq, ref, &why) == 0;
+	if (!gate_cookie_hash(rq, GATE_SESSION_COOKIE, shash)) {
+		gate_resp_error(out, rq, 401, "unauthenticated", NULL,
+		                "sign in first at /saml/login");
+		goto out;
+	}
+	r = db_authz_read(app->db, shash, app->cfg->session_idle_timeout_s,
+	                  db_session_touch_s(app->cfg->session_idle_timeout_s),
+	                  have_ref ? ref : NULL, &s, &m, &found, err,
+	                  sizeof(err));
+	sodium_memzero(shash, sizeof(shash));
+	if (r != 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "authz_db_error", "%s", err);
 		gate_resp_error(out, rq, 503, "database_unavailable", NULL,
 		                "the sign-in could not be checked; retry "
@@ -127,43 +144,25 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 		out->retry_after = 2;
 		goto out;
 	}
-	if (r == 0) {
+	if (!found.have_session) {
 		gate_resp_error(out, rq, 401, "unauthenticated", NULL,
 		                "sign in first at /saml/login");
 		goto out;
 	}
-	if (authz_meeting_ref(rq, ref, &why) != 0) {
+	if (!have_ref) {
 		authz_record(app, rq, &s, NULL, "no_meeting", -1, NULL, NULL,
 		             why, 403);
 		authz_deny(out, rq, why);
 		goto out;
 	}
-	if (!gate_cookie_hash(rq, GATE_SESSION_COOKIE, shash)) {
-		gate_resp_error(out, rq, 401, "unauthenticated", NULL,
-		                "sign in first at /saml/login");
-		goto out;
-	}
-	r = db_authz_lookup(app->db, ref, s.identity, shash, mid, &admitted,
-	                    err, sizeof(err));
-	sodium_memzero(shash, sizeof(shash));
-	if (r == DB_ENOTFOUND) {
+	if (!found.have_meeting) {
 		authz_record(app, rq, &s, NULL, "unknown_meeting", -1, NULL,
 		             ref, NULL, 403);
 		authz_deny(out, rq, "unknown meeting");
 		goto out;
 	}
-	if (r == 0 && admitted)
-		r = db_meeting_get(app->db, mid, &m, err, sizeof(err));
-	if (r != 0) {
-		gate_log(GATE_LOG_ERROR, rq->id, "authz_db_error", "%s", err);
-		gate_resp_error(out, rq, 503, "database_unavailable", NULL,
-		                "the admission could not be checked; retry "
-		                "shortly");
-		out->retry_after = 2;
-		goto out;
-	}
-	if (!admitted) {
-		authz_record(app, rq, &s, mid, "not_admitted", -1, NULL, ref,
+	if (!found.admitted) {
+		authz_record(app, rq, &s, m.id, "not_admitted", -1, NULL, ref,
 		             NULL, 403);
 		authz_deny(out, rq, "not admitted");
 		goto out;
