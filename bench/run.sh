@@ -81,6 +81,11 @@
 #                                removed person in (its cache TTL is 600)
 #   BENCH_PEER_DENY_CLIENTS [4]  clients of the peer's denial run
 #   BENCH_PEER_DENY_SECONDS [20] its length (no warm-up: denials are slow)
+#   BENCH_PHASES [all]           all: every phase above; admission: only the
+#                                ceilings (1-3), the admissions (4) and the
+#                                report (about 3 minutes instead of 12; the
+#                                other phases are listed as not measured),
+#                                to compare admission changes quickly
 # Phases 6-10 use the people bu00001.. in order: the first USERS of them
 # rotate in the forward-auth runs; the flood comes from the first
 # BENCH_FLOOD_IDENTITIES of them that are not among the admission runs'
@@ -130,6 +135,11 @@ attack_clients=${BENCH_ATTACK_CLIENTS:-4}
 flood_clients=${BENCH_FLOOD_CLIENTS:-32}
 flood_ids=${BENCH_FLOOD_IDENTITIES:-1000}
 n_revocations=${BENCH_REVOCATIONS:-50}
+phases=${BENCH_PHASES:-all}
+case $phases in
+  all | admission) ;;
+  *) die "BENCH_PHASES must be 'all' or 'admission', got '$phases'" ;;
+esac
 revocation_wait=${BENCH_REVOCATION_WAIT_MS:-10000}
 peer=${BENCH_PEER:-1}
 peer_bound=${BENCH_PEER_STALE_BOUND:-30}
@@ -620,6 +630,7 @@ ck1=$(metric_sum roomgate_directory_checks_total)
 "$lg" note "$frag/directory.json" directory checks=$((ck1 - ck0)) round_trips=$((rt1 - rt0)) \
   round_trips_per_check="$(awk -v r=$((rt1 - rt0)) -v c=$((ck1 - ck0)) 'BEGIN { printf "%.3f", c ? r / c : 0 }')"
 
+if [[ $phases == all ]]; then
 # ---- 5. issue 6's timing figure -------------------------------------------
 
 say "timing: right vs wrong codes, members and non-members, $timing_clients clients, $timing_secs s"
@@ -947,6 +958,16 @@ start_roomgate
 wait_watcher 0 || die "the directory watcher did not catch up in 60 s"
 revocations live $((n_authz - n_revocations))
 
+else
+  authz_setup_secs=0
+  for what in "timing: right vs wrong codes" "forward-auth /v1/authz (live mode)" \
+    "under attack" "peer: Apache mod_authnz_ldap" "forward-auth /v1/authz (watcher-cache mode)" \
+    "revocation, authz cache mode" "revocation, authz live mode"; do
+    "$lg" note "$frag/todo-$(printf '%s' "$what" | tr -c 'a-z0-9' '-').json" todo what="$what" \
+      why="BENCH_PHASES=$phases"
+  done
+fi
+
 # ---- 11. memory, the report ----------------------------------------------
 
 hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$rg_pid/status")
@@ -973,7 +994,7 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
   revocations="$n_revocations" revocation_wait_ms="$revocation_wait" \
   peer_stale_bound_s="$peer_bound" peer_deny_clients="$deny_clients" \
   peer_deny_seconds="$deny_secs" \
-  webhook_poll_interval_ms="${ROOMGATE_WEBHOOKS_POLL_INTERVAL_MS:-500}" \
+  phases="$phases" webhook_poll_interval_ms="${ROOMGATE_WEBHOOKS_POLL_INTERVAL_MS:-500}" \
   wall_seconds=$(($(date +%s) - t_begin))
 "$lg" report "$out/bench-$stamp.json" "$frag"/*.json | tee "$out/bench-$stamp.txt"
 cp "$out/bench-$stamp.json" "$out/bench-latest.json"
