@@ -107,7 +107,7 @@ FUZZ_SRC_config := server/config.c directory/config.c directory/util.c \
 	directory/filter.c server/codes_policy.c
 FUZZ_SRC_jwt := server/jwt.c
 FUZZ_SRC_export := server/audit_export_parse.c server/audit_canon.c \
-	server/audit_key.c server/buf.c
+	server/audit_key.c server/buf.c db/export_columns.c
 FUZZ_SRC_manifest := $(FUZZ_SRC_export)
 FUZZ_SRC_anchor := server/audit_canon.c server/audit_key.c
 # The routing table names every handler: the whole library.

@@ -16,6 +16,19 @@
 
 #include "db/db.h"
 
+/*
+ * The canonical text of the DB_AUDIT_NFIELDS hashed fields of audit_log a
+ * (db_audit.h), as SQL select items: what the sealer and `audit verify`
+ * hash (queries_audit.c) and what the export prints. Booleans come out of
+ * libpq's text format as t / f.
+ */
+#define DB_AUDIT_FIELDS_SQL                                                \
+	"to_char(a.at AT TIME ZONE 'UTC', "                                 \
+	"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), a.event_type, a.outcome, "    \
+	"a.reason, a.identity, a.idp, a.meeting_id::text, a.matched_group, " \
+	"a.source_addr::text, a.forwarded_for, a.user_agent, a.request_id, " \
+	"a.node, a.code_ok, a.member_ok, a.details::text"
+
 /* Which records: from inclusive, to exclusive (Unix microseconds; from 0:
  * from the first record). NULL strings: any. */
 struct db_export_filter {
@@ -25,12 +38,29 @@ struct db_export_filter {
 	const char *outcome; /* allow, deny, error, info */
 };
 
-/* The exported columns, in order (also the CSV header and JSON keys). */
-#define DB_EXPORT_NCOLS 19
+/*
+ * The exported columns, in order (also the CSV header and JSON keys): seq,
+ * then the DB_AUDIT_NFIELDS fields a record's content hash covers, in that
+ * order and exactly as it hashes them (DB_AUDIT_FIELDS_SQL; code_ok /
+ * member_ok as t / f), then sealed (the record has a chain entry), chain_pos,
+ * content_hash and chain_hash (the entry's link hash; hex), empty when not
+ * sealed.
+ */
+#define DB_EXPORT_NCOLS 21
 extern const char *const db_export_columns[DB_EXPORT_NCOLS];
 /* Column kinds for JSON: 0 text, 1 integer, 2 boolean, 3 JSON text. */
 extern const int db_export_kinds[DB_EXPORT_NCOLS];
-enum { DB_EXPORT_COL_SEQ = 0, DB_EXPORT_COL_AT = 1 };
+enum {
+	DB_EXPORT_COL_SEQ = 0,
+	DB_EXPORT_COL_AT = 1, /* the first hashed field */
+	DB_EXPORT_COL_CODE_OK = 14,
+	DB_EXPORT_COL_MEMBER_OK = 15,
+	DB_EXPORT_COL_DETAILS = 16,
+	DB_EXPORT_COL_SEALED = 17,
+	DB_EXPORT_COL_POS = 18,
+	DB_EXPORT_COL_CONTENT = 19,
+	DB_EXPORT_COL_LINK = 20
+};
 
 struct db_export;
 /*

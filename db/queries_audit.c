@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "db/db_audit.h"
+#include "db/db_export.h"
 #include "db/db_int.h"
 
 /* Rows per round trip when reading records. */
@@ -20,14 +21,9 @@ const char *const db_audit_field_names[DB_AUDIT_NFIELDS] = {
     "node",	   "code_ok",	 "member_ok",	"details",
 };
 
-/* The canonical text of each field (db_audit.h), table alias a. Booleans
- * come out of libpq's text format as t / f. */
-#define FIELDS_SQL                                                         \
-	"to_char(a.at AT TIME ZONE 'UTC', "                                 \
-	"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), a.event_type, a.outcome, "    \
-	"a.reason, a.identity, a.idp, a.meeting_id::text, a.matched_group, " \
-	"a.source_addr::text, a.forwarded_for, a.user_agent, a.request_id, " \
-	"a.node, a.code_ok, a.member_ok, a.details::text"
+/* The canonical text of each field (db_audit.h), table alias a: the
+ * export prints the same (db_export.h). */
+#define FIELDS_SQL DB_AUDIT_FIELDS_SQL
 
 struct db_audit_leader {
 	PGconn *pg;

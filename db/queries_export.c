@@ -18,15 +18,6 @@
 #define FETCH_ROWS 1000
 #define FETCH_SQL "FETCH FORWARD 1000 FROM rg_export"
 
-const char *const db_export_columns[DB_EXPORT_NCOLS] = {
-    "seq",        "at",         "event_type",    "outcome",
-    "reason",     "identity",   "idp",           "meeting_id",
-    "matched_group", "source_addr", "forwarded_for", "user_agent",
-    "request_id", "node",       "code_ok",       "member_ok",
-    "details",    "chain_pos",  "chain_hash"};
-const int db_export_kinds[DB_EXPORT_NCOLS] = {1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                              0, 0, 0, 0, 2, 2, 3, 1, 0};
-
 #define UTC_US(col)                                                            \
 	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
 	"'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
@@ -47,11 +38,8 @@ const int db_export_kinds[DB_EXPORT_NCOLS] = {1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
  * columns are named through a (audit_log). */
 #define DECLARE_SQL(chain_cols, chain_join)                                    \
 	"DECLARE rg_export NO SCROLL CURSOR FOR SELECT a.seq::text, "          \
-	UTC_US("a.at") ", a.event_type, a.outcome, a.reason, a.identity, "   \
-	"a.idp, a.meeting_id::text, a.matched_group, host(a.source_addr), "  \
-	"a.forwarded_for, a.user_agent, a.request_id, a.node, "              \
-	"a.code_ok::text, a.member_ok::text, a.details::text, " chain_cols   \
-	" FROM audit_log a" chain_join EXPORT_FILTER " ORDER BY a.seq"
+	DB_AUDIT_FIELDS_SQL ", " chain_cols " FROM audit_log a" chain_join    \
+	EXPORT_FILTER " ORDER BY a.seq"
 
 struct db_export {
 	PGconn *pg;
@@ -181,9 +169,13 @@ db_export_open(const char *conninfo, int connect_timeout_s,
 	}
 	if ((r = run(x->pg,
 	             chain ? DECLARE_SQL(
-	                         "ch.pos::text, encode(ch.hash, 'hex')",
+	                         "ch.seq IS NOT NULL, ch.pos::text, "
+	                         "encode(ch.content_hash, 'hex'), "
+	                         "encode(ch.hash, 'hex')",
 	                         " LEFT JOIN audit_chain ch ON ch.seq = a.seq")
-	                   : DECLARE_SQL("NULL::text, NULL::text", ""),
+	                   : DECLARE_SQL("false, NULL::text, NULL::text, "
+	                                 "NULL::text",
+	                                 ""),
 	             5, v, "opening the export cursor", NULL, err, errlen)) !=
 	    0)
 		goto fail;

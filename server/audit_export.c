@@ -29,68 +29,6 @@
 #define MANIFEST_MAX GATE_EXPORT_MANIFEST_MAX
 #define EXPORT_FETCH_TIMEOUT_MS (10 * 60 * 1000)
 
-void
-gate_export_csv_header(struct gate_buf *b)
-{
-	for (int i = 0; i < DB_EXPORT_NCOLS; i++) {
-		if (i > 0)
-			gate_buf_add(b, ",", 1);
-		gate_csv_cell(b, db_export_columns[i]);
-	}
-	gate_buf_add(b, "\r\n", 2);
-}
-
-void
-gate_export_csv_row(struct gate_buf *b, const char *const *row)
-{
-	for (int i = 0; i < DB_EXPORT_NCOLS; i++) {
-		if (i > 0)
-			gate_buf_add(b, ",", 1);
-		gate_csv_cell(b, row[i]);
-	}
-	gate_buf_add(b, "\r\n", 2);
-}
-
-int
-gate_export_jsonl_row(struct gate_buf *b, const char *const *row)
-{
-	json_t *o = json_object();
-	char *text;
-	int r = -1;
-
-	if (o == NULL)
-		return -1;
-	for (int i = 0; i < DB_EXPORT_NCOLS; i++) {
-		const char *v = row[i];
-		json_t *j;
-
-		if (v == NULL)
-			j = json_null();
-		else if (db_export_kinds[i] == 1)
-			j = json_integer(strtoll(v, NULL, 10));
-		else if (db_export_kinds[i] == 2)
-			j = json_boolean(strcmp(v, "true") == 0);
-		else if (db_export_kinds[i] == 3 &&
-		         (j = json_loads(v, JSON_DECODE_ANY, NULL)) != NULL)
-			;
-		else
-			j = json_string(v);
-		if (j == NULL || json_object_set_new(o, db_export_columns[i],
-		                                     j) != 0)
-			goto out;
-	}
-	text = json_dumps(o, JSON_COMPACT);
-	if (text == NULL)
-		goto out;
-	gate_buf_add(b, text, strlen(text));
-	gate_buf_add(b, "\n", 1);
-	free(text);
-	r = b->failed ? -1 : 0;
-out:
-	json_decref(o);
-	return r;
-}
-
 /* ---- the running export ----------------------------------------------- */
 
 struct gate_export {
@@ -429,15 +367,19 @@ gate_export_free(struct gate_export *x)
 int
 gate_export_verify_keys(const char *body_path, const char *manifest_text,
                         const unsigned char (*pks)[32],
-                        const char (*kids)[17], size_t npks, char *summary,
-                        size_t summarylen, char *err, size_t errlen)
+                        const char (*kids)[17], size_t npks,
+                        const struct gate_audit_ckpt *extra, size_t nextra,
+                        char *summary, size_t summarylen, char *err,
+                        size_t errlen)
 {
 	struct gate_export_manifest m;
-	unsigned char digest[32], chunk[65536];
-	char hex[65], want_hex[65];
+	struct gate_export_rowcheck *rc = NULL;
+	struct gate_export_rows_result res;
+	unsigned char digest[32], *chunk = NULL;
+	char hex[65], want_hex[65], unsealed[160], rerr[768];
 	crypto_hash_sha256_state sha;
-	long long bytes = 0, records = 0;
-	int fd = -1, r = -1, in_quote = 0, csv, prev_cr = 0;
+	long long bytes = 0;
+	int fd = -1, r = -1, rows_ok = 1;
 	ssize_t n;
 
 	if (summary != NULL && summarylen > 0)
@@ -451,32 +393,24 @@ gate_export_verify_keys(const char *body_path, const char *manifest_text,
 		         strerror(errno));
 		goto out;
 	}
-	csv = m.format == GATE_EXPORT_CSV;
+	rc = gate_export_rows_new(&m, extra, nextra);
+	chunk = malloc(65536);
+	if (rc == NULL || chunk == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
 	crypto_hash_sha256_init(&sha);
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
+	while ((n = read(fd, chunk, 65536)) > 0) {
 		crypto_hash_sha256_update(&sha, chunk, (size_t)n);
 		bytes += n;
-		/* Records: lines for JSON Lines; for CSV, CRLF outside
-		 * quotes (the header line is not a record). */
-		for (ssize_t i = 0; i < n; i++) {
-			unsigned char c = chunk[i];
-
-			if (csv && c == '"')
-				in_quote = !in_quote;
-			else if (!csv && c == '\n')
-				records++;
-			else if (csv && c == '\n' && prev_cr && !in_quote)
-				records++;
-			prev_cr = c == '\r';
-		}
+		if (rows_ok && gate_export_rows_feed(rc, chunk, (size_t)n) != 0)
+			rows_ok = 0; /* reported after the hash */
 	}
 	if (n < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", body_path,
 		         strerror(errno));
 		goto out;
 	}
-	if (csv && records > 0)
-		records--; /* the header */
 	crypto_hash_sha256_final(&sha, digest);
 	sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
 	sodium_bin2hex(want_hex, sizeof(want_hex), m.sha256, sizeof(m.sha256));
@@ -494,20 +428,36 @@ gate_export_verify_keys(const char *body_path, const char *manifest_text,
 		         body_path, hex, want_hex);
 		goto out;
 	}
-	if (records != m.count) {
-		snprintf(err, errlen,
-		         "%s holds %lld records, the manifest says %lld",
-		         body_path, records, m.count);
+	/* The body is the one signed; now what it says against the
+	 * chain. */
+	if (gate_export_rows_end(rc, &res, rerr, sizeof(rerr)) != 0) {
+		snprintf(err, errlen, "%s: %s", body_path, rerr);
 		goto out;
 	}
+	if (res.unsealed > 0)
+		snprintf(unsealed, sizeof(unsealed),
+		         "; %lld NOT SEALED (seq %lld..%lld, newer than the last "
+		         "checkpoint: only the manifest's signature vouches for "
+		         "them)",
+		         res.unsealed, res.first_unsealed, res.last_unsealed);
+	else
+		unsealed[0] = '\0';
 	if (summary != NULL)
 		snprintf(summary, summarylen,
-		         "%lld records, %lld bytes, sha256 %s, signed by key %s",
-		         records, bytes, hex, m.kid);
+		         "%lld records, %lld bytes, sha256 %s, signed by key %s; "
+		         "%lld sealed records match their content hashes (%lld "
+		         "links checked, %lld run%s of consecutive chain "
+		         "positions), %lld of them covered by %lld signed "
+		         "checkpoint%s%s",
+		         res.records, bytes, hex, m.kid, res.sealed, res.linked,
+		         res.runs, res.runs == 1 ? "" : "s", res.anchored,
+		         res.ckpts_met, res.ckpts_met == 1 ? "" : "s", unsealed);
 	r = 0;
 out:
 	if (fd >= 0)
 		close(fd);
+	free(chunk);
+	gate_export_rows_free(rc);
 	return r;
 }
 
@@ -524,8 +474,8 @@ gate_export_verify(const char *body_path, const char *manifest_text,
 	snprintf(kids[0], sizeof(kids[0]), "%s", kid);
 	return gate_export_verify_keys(body_path, manifest_text,
 	                               (const unsigned char(*)[32])pks,
-	                               (const char(*)[17])kids, 1, summary,
-	                               summarylen, err, errlen);
+	                               (const char(*)[17])kids, 1, NULL, 0,
+	                               summary, summarylen, err, errlen);
 }
 
 /* ---- CLI ------------------------------------------------------------------ */
@@ -542,10 +492,15 @@ static const char usage_export[] =
     "  and [audit] signing_key_file.\n";
 static const char usage_verify[] =
     "usage: roomgate [-c FILE] audit verify-export FILE MANIFEST "
-    "[--public-key PUBFILE]\n"
+    "[--public-key PUBFILE]...\n"
     "  Checks offline that FILE is the export MANIFEST describes and that\n"
     "  MANIFEST was signed by the audit key: PUBFILE (`roomgate audit\n"
-    "  public-key`), else [audit] signing_key_file of the config.\n"
+    "  public-key`; several when the manifest and its checkpoint were\n"
+    "  signed by different keys), else [audit] signing_key_file of the\n"
+    "  config. Then every record: its content hash recomputed from its\n"
+    "  fields, the links between consecutive chain positions, and the\n"
+    "  manifest's signed checkpoint where the export reaches it. Records\n"
+    "  not sealed yet are counted and named (NOT SEALED).\n"
     "  Exit 0: verified; 1: not (the reason is printed).\n";
 
 static int
@@ -819,6 +774,8 @@ read_small(const char *path, size_t max, char *err, size_t errlen)
 	return p;
 }
 
+#define VERIFY_MAX_KEYS 8
+
 static int
 cli_verify(const char *cfgpath, int argc, char **argv, char **envp)
 {
@@ -827,17 +784,25 @@ cli_verify(const char *cfgpath, int argc, char **argv, char **envp)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *keyfile = NULL;
+	const char *keyfiles[VERIFY_MAX_KEYS];
 	struct gate_config cfg;
-	unsigned char pk[32];
-	char kid[17], err[1024], summary[512], *mtext = NULL;
+	unsigned char pks[VERIFY_MAX_KEYS][32];
+	char kids[VERIFY_MAX_KEYS][17], err[1024], summary[1024];
+	char *mtext = NULL;
+	size_t nkeys = 0;
 	int ch, rc = 1, have_cfg = 0;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'k':
-			keyfile = optarg;
+			if (nkeys >= VERIFY_MAX_KEYS) {
+				fprintf(stderr, "roomgate: at most %d "
+				                "--public-key\n",
+				        VERIFY_MAX_KEYS);
+				return EXIT_USAGE;
+			}
+			keyfiles[nkeys++] = optarg;
 			break;
 		case 'h':
 			fputs(usage_verify, stdout);
@@ -851,30 +816,37 @@ cli_verify(const char *cfgpath, int argc, char **argv, char **envp)
 		fputs(usage_verify, stderr);
 		return EXIT_USAGE;
 	}
-	if (keyfile == NULL) {
+	if (nkeys == 0) {
 		if (load_cfg(&cfg, cfgpath, envp, 0) != 0)
 			return 1;
 		have_cfg = 1;
-		keyfile = cfg.audit_signing_key_file;
-		if (keyfile == NULL) {
+		keyfiles[0] = cfg.audit_signing_key_file;
+		if (keyfiles[0] == NULL) {
 			fprintf(stderr,
 			        "roomgate: give --public-key PUBFILE (or a config "
 			        "with [audit] signing_key_file)\n");
 			rc = EXIT_USAGE;
 			goto out;
 		}
+		nkeys = 1;
 	}
-	if (gate_audit_key_pub_load(keyfile, pk, kid, err, sizeof(err)) != 0) {
-		fprintf(stderr, "roomgate: %s\n", err);
-		goto out;
+	for (size_t i = 0; i < nkeys; i++) {
+		if (gate_audit_key_pub_load(keyfiles[i], pks[i], kids[i], err,
+		                            sizeof(err)) != 0) {
+			fprintf(stderr, "roomgate: %s\n", err);
+			goto out;
+		}
 	}
 	if ((mtext = read_small(argv[optind + 1], MANIFEST_MAX, err,
 	                        sizeof(err))) == NULL) {
 		fprintf(stderr, "roomgate: %s\n", err);
 		goto out;
 	}
-	if (gate_export_verify(argv[optind], mtext, pk, kid, summary,
-	                       sizeof(summary), err, sizeof(err)) != 0) {
+	if (gate_export_verify_keys(argv[optind], mtext,
+	                            (const unsigned char(*)[32])pks,
+	                            (const char(*)[17])kids, nkeys, NULL, 0,
+	                            summary, sizeof(summary), err,
+	                            sizeof(err)) != 0) {
 		printf("FAILED: %s\n", err);
 		goto out;
 	}

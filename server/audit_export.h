@@ -61,10 +61,11 @@ int gate_export_params_finish(struct gate_export_params *p, long long now_us,
 
 /* ---- formatting (pure) ---------------------------------------------- */
 
-/* One CSV cell: a value starting with = + - @, a tab or CR gets a leading
- * apostrophe (a spreadsheet then shows it as text), and a value holding a
- * comma, quote, CR or LF is quoted with inner quotes doubled. NULL: an
- * empty cell. */
+/* One CSV cell: a value starting with = + - @, a tab, CR or an apostrophe
+ * gets a leading apostrophe (a spreadsheet then shows it as text; a reader
+ * drops exactly one), and a value holding a comma, quote, CR or LF is
+ * quoted with inner quotes doubled. NULL: an empty cell; "": a quoted
+ * empty cell (""), so the two stay apart. */
 void gate_csv_cell(struct gate_buf *b, const char *s);
 /* The header line / one record (db_export_columns order), CRLF-ended. */
 void gate_export_csv_header(struct gate_buf *b);
@@ -108,6 +109,47 @@ int gate_export_manifest_check(const char *text, size_t len,
                                struct gate_export_manifest *m, char *err,
                                size_t errlen);
 
+/* ---- the rows of an export, checked (pure) ----------------------------- */
+
+/*
+ * Reads an export body as it comes (any chunking) and checks every record:
+ * written exactly as roomgate writes one (so the values are the raw ones,
+ * formula apostrophes dropped), seq ascending; a sealed record's content
+ * hash recomputed from its fields (gate_audit_content_hash, as `audit
+ * verify`) equals its content_hash, its chain_hash follows from the row
+ * before when their chain positions are consecutive, and it matches every
+ * signed checkpoint at its seq (the manifest's, and extra ones, e.g. from
+ * the checkpoint journal, whose signatures the caller checked); no sealed
+ * record lies past the manifest's checkpoint and no record at or before it
+ * is unsealed. The count and seq range must be the manifest's.
+ */
+struct gate_export_rows_result {
+	long long records, first_seq;
+	long long sealed;   /* records with a chain entry */
+	long long unsealed; /* newer than the last checkpoint: not sealed */
+	long long first_unsealed, last_unsealed;
+	long long runs;     /* runs of consecutive chain positions */
+	long long linked;   /* records whose link to the one before held */
+	long long anchored; /* sealed records at or before a matched
+	                       checkpoint in their run: sealed and unaltered */
+	long long ckpts_met; /* signed checkpoints matched */
+};
+struct gate_export_rowcheck;
+/* NULL when out of memory. m: a checked manifest; extra (may be NULL):
+ * more signed checkpoints (at most 63 are used). */
+struct gate_export_rowcheck *
+gate_export_rows_new(const struct gate_export_manifest *m,
+                     const struct gate_audit_ckpt *extra, size_t nextra);
+/* 0, or -1 once a check failed (the reason comes from _end). */
+int gate_export_rows_feed(struct gate_export_rowcheck *rc, const void *data,
+                          size_t n);
+/* After the last byte: 0 with *res, or -1 with err naming the first
+ * record (by seq) that failed and how. */
+int gate_export_rows_end(struct gate_export_rowcheck *rc,
+                         struct gate_export_rows_result *res, char *err,
+                         size_t errlen);
+void gate_export_rows_free(struct gate_export_rowcheck *rc);
+
 /* ---- a running export --------------------------------------------------- */
 
 struct gate_export;
@@ -143,21 +185,25 @@ void gate_export_free(struct gate_export *x);
 
 /*
  * Checks an export offline: the manifest's signature with pk (whose kid
- * must be the manifest's key_id), then the body file's size, SHA-256 and
- * record count against the manifest. 0 when all hold; -1 with err naming
- * the first check that failed. summary (may be NULL) gets one line.
+ * must be the manifest's key_id), then the body file's size and SHA-256,
+ * then its records against the chain (gate_export_rows_*). 0 when all
+ * hold; -1 with err naming the first check that failed. summary (may be
+ * NULL) gets one line, naming records not sealed yet.
  */
 int gate_export_verify(const char *body_path, const char *manifest_text,
                        const unsigned char pk[32], const char *kid,
                        char *summary, size_t summarylen, char *err,
                        size_t errlen);
 /* The same with several public keys (the manifest's and its checkpoint's
- * key may differ after a rotation). */
+ * key may differ after a rotation) and extra signed checkpoints (the
+ * journal's anchors; their signatures already checked) to hold the rows
+ * against. */
 int gate_export_verify_keys(const char *body_path, const char *manifest_text,
                             const unsigned char (*pks)[32],
                             const char (*kids)[17], size_t npks,
-                            char *summary, size_t summarylen, char *err,
-                            size_t errlen);
+                            const struct gate_audit_ckpt *extra,
+                            size_t nextra, char *summary, size_t summarylen,
+                            char *err, size_t errlen);
 
 /* `roomgate audit export ...` and `roomgate audit verify-export ...`;
  * argv[0] is "audit". Exit status as gate_cli_main. */

@@ -21,9 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "server/audit_export.h"
 #include "server/audit_seal.h"
 #include "server/http_int.h"
 
@@ -806,22 +808,124 @@ check_purge(struct walk *w, const struct db_audit_purge *p)
 	return 0;
 }
 
-/* One anchor file: every checkpoint line in it must be signed by a known
- * key and be in the database unchanged. */
+/* The checkpoint c (signature sig, signed body body) named by where must
+ * be in the database unchanged. */
+static int
+anchor_in_db(struct walk *w, const struct gate_audit_ckpt *c,
+	     const unsigned char sig[64], const char *body, const char *where,
+	     char *err, size_t errlen)
+{
+	struct db_audit_ckpt k;
+	int found, r;
+
+	if ((r = db_audit_ckpt_at(w->db, c->last_seq, &k, &found, err,
+				  errlen)) != 0)
+		return r;
+	if (!found) {
+		fail_at(w, c->last_seq,
+			"seq %lld: truncated -- the checkpoint anchored in %s "
+			"(count %lld, signed at %s) is missing from the "
+			"database: records, chain entries and checkpoints "
+			"after it were deleted",
+			c->last_seq, where, c->count, c->time);
+	} else if (strcmp(k.body, body) != 0 ||
+		   sodium_memcmp(k.sig, sig, 64) != 0) {
+		fail_at(w, c->last_seq,
+			"seq %lld: the checkpoint in the database (#%lld, "
+			"count %lld) differs from the one anchored in %s "
+			"(count %lld, signed at %s): the chain was rebuilt "
+			"after it",
+			c->last_seq, k.id, k.count, where, c->count, c->time);
+	} else {
+		w->res->anchored++;
+	}
+	free(k.body);
+	return 0;
+}
+
+/*
+ * An export manifest as the anchor: its signed last checkpoint. 1 when
+ * path holds one JSON object with an export_id (checked, and compared with
+ * the database), 0 when it is something else (a journal).
+ */
+static int
+check_anchor_manifest(struct walk *w, const char *path, char *err,
+		      size_t errlen, int *r)
+{
+	const struct gate_audit_verify_opts *o = w->o;
+	struct gate_export_manifest m;
+	char *text, where[700], body[512], merr[768];
+	size_t n;
+	json_t *j;
+	FILE *f = fopen(path, "r");
+	int blen;
+
+	*r = 0;
+	if (f == NULL)
+		return 0; /* the journal path says why */
+	text = malloc(GATE_EXPORT_MANIFEST_MAX + 1);
+	if (text == NULL) {
+		fclose(f);
+		return 0;
+	}
+	n = fread(text, 1, GATE_EXPORT_MANIFEST_MAX + 1, f);
+	fclose(f);
+	j = n <= GATE_EXPORT_MANIFEST_MAX ? json_loadb(text, n, 0, NULL) : NULL;
+	if (j == NULL || !json_is_object(j) ||
+	    json_object_get(j, "export_id") == NULL) {
+		json_decref(j);
+		free(text);
+		return 0;
+	}
+	json_decref(j);
+	if (gate_export_manifest_check(text, n,
+				       (const unsigned char(*)[32])o->pks,
+				       (const char(*)[17])o->kids, o->npks, &m,
+				       merr, sizeof(merr)) != 0) {
+		fail_at(w, 0,
+			"--anchor %s is an export manifest that does not "
+			"check: %s",
+			path, merr);
+	} else if (!m.have_ckpt) {
+		fail_at(w, 0,
+			"--anchor %s: export %s names no checkpoint (it was "
+			"made before the first one), so it anchors nothing",
+			path, m.export_id);
+	} else {
+		snprintf(where, sizeof(where),
+			 "export %s's manifest %s as checkpoint #%lld", m.export_id,
+			 path, m.ckpt_id);
+		blen = gate_audit_ckpt_body(&m.ckpt, body, sizeof(body));
+		if (blen < 0)
+			fail_at(w, 0, "--anchor %s: its checkpoint is too long",
+				path);
+		else
+			*r = anchor_in_db(w, &m.ckpt, m.ckpt_sig, body, where,
+					  err, errlen);
+	}
+	free(text);
+	return 1;
+}
+
+/* One anchor file: an export manifest (its last checkpoint), or a journal
+ * whose every checkpoint line must be signed by a known key and be in the
+ * database unchanged. */
 static int
 check_anchor_file(struct walk *w, const char *path, char *err, size_t errlen)
 {
 	const struct gate_audit_verify_opts *o = w->o;
 	struct gate_audit_ckpt c;
-	struct db_audit_ckpt k;
 	unsigned char sig[64];
-	char body[512];
+	char body[512], where[800];
 	char *line = NULL;
 	size_t cap = 0, i;
 	long lineno = 0;
-	int r = 0, found, blen, pr;
-	FILE *f = fopen(path, "r");
+	int r = 0, blen, pr;
+	FILE *f;
 
+	if (check_anchor_manifest(w, path, err, errlen, &r))
+		return r;
+	f = fopen(path, "r");
 	if (f == NULL) {
 		snprintf(err, errlen, "--anchor %s: cannot open it", path);
 		return -1;
@@ -846,29 +950,10 @@ check_anchor_file(struct walk *w, const char *path, char *err, size_t errlen)
 				path, lineno);
 			break;
 		}
-		if ((r = db_audit_ckpt_at(w->db, c.last_seq, &k, &found, err,
-					  errlen)) != 0)
+		snprintf(where, sizeof(where), "%s line %ld", path, lineno);
+		if ((r = anchor_in_db(w, &c, sig, body, where, err, errlen)) !=
+		    0)
 			break;
-		if (!found) {
-			fail_at(w, c.last_seq,
-				"seq %lld: truncated -- the checkpoint anchored "
-				"in %s line %ld (count %lld, signed at %s) is "
-				"missing from the database: records, chain "
-				"entries and checkpoints after it were deleted",
-				c.last_seq, path, lineno, c.count, c.time);
-		} else if (strcmp(k.body, body) != 0 ||
-			   sodium_memcmp(k.sig, sig, 64) != 0) {
-			fail_at(w, c.last_seq,
-				"seq %lld: the checkpoint in the database "
-				"(#%lld, count %lld) differs from the one "
-				"anchored in %s line %ld (count %lld, signed at "
-				"%s): the chain was rebuilt after it",
-				c.last_seq, k.id, k.count, path, lineno,
-				c.count, c.time);
-		} else {
-			w->res->anchored++;
-		}
-		free(k.body);
 	}
 	free(line);
 	fclose(f);

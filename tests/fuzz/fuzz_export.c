@@ -9,8 +9,9 @@
  *    UUID, an outcome from the list, an identity of 1-1024 bytes, a
  *    positive time, a known format);
  *  - a CSV cell read back per RFC 4180 is the value, with an apostrophe
- *    in front exactly when it starts with = + - @, a tab or a CR, and an
- *    unquoted cell holds no comma, quote, CR or LF.
+ *    in front exactly when it starts with = + - @, a tab, a CR or an
+ *    apostrophe, an unquoted cell holds no comma, quote, CR or LF, and an
+ *    empty value is a quoted empty cell (an empty cell is NULL).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -79,7 +80,7 @@ check_cell(const char *s)
 	struct gate_buf b;
 	char *want, *got;
 	size_t wn = 0, gn = 0, slen = strlen(s);
-	int neutral = s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL;
+	int neutral = s[0] != '\0' && strchr("=+-@\t\r'", s[0]) != NULL;
 
 	gate_buf_init(&b, 3 * slen + 16);
 	gate_csv_cell(&b, s);
@@ -93,6 +94,8 @@ check_cell(const char *s)
 		want[wn++] = '\'';
 	memcpy(want + wn, s, slen);
 	wn += slen;
+	if (slen == 0 && (b.len != 2 || memcmp(b.p, "\"\"", 2) != 0))
+		abort();
 	if (b.len > 0 && b.p[0] == '"') {
 		/* Quoted: ends in a quote, inner quotes doubled. */
 		if (b.len < 2 || b.p[b.len - 1] != '"')

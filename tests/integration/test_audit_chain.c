@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <sodium.h>
 
@@ -951,6 +952,248 @@ anchors_find_a_cut_tail(void **state)
 	PQfinish(a);
 }
 
+/* `roomgate -c CFG audit export --out DIR/name --format fmt [filter]`
+ * into body (manifest: body.manifest.json). */
+static void
+export_to(const char *name, const char *fmt, const char *filter, char *body,
+	  size_t bodylen, char *man, size_t manlen)
+{
+	const char *argv[] = {th_env("RG_TEST_BIN"), "-c", cfg_path, "audit",
+			      "export", "--out", body, "--format", fmt, filter,
+			      NULL};
+
+	snprintf(body, bodylen, "%s/%s", th_env("RG_TEST_TMP"), name);
+	snprintf(man, manlen, "%s.manifest.json", body);
+	unlink(body);
+	unlink(man);
+	if (th_run_capture(argv, NULL, out, sizeof(out)) != 0)
+		fail_msg("audit export %s: %s", name, out);
+}
+
+/* `roomgate audit verify-export BODY MANIFEST --public-key PUB`. */
+static int
+verify_export(const char *body, const char *man)
+{
+	const char *argv[] = {th_env("RG_TEST_BIN"), "audit", "verify-export",
+			      body, man, "--public-key", pub_path, NULL};
+
+	return th_run_capture(argv, NULL, out, sizeof(out));
+}
+
+static void
+verify_export_ok(const char *body, const char *man, const char *want)
+{
+	int rc = verify_export(body, man);
+
+	if (rc != 0 || strstr(out, "OK: ") == NULL)
+		fail_msg("verify-export %s exited %d: %.3000s", body, rc, out);
+	if (want != NULL && strstr(out, want) == NULL)
+		fail_msg("verify-export did not say \"%s\": %.3000s", want,
+			 out);
+}
+
+/* Issue 8, item 3: exports carry what the chain hashes (source_addr as
+ * inet text, NULL apart from "", jsonb text), and verify-export checks
+ * each record against its sealed content hash, the links between
+ * consecutive chain positions and the manifest's signed checkpoint. */
+static void
+export_rows_verify_against_the_chain(void **state)
+{
+	PGconn *c = connect_or_fail(app_ci), *a;
+	char body[600], man[700], want[256], sql[4096];
+	const char *fmts[] = {"csv", "jsonl"};
+	long long n, k, from;
+	char *text;
+
+	(void)state;
+	if (srv.pid <= 0)
+		th_server_start(&srv, cfg_path, srv.port);
+	verify_passes();
+	for (int i = 0; i < 2; i++) {
+		char name[32];
+
+		wait_sealed(c, 60);
+		n = sql_ll(c, "SELECT count(*) FROM audit_log");
+		snprintf(name, sizeof(name), "chain-all.%s", fmts[i]);
+		export_to(name, fmts[i], NULL, body, sizeof(body), man,
+			  sizeof(man));
+		/* All sealed, one run of chain positions ending at the
+		 * manifest's checkpoint: every record is covered. */
+		snprintf(want, sizeof(want),
+			 "OK: %lld records, ", n);
+		verify_export_ok(body, man, want);
+		snprintf(want, sizeof(want),
+			 "%lld sealed records match their content hashes", n);
+		verify_export_ok(body, man, want);
+		snprintf(want, sizeof(want),
+			 "1 run of consecutive chain positions), %lld of them "
+			 "covered by 1 signed checkpoint",
+			 n);
+		verify_export_ok(body, man, want);
+		assert_null(strstr(out, "NOT SEALED"));
+		text = read_file(body);
+		assert_non_null(text);
+		/* source_addr as the chain hashes it: with its prefix. */
+		assert_non_null(strstr(text, i == 0 ? "/32," : "/32\""));
+		free(text);
+	}
+	/* Filtered: each record on its own. */
+	export_to("chain-user5.csv", "csv", "--identity=user5", body,
+		  sizeof(body), man, sizeof(man));
+	n = sql_ll(c, "SELECT count(*) FROM audit_log WHERE identity = "
+		      "'user5'");
+	assert_true(n > 10);
+	snprintf(want, sizeof(want),
+		 "%lld sealed records match their content hashes (0 links "
+		 "checked, %lld runs",
+		 n, n);
+	verify_export_ok(body, man, want);
+
+	/* A field changed in the database after sealing: the export,
+	 * signed as read, names the record offline. */
+	a = attacker();
+	k = sql_ll(c, "SELECT seq FROM audit_log WHERE identity = 'user5' "
+		      "ORDER BY seq OFFSET 3 LIMIT 1");
+	sqlf(a, "CREATE TEMP TABLE t_r AS SELECT seq, user_agent FROM "
+		"audit_log WHERE seq = %lld",
+	     k);
+	sqlf(a, "UPDATE audit_log SET user_agent = '=cmd|x' WHERE seq = %lld",
+	     k);
+	export_to("chain-user5-edited.csv", "csv", "--identity=user5", body,
+		  sizeof(body), man, sizeof(man));
+	assert_int_equal(verify_export(body, man), 1);
+	snprintf(want, sizeof(want), "seq %lld: modified -- its exported "
+				     "fields do not match the content hash",
+		 k);
+	if (strstr(out, "FAILED") == NULL || strstr(out, want) == NULL)
+		fail_msg("verify-export did not say \"%s\": %s", want, out);
+	/* The neutralised cell is shown; the hash is over the raw value. */
+	text = read_file(body);
+	assert_non_null(text);
+	assert_non_null(strstr(text, ",'=cmd|x,"));
+	free(text);
+	sql_ok(a, "UPDATE audit_log SET user_agent = t.user_agent FROM t_r t "
+		  "WHERE audit_log.seq = t.seq");
+	PQfinish(a);
+	verify_passes();
+
+	/* Records no node has sealed yet are marked, not passed. */
+	th_server_stop(&srv);
+	wait_sealed(c, 1);
+	from = sql_ll(c, "SELECT max(seq) FROM audit_log") + 1;
+	snprintf(sql, sizeof(sql), gen_sql, "now()", 1, 2);
+	sql_ok(c, sql);
+	/* (to: the default, now, is whole seconds; these are newer) */
+	export_to("chain-unsealed.jsonl", "jsonl", "--to=2100-01-01", body,
+		  sizeof(body), man, sizeof(man));
+	snprintf(want, sizeof(want),
+		 "; 2 NOT SEALED (seq %lld..%lld, newer than the last "
+		 "checkpoint",
+		 from, from + 1);
+	verify_export_ok(body, man, want);
+	text = read_file(body);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"sealed\":false,\"chain_pos\":null"));
+	free(text);
+	th_server_start(&srv, cfg_path, srv.port);
+	wait_sealed(c, 60);
+	verify_passes();
+	PQfinish(c);
+}
+
+/* Issue 8, item 2: an export manifest is an anchor too -- its signed last
+ * checkpoint must still be in the database, unchanged. */
+static void
+manifest_anchors_the_chain(void **state)
+{
+	PGconn *c = connect_or_fail(app_ci), *a;
+	char body[600], man[700], anchor[800], want[1400];
+	json_t *m;
+	const char *id;
+	long long ck, ck_id, cut;
+	int rc;
+
+	(void)state;
+	if (srv.pid <= 0)
+		th_server_start(&srv, cfg_path, srv.port);
+	wait_sealed(c, 60);
+	export_to("anchor.csv", "csv", NULL, body, sizeof(body), man,
+		  sizeof(man));
+	m = json_load_file(man, 0, NULL);
+	assert_non_null(m);
+	ck = json_integer_value(json_object_get(
+		json_object_get(m, "last_checkpoint"), "last_seq"));
+	ck_id = json_integer_value(
+		json_object_get(json_object_get(m, "last_checkpoint"), "id"));
+	id = json_string_value(json_object_get(m, "export_id"));
+	assert_true(ck > 0 && ck_id > 0 && id != NULL);
+	snprintf(anchor, sizeof(anchor), "--anchor=%s", man);
+	rc = verify(anchor, NULL);
+	if (rc != 0 || strstr(out, "; 1 anchored checkpoints match") == NULL)
+		fail_msg("verify --anchor MANIFEST exited %d: %s", rc, out);
+
+	/* The tail cut back to the checkpoint before the export's, with
+	 * its chain entries and checkpoints: consistent without the
+	 * manifest, found with it. */
+	a = attacker();
+	sqlf(a, "CREATE TEMP TABLE t_cut AS SELECT max(last_seq) AS s FROM "
+		"audit_checkpoints WHERE last_seq < %lld",
+	     ck);
+	cut = sql_ll(a, "SELECT s FROM t_cut");
+	assert_true(cut > 0 && cut < ck);
+	sqlf(a, "CREATE TEMP TABLE t_log AS SELECT * FROM audit_log WHERE seq "
+		"> %lld",
+	     cut);
+	sqlf(a, "CREATE TEMP TABLE t_ch AS SELECT * FROM audit_chain WHERE "
+		"seq > %lld",
+	     cut);
+	sqlf(a, "CREATE TEMP TABLE t_ck AS SELECT * FROM audit_checkpoints "
+		"WHERE last_seq > %lld",
+	     cut);
+	sqlf(a, "DELETE FROM audit_log WHERE seq > %lld", cut);
+	sqlf(a, "DELETE FROM audit_chain WHERE seq > %lld", cut);
+	sqlf(a, "DELETE FROM audit_checkpoints WHERE last_seq > %lld", cut);
+	verify_passes();
+	snprintf(want, sizeof(want),
+		 "seq %lld: truncated -- the checkpoint anchored in export "
+		 "%s's manifest %s as checkpoint #%lld",
+		 ck, id, man, ck_id);
+	verify_fails_saying(anchor, want);
+	/* Put back: the manifest anchors again. */
+	sql_ok(a, "INSERT INTO audit_checkpoints OVERRIDING SYSTEM VALUE "
+		  "SELECT * FROM t_ck");
+	sql_ok(a, "INSERT INTO audit_chain SELECT * FROM t_ch");
+	sql_ok(a, "INSERT INTO audit_log OVERRIDING SYSTEM VALUE SELECT * "
+		  "FROM t_log");
+	rc = verify(anchor, NULL);
+	if (rc != 0)
+		fail_msg("verify --anchor MANIFEST after the restore exited "
+			 "%d: %s",
+			 rc, out);
+	/* A manifest edited by hand is refused as an anchor. */
+	{
+		char *text = read_file(man), *p, path[800];
+
+		assert_non_null(text);
+		p = strstr(text, "\"count\": ");
+		assert_non_null(p);
+		p[9] = p[9] == '9' ? '8' : (char)(p[9] + 1);
+		snprintf(path, sizeof(path), "--anchor=%s",
+			 th_write_file("anchor-edited.manifest.json", text));
+		free(text);
+		verify_fails_saying(path, "is an export manifest that does "
+					  "not check: the manifest's signature "
+					  "does not verify");
+	}
+	rc = verify(anchor, NULL);
+	if (rc != 0)
+		fail_msg("verify --anchor MANIFEST at the end exited %d: %s", rc,
+			 out);
+	json_decref(m);
+	PQfinish(a);
+	PQfinish(c);
+}
+
 /* F1: purges written by hand, as the owner with the triggers off can:
  * each is refused by verify, which always prints the purged range. */
 static void
@@ -1258,6 +1501,8 @@ main(void)
 		cmocka_unit_test(public_key_route_and_metrics),
 		cmocka_unit_test(purge_keeps_the_rest_verifiable),
 		cmocka_unit_test(token_create_and_revoke_are_audited),
+		cmocka_unit_test(export_rows_verify_against_the_chain),
+		cmocka_unit_test(manifest_anchors_the_chain),
 		cmocka_unit_test(forged_purges_fail_verify),
 		cmocka_unit_test(purge_everything_then_restart),
 		cmocka_unit_test(separated_service_role),

@@ -36,7 +36,8 @@ csv_cells(void **state)
 {
 	(void)state;
 	assert_string_equal(cell(NULL), "");
-	assert_string_equal(cell(""), "");
+	/* NULL and "" stay apart: an empty cell, a quoted empty one. */
+	assert_string_equal(cell(""), "\"\"");
 	assert_string_equal(cell("alice"), "alice");
 	assert_string_equal(cell("a,b"), "\"a,b\"");
 	assert_string_equal(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
@@ -51,6 +52,9 @@ csv_cells(void **state)
 	                    "\"'=HYPERLINK(\"\"u\"\",\"\"t\"\")\"");
 	/* Only the first character counts. */
 	assert_string_equal(cell("a=b"), "a=b");
+	/* A leading apostrophe is doubled: a reader drops exactly one. */
+	assert_string_equal(cell("'=x"), "''=x");
+	assert_string_equal(cell("it's"), "it's");
 }
 
 static void
@@ -168,7 +172,8 @@ verify_offline(void **state)
 	struct gate_audit_key k;
 	unsigned char digest[32], sig[64], pk[32];
 	char hex[65], b64[100], *canon, *text;
-	const char data[] = "seq,at\r\n1,x\r\n2,\"a\r\nb\"\r\n";
+	const char *row[DB_EXPORT_NCOLS] = {NULL};
+	struct gate_buf data;
 	json_t *m;
 	FILE *f;
 
@@ -182,19 +187,30 @@ verify_offline(void **state)
 	                                         sizeof(err)),
 	                 0);
 	assert_int_equal(gate_audit_key_load(key, &k, err, sizeof(err)), 0);
+	/* Two records no checkpoint covers yet (sealed f), one with a CRLF
+	 * inside a cell. */
+	gate_buf_init(&data, 1 << 16);
+	gate_export_csv_header(&data);
+	row[DB_EXPORT_COL_AT] = "2026-11-28T06:00:00.000000Z";
+	row[DB_EXPORT_COL_SEALED] = "f";
+	row[DB_EXPORT_COL_SEQ] = "1";
+	row[2] = "join";
+	gate_export_csv_row(&data, row);
+	row[DB_EXPORT_COL_SEQ] = "2";
+	row[2] = "a\r\nb";
+	gate_export_csv_row(&data, row);
 	f = fopen(body, "wb");
 	assert_non_null(f);
-	fwrite(data, 1, sizeof(data) - 1, f);
+	fwrite(data.p, 1, data.len, f);
 	fclose(f);
-	crypto_hash_sha256(digest, (const unsigned char *)data,
-	                   sizeof(data) - 1);
+	crypto_hash_sha256(digest, (const unsigned char *)data.p, data.len);
 	sodium_bin2hex(hex, sizeof(hex), digest, 32);
 	m = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:s, s:{s:n, s:s, s:n, "
 	              "s:n, s:n}, s:{s:i, s:i}, s:n}",
 	              "version", 1, "export_id",
 	              "0e0e0e0e-0000-4000-8000-00000000000a", "format", "csv",
 	              "count", (json_int_t)2, "bytes",
-	              (json_int_t)(sizeof(data) - 1), "sha256", hex, "key_id",
+	              (json_int_t)data.len, "sha256", hex, "key_id",
 	              k.kid, "filters", "from", "to", "2026-11-28T00:00:00Z",
 	              "meeting", "identity", "outcome", "range", "first_seq", 1,
 	              "last_seq", 2, "last_checkpoint");
@@ -213,6 +229,7 @@ verify_offline(void **state)
 	                                    sizeof(sum), err, sizeof(err)),
 	                 0);
 	assert_non_null(strstr(sum, "2 records"));
+	assert_non_null(strstr(sum, "2 NOT SEALED (seq 1..2"));
 	/* Another key id: refused, naming both. */
 	assert_int_equal(gate_export_verify(body, text, pk, "0000000000000000",
 	                                    NULL, 0, err, sizeof(err)),
@@ -229,6 +246,7 @@ verify_offline(void **state)
 	free(text);
 	free(canon);
 	json_decref(m);
+	gate_buf_free(&data);
 	gate_audit_key_wipe(&k);
 	unlink(body);
 	unlink(key);
