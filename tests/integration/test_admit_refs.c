@@ -1,5 +1,5 @@
 /*
- * Integration: migration 0017 (issue 9, what an admission costs
+ * Integration: migration 0023 (issue 9, what an admission costs
  * PostgreSQL) against the harness's real PostgreSQL, on a fresh database.
  * An admission no longer locks its meeting's row (the foreign key that
  * did is gone), yet an admission still needs an existing meeting, and

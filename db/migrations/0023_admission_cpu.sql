@@ -1,4 +1,4 @@
--- 0017_admission_cpu: what an admission costs PostgreSQL (issue 9),
+-- 0023_admission_cpu: what an admission costs PostgreSQL (issue 9),
 -- measured with pgbench calling roomgate_admit_record at 16 and 64
 -- clients over 8 meetings and with the bench (README "Benchmarks").
 --
