@@ -566,16 +566,7 @@ struct db_waiting_token {
 int db_waiting_token(struct db_pool *pool, const struct db_waiting_token *t,
 		     char *err, size_t errlen);
 
-/* ---- forward-auth and revocation (queries_authz.c) --------------------- */
-
-/* The live meeting whose id or link id is meeting_ref: its id, and
- * whether identity holds an unexpired admission in state "admitted"
- * there, made in the session whose id hashes to session_hash.
- * DB_ENOTFOUND for no such live meeting. */
-int db_authz_lookup(struct db_pool *pool, const char *meeting_ref,
-		    const char *identity, const unsigned char session_hash[32],
-		    char meeting_id[37], int *admitted, char *err,
-		    size_t errlen);
+/* ---- revocation (queries_authz.c; forward-auth: db_authz.h) ------------ */
 
 /* Who revokes whom (borrowed strings; all but identity may be NULL). */
 struct db_identity_revoke {

@@ -1,6 +1,7 @@
 /*
- * db/queries_authz.c -- the database side of forward-auth (GET /v1/authz)
- * and of "revoke this person everywhere". See db.h for the contracts.
+ * db/queries_authz.c -- "revoke this person everywhere" and the audit
+ * records of requests (db_audit_write). See db.h for the contracts; the
+ * forward-auth read is db/queries_authz_read.c.
  *
  * The revocation is one statement (data-modifying CTEs): sessions,
  * admissions, the audit record and the outbox event commit together or
@@ -10,86 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "db/db_int.h"
 
 static int
 authz_ok(const PGresult *res)
 {
 	return res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK;
-}
-
-/* The admission must belong to this very session: signing in again (or
- * on another device) means typing the code again, and an admission ends
- * with the session it was made in. */
-#define AUTHZ_Q                                                                \
-	"SELECT m.id, EXISTS (SELECT 1 FROM admissions a WHERE a.meeting_id "  \
-	"= m.id AND a.identity = $2 AND a.session_hash = decode($3, 'hex') "   \
-	"AND a.state = 'admitted' AND "                                        \
-	"(a.expires_at IS NULL OR a.expires_at > now())) FROM meetings m "     \
-	"WHERE m.archived_at IS NULL AND "
-
-/* 8-4-4-4-12 hex digits. */
-static int
-authz_is_uuid(const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < 36 && s[i] != '\0'; i++) {
-		int dash = i == 8 || i == 13 || i == 18 || i == 23;
-		char ch = s[i];
-
-		if (dash ? ch != '-'
-		         : !((ch >= '0' && ch <= '9') ||
-		             (ch >= 'a' && ch <= 'f') ||
-		             (ch >= 'A' && ch <= 'F')))
-			return 0;
-	}
-	return i == 36 && s[i] == '\0';
-}
-
-int
-db_authz_lookup(struct db_pool *pool, const char *meeting_ref,
-                const char *identity, const unsigned char session_hash[32],
-                char meeting_id[37], int *admitted, char *err, size_t errlen)
-{
-	struct db_conn *c = NULL;
-	char sess[65];
-	const char *v[3] = {meeting_ref, identity, sess};
-	PGresult *res = NULL;
-	int r;
-
-	sodium_bin2hex(sess, sizeof(sess), session_hash, 32);
-
-	meeting_id[0] = '\0';
-	*admitted = 0;
-	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
-		return r;
-	/* The reference is a meeting id or a link id; both are unique and
-	 * indexed, so each shape has the query that uses its index. */
-	res =
-	    PQexecParams(db_conn_pg(c),
-	                 authz_is_uuid(meeting_ref) ? AUTHZ_Q "m.id = $1::uuid"
-	                                            : AUTHZ_Q "m.link_id = $1",
-	                 3, NULL, v, NULL, NULL, 0);
-	if (!authz_ok(res)) {
-		r = db_result_err(db_conn_pg(c), res,
-		                  "looking up the admission", err, errlen);
-		goto out;
-	}
-	if (PQntuples(res) == 0) {
-		r = DB_ENOTFOUND;
-		db_seterr(err, errlen, "no live meeting with that id or link");
-		goto out;
-	}
-	snprintf(meeting_id, 37, "%s", PQgetvalue(res, 0, 0));
-	*admitted = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-	r = 0;
-out:
-	PQclear(res);
-	db_release(pool, c);
-	return r;
 }
 
 int

@@ -843,6 +843,25 @@ cli_meeting_commands(void **state)
 	    cli(out, sizeof(out), "meeting", "rotate", id, (const char *)NULL),
 	    0);
 	assert_non_null(strstr(out, "(version 2)"));
+	/* Showing the code from the CLI is on record (code.read, reason
+	 * cli, the version; never the code). */
+	assert_int_equal(cli(out, sizeof(out), "meeting", "show", "--with-code",
+	                     id, (const char *)NULL),
+	                 0);
+	assert_non_null(strstr(out, "code: "));
+	{
+		const char *v[1] = {id};
+		PGresult *res = PQexecParams(
+		    pg,
+		    "SELECT count(*) FROM audit_log WHERE event_type = "
+		    "'code.read' AND reason = 'cli' AND meeting_id = $1::uuid "
+		    "AND details->>'version' = '2' AND details ? 'os_user'",
+		    1, NULL, v, NULL, NULL, 0);
+
+		assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+		assert_string_equal(PQgetvalue(res, 0, 0), "1");
+		PQclear(res);
+	}
 	assert_int_equal(cli(out, sizeof(out), "meeting", "list", "--host",
 	                     "dora@example.com", (const char *)NULL),
 	                 0);
