@@ -526,7 +526,9 @@ struct db_waiting_decision {
 	const char *audit_reason; /* e.g. "host_admitted", "not_member" */
 	const char *directory;	  /* the live check's verdict, for audit */
 	const char *actor, *via;  /* the host and how they signed in */
-	const char *source_addr, *user_agent, *request_id, *node;
+	const char *actor_idp;	  /* the host's IdP (details.decided_by_idp) */
+	const char *source_addr, *forwarded_for, *user_agent, *request_id;
+	const char *node;
 };
 /*
  * Applies d to the entry if it is still waiting and unexpired, with the
@@ -555,7 +557,8 @@ struct db_waiting_token {
 	 * admission ends (state revoked with this revoke_reason); NULL:
 	 * the state does not change. */
 	const char *revoke_reason;
-	const char *source_addr, *user_agent, *request_id, *node;
+	const char *source_addr, *forwarded_for, *user_agent, *request_id;
+	const char *node;
 };
 /* Records it (audit event "waiting.token") and, with revoke_reason, ends
  * the admission, in one statement. A failure means no token leaves.

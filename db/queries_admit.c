@@ -827,7 +827,7 @@ db_waiting_decide(struct db_pool *pool, const struct db_waiting_decision *d,
                   struct db_admission_view *out, char *err, size_t errlen)
 {
 	struct db_admission_view scratch;
-	const char *v[14];
+	const char *v[16];
 	const char *state, *outcome;
 	int r;
 
@@ -873,6 +873,8 @@ db_waiting_decide(struct db_pool *pool, const struct db_waiting_decision *d,
 	v[11] = d->node;
 	v[12] = d->via;
 	v[13] = d->directory;
+	v[14] = d->forwarded_for;
+	v[15] = d->actor_idp;
 	/*
 	 * One statement: the row lock of the UPDATE makes a racing decision
 	 * wait, then re-check "still waiting" on the new row and change
@@ -892,18 +894,21 @@ db_waiting_decide(struct db_pool *pool, const struct db_waiting_decision *d,
 	    "state = 'waiting' AND (expires_at IS NULL OR expires_at > now()) "
 	    "RETURNING *), "
 	    "au AS (INSERT INTO audit_log (event_type, outcome, reason, "
-	    "identity, meeting_id, matched_group, source_addr, user_agent, "
-	    "request_id, node, member_ok, details) SELECT 'waiting.' || "
+	    "identity, meeting_id, matched_group, source_addr, forwarded_for, "
+	    "user_agent, request_id, node, member_ok, details) SELECT "
+	    "'waiting.' || "
 	    "CASE $3 WHEN 'admitted' THEN 'admit' WHEN 'host_denied' THEN "
 	    "'deny' ELSE 'end' END, $7, $8, u.identity, u.meeting_id, "
 	    "CASE WHEN $3 = 'admitted' THEN $4 END, $9::inet, "
+	    "left($15, 2048), "
 	    "left($10, 1024), $11, $12, CASE $3 WHEN 'admitted' THEN true "
 	    "WHEN 'revoked' THEN false END, jsonb_build_object("
 	    "'admission_id', u.id, 'decided_by', $6::text, 'via', $13::text, "
+	    "'decided_by_idp', $16::text, "
 	    "'state', $3::text, 'revoke_reason', $5::text, 'directory', "
 	    "$14::text) FROM u RETURNING seq) "
 	    "SELECT " VIEW_COLS " FROM u a WHERE (SELECT count(*) FROM au) = 1",
-	    14, v, out, err, errlen);
+	    16, v, out, err, errlen);
 	if (r != DB_ENOTFOUND)
 		return r;
 	/* Nothing applied: no such entry, or it is no longer waiting. */
@@ -921,7 +926,7 @@ db_waiting_token(struct db_pool *pool, const struct db_waiting_token *t,
                  char *err, size_t errlen)
 {
 	struct db_conn *c = NULL;
-	const char *v[14];
+	const char *v[15];
 	PGresult *res = NULL;
 	int r;
 
@@ -943,6 +948,7 @@ db_waiting_token(struct db_pool *pool, const struct db_waiting_token *t,
 	v[11] = t->user_agent;
 	v[12] = t->request_id;
 	v[13] = t->node;
+	v[14] = t->forwarded_for;
 	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
 		return r;
 	/* k: the one pickup, only of a live, uncollected admission (the
@@ -961,16 +967,18 @@ db_waiting_token(struct db_pool *pool, const struct db_waiting_token *t,
 	        "AS refused), "
 	        "au AS (INSERT INTO audit_log (event_type, outcome, reason, "
 	        "identity, idp, meeting_id, matched_group, source_addr, "
-	        "user_agent, request_id, node, member_ok, details) SELECT "
+	        "forwarded_for, user_agent, request_id, node, member_ok, "
+	        "details) SELECT "
 	        "'waiting.token', CASE WHEN no.refused THEN 'deny' ELSE $5 "
 	        "END, CASE WHEN no.refused THEN 'not_admitted' ELSE $6 END, "
 	        "$3, $4, $1::uuid, CASE WHEN no.refused THEN NULL ELSE $7 END, "
-	        "$11::inet, left($12, 1024), $13, $14, $8::boolean, "
+	        "$11::inet, left($15, 2048), left($12, 1024), $13, $14, "
+	        "$8::boolean, "
 	        "jsonb_build_object('admission_id', $2::text, 'directory', "
 	        "$9::text, 'ended', (SELECT count(*) FROM u) > 0) FROM no "
 	        "RETURNING seq) "
 	        "SELECT (SELECT count(*) FROM au), (SELECT refused::int FROM no)",
-	        14, v, "recording the join token", &res, err, errlen);
+	        15, v, "recording the join token", &res, err, errlen);
 	if (r == 0 && getll(res, 0, 0) != 1) {
 		r = DB_EQUERY;
 		db_seterr(err, errlen, "the join token was not recorded");

@@ -105,6 +105,7 @@ token_after_admit(struct gate_app *app, const struct gate_rq *rq,
 	                             app->cfg->adm_trusted_proxies, src,
 	                             sizeof(src)) == 0)
 		t.source_addr = src;
+	t.forwarded_for = xff;
 	t.user_agent = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 	                                           "User-Agent");
 	t.request_id = rq->id;
@@ -434,10 +435,12 @@ gate_waiting_decide(struct gate_app *app, const struct gate_rq *rq,
 	                             app->cfg->adm_trusted_proxies, src,
 	                             sizeof(src)) == 0)
 		wd.source_addr = src;
+	wd.forwarded_for = xff;
 	wd.meeting_id = m->id;
 	wd.admission_id = a.id;
 	wd.actor = p->identity;
 	wd.via = p->via;
+	wd.actor_idp = p->idp[0] != '\0' ? p->idp : NULL;
 	wd.user_agent = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 	                                            "User-Agent");
 	wd.request_id = rq->id;

@@ -425,6 +425,20 @@ host_admits_and_status_redirects_with_a_token(void **state)
 	expect_state(adm, "admitted - alice");
 	expect_decisions(adm, "waiting.admit allow host_admitted bob alice "
 	                      "session true");
+	{
+		/* The record carries the host's IdP and where the request
+		 * came from. */
+		char *ctx = adm_value(
+		    "SELECT (details->>'decided_by_idp' IS NOT NULL AND "
+		    "source_addr IS NOT NULL AND request_id IS NOT NULL)::text "
+		    "FROM audit_log WHERE event_type = 'waiting.admit' AND "
+		    "details->>'admission_id' = $1",
+		    adm);
+
+		assert_non_null(ctx);
+		assert_string_equal(ctx, "true");
+		free(ctx);
+	}
 	assert_false(listed(id, adm));
 	/* Twice is a conflict, and leaves no second record. */
 	assert_int_equal(decide(&T.anon, T.host_token, id, adm, "admit", &o),
