@@ -335,6 +335,7 @@ struct db_audit_sso {
 	const char *event_type, *outcome, *reason, *identity, *idp;
 	const char *source_addr, *user_agent, *request_id, *node;
 	const char *details_json;
+	const char *forwarded_for; /* X-Forwarded-For as received */
 };
 int db_audit_sso(struct db_pool *pool, const struct db_audit_sso *a,
 		 char *err, size_t errlen);

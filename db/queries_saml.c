@@ -256,16 +256,18 @@ db_audit_sso(struct db_pool *pool, const struct db_audit_sso *a, char *err,
 	const char *v[9] = {a->event_type, a->outcome, a->reason, a->identity,
 			    a->idp, a->source_addr, a->user_agent,
 			    a->request_id, a->node};
-	const char *v10[10];
+	const char *v11[11];
 
-	memcpy(v10, v, sizeof(v));
-	v10[9] = a->details_json;
+	memcpy(v11, v, sizeof(v));
+	v11[9] = a->details_json;
+	v11[10] = a->forwarded_for;
 	return run(pool, "writing the audit record",
 		   "INSERT INTO audit_log (event_type, outcome, reason, "
 		   "identity, idp, source_addr, user_agent, request_id, node, "
-		   "details) VALUES ($1, $2, $3, $4, $5, $6::inet, "
-		   "left($7, 1024), $8, $9, $10::jsonb)",
-		   10, v10, NULL, NULL, PGRES_COMMAND_OK, NULL, err, errlen);
+		   "details, forwarded_for) VALUES ($1, $2, $3, $4, $5, "
+		   "$6::inet, left($7, 1024), $8, $9, $10::jsonb, "
+		   "left($11, 2048))",
+		   11, v11, NULL, NULL, PGRES_COMMAND_OK, NULL, err, errlen);
 }
 
 int

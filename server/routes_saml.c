@@ -41,8 +41,9 @@ audit(struct gate_app *app, const struct gate_rq *rq, const char *event,
       const char *idp, const char *detail)
 {
 	struct db_audit_sso a;
+	struct db_actor by;
 	json_t *d = NULL;
-	char *dj = NULL, err[512];
+	char *dj = NULL, err[512], src[64];
 	int r;
 
 	if (detail != NULL && *detail != '\0') {
@@ -56,8 +57,12 @@ audit(struct gate_app *app, const struct gate_rq *rq, const char *event,
 	a.reason = reason;
 	a.identity = identity;
 	a.idp = idp;
-	a.source_addr = source_addr(rq);
-	a.user_agent = header(rq, MHD_HTTP_HEADER_USER_AGENT);
+	/* The source by the [admission] trusted_proxies rule, and the
+	 * forwarded chain as received, as every other record has them. */
+	gate_rq_actor(app, rq, NULL, &by, src);
+	a.source_addr = by.source_addr;
+	a.forwarded_for = by.forwarded_for;
+	a.user_agent = by.user_agent;
 	a.request_id = rq->id;
 	a.node = app->cfg->node_name;
 	a.details_json = dj;

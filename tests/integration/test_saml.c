@@ -403,7 +403,8 @@ test_full_login(void **state)
 				       "SELECT count(*) FROM audit_log WHERE "
 				       "request_id = $1 AND event_type = 'sso' "
 				       "AND outcome = 'allow' AND identity = "
-				       "'alice@example.com'",
+				       "'alice@example.com' AND source_addr = "
+				       "'127.0.0.1'",
 				       r.request_id);
 
 		assert_string_equal(n, "1");
