@@ -169,6 +169,85 @@ sleep_ms(long ms)
 		;
 }
 
+/*
+ * Every server a test starts, by PID, until it is stopped. A failed
+ * assertion longjmps out of a test or teardown and can skip the stops
+ * after it; a server left running would then serve the next binary's
+ * database (deliver its webhooks, take its locks). At exit each one still
+ * running is stopped; waitpid() first, so a PID already reaped (and
+ * perhaps reused by then) is never signalled.
+ */
+#define TH_SERVERS_MAX 64
+static pid_t th_servers[TH_SERVERS_MAX];
+
+static void
+th_servers_reap(void)
+{
+	for (int i = 0; i < TH_SERVERS_MAX; i++) {
+		pid_t pid = th_servers[i];
+		int st, j;
+
+		if (pid <= 0 || waitpid(pid, &st, WNOHANG) != 0)
+			continue;
+		kill(pid, SIGTERM);
+		for (j = 0; j < 200; j++) {
+			if (waitpid(pid, &st, WNOHANG) == pid)
+				break;
+			sleep_ms(50);
+		}
+		if (j == 200) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+		}
+		fprintf(stderr, "th: stopped roomgate serve %d, left running "
+				"by a failed test\n",
+			(int)pid);
+		th_servers[i] = 0;
+	}
+}
+
+static void
+th_servers_note(pid_t pid, pid_t gone)
+{
+	static int hooked;
+
+	if (!hooked && atexit(th_servers_reap) == 0)
+		hooked = 1;
+	for (int i = 0; i < TH_SERVERS_MAX; i++) {
+		if (th_servers[i] == gone) {
+			th_servers[i] = pid;
+			return;
+		}
+	}
+}
+
+/* What a server wrote that is not a JSON log line (a sanitizer report,
+ * an abort message), the last lines of it, so a failure in CI shows its
+ * cause and not only the path of a log that is gone. */
+static void
+th_server_tell(const char *log_path)
+{
+	char line[1024];
+	static char keep[40][1024];
+	int n = 0;
+	FILE *f = fopen(log_path, "r");
+
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (line[0] == '{')
+			continue;
+		snprintf(keep[n % 40], sizeof(keep[0]), "%s", line);
+		n++;
+	}
+	fclose(f);
+	fprintf(stderr, "---- %s, lines not in JSON (last %d):\n", log_path,
+		n < 40 ? n : 40);
+	for (int i = n < 40 ? 0 : n - 40; i < n; i++)
+		fputs(keep[i % 40], stderr);
+	fprintf(stderr, "----\n");
+}
+
 void
 th_server_start(struct th_server *s, const char *config_path, int port)
 {
@@ -201,6 +280,7 @@ th_server_start(struct th_server *s, const char *config_path, int port)
 		_exit(127);
 	}
 	s->pid = pid;
+	th_servers_note(pid, 0);
 	r = calloc(1, sizeof(*r));
 	assert_non_null(r);
 	for (i = 0; i < 200; i++) {
@@ -208,6 +288,7 @@ th_server_start(struct th_server *s, const char *config_path, int port)
 
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			s->pid = 0;
+			th_servers_note(0, pid);
 			break;
 		}
 		if (th_http("GET", url, NULL, NULL, 0, r) == 200) {
@@ -217,8 +298,10 @@ th_server_start(struct th_server *s, const char *config_path, int port)
 		sleep_ms(100);
 	}
 	free(r);
-	if (s->pid == 0)
+	if (s->pid == 0) {
+		th_server_tell(s->log_path);
 		fail_msg("roomgate serve exited early; see %s", s->log_path);
+	}
 	th_server_stop(s);
 	fail_msg("roomgate serve did not answer /healthz; see %s",
 		 s->log_path);
@@ -240,10 +323,15 @@ th_server_stop(struct th_server *s)
 	if (i == 300) {
 		kill(s->pid, SIGKILL);
 		waitpid(s->pid, &st, 0);
+		th_servers_note(0, s->pid);
 		s->pid = 0;
+		th_server_tell(s->log_path);
 		fail_msg("roomgate serve did not stop within 15 s of SIGTERM");
 	}
+	th_servers_note(0, s->pid);
 	s->pid = 0;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		th_server_tell(s->log_path);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		fail_msg("roomgate serve exited with status %d (signal %d); "
 			 "see %s",
