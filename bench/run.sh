@@ -85,7 +85,13 @@
 #                                ceilings (1-3), the admissions (4) and the
 #                                report (about 3 minutes instead of 12; the
 #                                other phases are listed as not measured),
-#                                to compare admission changes quickly
+#                                to compare admission changes quickly;
+#                                authz: the ceilings (1-3), forward-auth
+#                                live (6), the peer's throughput runs (8)
+#                                and forward-auth in cache mode (9), no
+#                                admissions, timing, attack, stale or
+#                                revocation runs (about 5 minutes), to
+#                                compare forward-auth changes with Apache
 # Phases 6-10 use the people bu00001.. in order: the first USERS of them
 # rotate in the forward-auth runs; the flood comes from the first
 # BENCH_FLOOD_IDENTITIES of them that are not among the admission runs'
@@ -137,8 +143,8 @@ flood_ids=${BENCH_FLOOD_IDENTITIES:-1000}
 n_revocations=${BENCH_REVOCATIONS:-50}
 phases=${BENCH_PHASES:-all}
 case $phases in
-  all | admission) ;;
-  *) die "BENCH_PHASES must be 'all' or 'admission', got '$phases'" ;;
+  all | admission | authz) ;;
+  *) die "BENCH_PHASES must be 'all', 'admission' or 'authz', got '$phases'" ;;
 esac
 revocation_wait=${BENCH_REVOCATION_WAIT_MS:-10000}
 peer=${BENCH_PEER:-1}
@@ -566,6 +572,7 @@ SELECT json_build_object(
 SQL
 }
 adm_rows() { psql -X -At "$pg_rg_admin_url" -c "SELECT count(*) FROM audit_log WHERE event_type = 'admission'"; }
+if [[ $phases != authz ]]; then
 adm0=$(adm_rows)
 if [[ $pg_statements == 1 ]]; then
   psql -X -q -At "$pg_rg_admin_url" -c 'SELECT pg_stat_statements_reset()' >/dev/null
@@ -629,13 +636,19 @@ rt1=$(metric_sum roomgate_directory_round_trips_total)
 ck1=$(metric_sum roomgate_directory_checks_total)
 "$lg" note "$frag/directory.json" directory checks=$((ck1 - ck0)) round_trips=$((rt1 - rt0)) \
   round_trips_per_check="$(awk -v r=$((rt1 - rt0)) -v c=$((ck1 - ck0)) 'BEGIN { printf "%.3f", c ? r / c : 0 }')"
+else
+  sources_seen=0
+  "$lg" note "$frag/todo-admissions.json" todo what="admissions" why="BENCH_PHASES=$phases"
+fi
 
-if [[ $phases == all ]]; then
+if [[ $phases != admission ]]; then
 # ---- 5. issue 6's timing figure -------------------------------------------
 
+if [[ $phases == all ]]; then
 say "timing: right vs wrong codes, members and non-members, $timing_clients clients, $timing_secs s"
 "$lg" join "$base" "$run/sessions.txt" "$run/meetings.txt" "$timing_clients" "$timing_secs" \
   "$warmup" "$seed" 0.5 0.5 "timing: 50/50 codes, 50/50 non-members" "$frag/timing.json" timing
+fi
 
 # ---- 6. forward-auth, live mode -------------------------------------------
 
@@ -712,6 +725,8 @@ fi
 
 # ---- 7. under attack ------------------------------------------------------
 
+if [[ $phases == all ]]; then
+
 # The flood's people: the first flood_ids forward-auth people who are not
 # among the admission runs' members (their lockout rows stay apart).
 awk -v n="$flood_ids" 'NR == FNR { if ($1 == "m") legit[$2] = 1; next }
@@ -754,6 +769,7 @@ SQL
 "$lg" note "$frag/attack.json" attack_audit wrong_code_admissions_run="$wrong_allow" \
   flood_identity_admissions="$flood_allow" wrong_code_denials_recorded="$flood_rows" \
   flood_identities="$n_flood" flood_addresses="$n_flood"
+fi
 
 # ---- 8. the peer: Apache httpd + mod_authnz_ldap --------------------------
 
@@ -868,6 +884,7 @@ if [[ $peer == 1 ]] && bench_install_apache; then
         "$frag/peer-$cache-$u.json" ||
         warn "peer run (cache $cache, $u people) had unexpected answers or errors: see the table"
     done
+    if [[ $phases == all ]]; then
     say "peer: how long a removed person is still let in, LDAP cache $cache (bound $peer_bound s)"
     "$rv" apache "$LDAP_URI" "$LDAP_ADMIN_DN" "$run/ldap-admin-password" "$group5k" "$people" \
       "$apache_url" "$peer_victim" "$run/user-password" "$peer_bound" \
@@ -882,6 +899,7 @@ if [[ $peer == 1 ]] && bench_install_apache; then
         "$deny_clients" "$deny_secs" 0 "$seed" "peer: Apache denials, cache default" \
         "$frag/peer-deny.json" ||
         warn "the peer's denial run had unexpected answers or errors (denials slower than the window?)"
+    fi
     fi
     stop_apache
   done
@@ -923,9 +941,14 @@ revocations() {
 # (Not `| grep -q`: with pipefail, grep leaving early fails the pipe.)
 if [[ $("$rg" help config 2>/dev/null) == *membership_cache* ]]; then
   stop_roomgate
+  # The session cache (the database part of forward-auth) with it, where
+  # this roomgate has one (auto would turn it on too; said explicitly).
+  session_cache=""
+  [[ $("$rg" help config 2>/dev/null) != *session_cache* ]] || session_cache="
+session_cache = on"
   write_config "$watch_dir" "$hooks
 [authz]
-membership_cache = on"
+membership_cache = on$session_cache"
   say "restarting roomgate with the directory watcher and the forward-auth cache"
   start_roomgate
   if wait_watcher 1; then
@@ -936,8 +959,10 @@ membership_cache = on"
     done
     cache_hits=$(metric_sum 'roomgate_authz_decisions_total{source="cache"}')
     "$lg" note "$frag/authz-cache-source.json" authz_cache decisions_from_cache="${cache_hits:-0}" \
-      decisions_live="$(metric_sum 'roomgate_authz_decisions_total{source="live"}')"
-    revocations cache $((n_authz - 2 * n_revocations))
+      decisions_live="$(metric_sum 'roomgate_authz_decisions_total{source="live"}')" \
+      session_cache_hits="$(metric_sum 'roomgate_authz_session_cache_requests_total{result="hit"}')" \
+      session_cache_misses="$(metric_sum 'roomgate_authz_session_cache_requests_total{result="miss"}')"
+    [[ $phases != all ]] || revocations cache $((n_authz - 2 * n_revocations))
   else
     warn "the forward-auth cache did not become active in 60 s"
     "$lg" note "$frag/todo-cache.json" todo what="forward-auth /v1/authz (watcher-cache mode)" \
@@ -951,12 +976,21 @@ fi
 
 # ---- 10. watcher, cache off: revocation in live mode ----------------------
 
+if [[ $phases == all ]]; then
 stop_roomgate
 write_config "$watch_dir" "$hooks"
 say "restarting roomgate with the directory watcher, forward-auth live"
 start_roomgate
 wait_watcher 0 || die "the directory watcher did not catch up in 60 s"
 revocations live $((n_authz - n_revocations))
+else
+  for what in "timing: right vs wrong codes" "under attack" \
+    "peer: removed person still let in, denials" "revocation, authz cache mode" \
+    "revocation, authz live mode"; do
+    "$lg" note "$frag/todo-$(printf '%s' "$what" | tr -c 'a-z0-9' '-').json" todo what="$what" \
+      why="BENCH_PHASES=$phases"
+  done
+fi
 
 else
   authz_setup_secs=0

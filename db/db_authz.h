@@ -22,6 +22,13 @@
  */
 struct db_authz_read {
 	int have_session, have_meeting, admitted;
+	/* How long the facts above stay true by themselves, in seconds from
+	 * the statement's now(): with have_session, until the session
+	 * expires (session_left_s) and how long ago it was last seen after
+	 * this request's touch (idle_age_s; 0 when this request touched it);
+	 * with admitted, until the admission expires (admission_left_s; 1e9
+	 * when it has no expiry). */
+	double session_left_s, idle_age_s, admission_left_s;
 };
 
 /*
@@ -43,5 +50,40 @@ int db_authz_read(struct db_pool *pool, const unsigned char id_hash[32],
                   int idle_timeout_s, int touch_s, const char *meeting_ref,
                   struct db_session *s, struct db_meeting *m,
                   struct db_authz_read *found, char *err, size_t errlen);
+
+/*
+ * A connection of its own in LISTEN roomgate_authz (migration 0025: every
+ * change that can end a forward-auth "yes" notifies it), for the node's
+ * cache of positive answers (server/authz_sessions.h). db/authz_listen.c.
+ *
+ * _open connects and listens: 0 and *out (free with _close), or DB_E*.
+ * Notifications sent after _open returned 0 are all delivered by _wait
+ * while it keeps returning 0.
+ */
+struct db_authz_listen;
+int db_authz_listen_open(const char *conninfo, int connect_timeout_s,
+                         struct db_authz_listen **out, char *err,
+                         size_t errlen);
+/*
+ * Waits up to timeout_ms for notifications and hands each payload to
+ * on(arg, payload) (the string lives for that call only). busy(arg, 1)
+ * is called before bytes are read from the socket and busy(arg, 0) after
+ * every notification they held was handed over, so a reader of the
+ * socket's state (db_authz_listen_fd) can tell "nothing pending" from
+ * "being handled" (on DB_EUNAVAIL there is no busy(arg, 0): the caller
+ * stops trusting the connection, then resets it). The connection is also
+ * checked: a query every
+ * ping_ms of quiet, which must be answered within ping_ms. 0, or
+ * DB_EUNAVAIL with err when the connection is gone or does not answer
+ * (close it; notifications may have been lost).
+ */
+int db_authz_listen_wait(struct db_authz_listen *l, int timeout_ms,
+                         int ping_ms, void (*on)(void *, const char *),
+                         void (*busy)(void *, int), void *arg, char *err,
+                         size_t errlen);
+/* The connection's socket (for poll), -1 when none. */
+int db_authz_listen_fd(const struct db_authz_listen *l);
+/* Closes and frees; NULL is a no-op. */
+void db_authz_listen_close(struct db_authz_listen *l);
 
 #endif

@@ -10,6 +10,12 @@
  * live meeting by id or by link, whether this session is admitted to it,
  * whether its identity is an invitee, and one row per allowed group (in
  * the stored order; one row with no group when there is none).
+ *
+ * The same row also says how long what it found stays true by itself (the
+ * session's expiry, its idle clock after this touch, the admission's
+ * expiry), for the node's cache of positive answers
+ * (server/authz_sessions.h); every other way it stops being true notifies
+ * (migration 0025).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,12 +41,16 @@ enum {
 	"AND last_seen_at <= now() - make_interval(secs => $3::int) "          \
 	"RETURNING 1) "                                                        \
 	"SELECT s.identity, s.idp_entity_id, m.id::text, "                     \
-	"EXISTS (SELECT 1 FROM admissions a WHERE a.meeting_id = m.id "        \
+	"(SELECT max(coalesce(extract(epoch FROM a.expires_at - now()), "      \
+	"1e9))::float8 FROM admissions a WHERE a.meeting_id = m.id "           \
 	"AND a.identity = s.identity AND a.session_hash = $1 "                 \
 	"AND a.state = 'admitted' "                                            \
 	"AND (a.expires_at IS NULL OR a.expires_at > now())), "                \
 	"EXISTS (SELECT 1 FROM meeting_invitees i WHERE i.meeting_id = m.id "  \
-	"AND i.identity = s.identity), g.dn "                                  \
+	"AND i.identity = s.identity), g.dn, "                                 \
+	"extract(epoch FROM s.expires_at - now())::float8, "                   \
+	"CASE WHEN EXISTS (SELECT 1 FROM t) THEN 0 "                           \
+	"ELSE extract(epoch FROM now() - s.last_seen_at)::float8 END "         \
 	"FROM (SELECT 1) one LEFT JOIN sessions s ON s.id_hash = $1 AND "      \
 	"s.revoked_at IS NULL AND s.expires_at > now() AND "                   \
 	"s.last_seen_at > now() - make_interval(secs => $2::int) "             \
@@ -77,6 +87,20 @@ dup_col(const PGresult *res, int row, int col)
 {
 	return PQgetisnull(res, row, col) ? NULL
 	                                  : strdup(PQgetvalue(res, row, col));
+}
+
+/* A float8 column; NULL or unreadable reads as 0 (a cache entry that
+ * expires at once: the safe side). */
+static double
+col_num(const PGresult *res, int col)
+{
+	char *end;
+	double d;
+
+	if (PQgetisnull(res, 0, col))
+		return 0;
+	d = strtod(PQgetvalue(res, 0, col), &end);
+	return *end == '\0' && d == d ? d : 0;
 }
 
 /* The meeting's facts from the rows (the meeting's columns are not NULL). */
@@ -147,7 +171,7 @@ db_authz_read(struct db_pool *pool, const unsigned char id_hash[32],
 		                  errlen);
 		goto out;
 	}
-	if (PQntuples(res) < 1 || PQnfields(res) != 6) {
+	if (PQntuples(res) < 1 || PQnfields(res) != 8) {
 		db_seterr(err, errlen, "the forward-auth read came back empty");
 		r = DB_EQUERY;
 		goto out;
@@ -159,12 +183,16 @@ db_authz_read(struct db_pool *pool, const unsigned char id_hash[32],
 	    (s->idp = dup_col(res, 0, 1)) == NULL)
 		goto nomem;
 	found->have_session = 1;
+	found->session_left_s = col_num(res, 6);
+	found->idle_age_s = col_num(res, 7);
 	if (PQgetisnull(res, 0, 2))
 		goto out; /* no live meeting of that reference */
 	if (meeting_from_rows(res, s->identity, m) != 0)
 		goto nomem;
 	found->have_meeting = 1;
-	found->admitted = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+	found->admitted = !PQgetisnull(res, 0, 3);
+	if (found->admitted)
+		found->admission_left_s = col_num(res, 3);
 	goto out;
 nomem:
 	db_seterr(err, errlen, "out of memory");

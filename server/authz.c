@@ -16,6 +16,11 @@
  * to this node's membership cache (authz_cache.h), which only ever says
  * "yes" and only while its directory follower is caught up; any other
  * answer is asked live, as above.
+ *
+ * With the session cache on (authz_sessions.h; [authz] session_cache,
+ * auto = with the membership cache), a repeat request for a (session,
+ * meeting) the database admitted moments ago takes that database part
+ * from memory; the directory part is asked as above every time.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +34,7 @@
 #include "server/admit.h"
 #include "server/authz_cache.h"
 #include "server/authz_ref.h"
+#include "server/authz_sessions.h"
 #include "server/http_int.h"
 #include "server/meetings.h"
 
@@ -113,10 +119,12 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 	struct db_meeting m;
 	struct db_authz_read found;
 	struct dir_verdict v;
+	struct gate_authz_ticket tk;
+	struct gate_authz_entry *hit = NULL;
 	char ref[GATE_AUTHZ_REF_MAX + 1], err[512];
 	unsigned char shash[32];
 	const char *group = NULL, *why = NULL;
-	int r, have_ref, member;
+	int r, have_ref, member, touch_s;
 	json_t *o;
 
 	memset(&s, 0, sizeof(s));
@@ -131,10 +139,21 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 		                "sign in first at /saml/login");
 		goto out;
 	}
+	if (gate_authz_sessions_get(shash, have_ref ? ref : NULL, &tk, &hit,
+	                            &s, &m)) {
+		/* Only ever a positive answer (authz_sessions.h). */
+		sodium_memzero(shash, sizeof(shash));
+		memset(&found, 0, sizeof(found));
+		found.have_session = found.have_meeting = found.admitted = 1;
+		goto decided;
+	}
+	touch_s = db_session_touch_s(app->cfg->session_idle_timeout_s);
 	r = db_authz_read(app->db, shash, app->cfg->session_idle_timeout_s,
-	                  db_session_touch_s(app->cfg->session_idle_timeout_s),
-	                  have_ref ? ref : NULL, &s, &m, &found, err,
+	                  touch_s, have_ref ? ref : NULL, &s, &m, &found, err,
 	                  sizeof(err));
+	if (r == 0 && found.admitted)
+		gate_authz_sessions_put(&tk, shash, have_ref ? ref : NULL, &s,
+		                        &m, &found, touch_s);
 	sodium_memzero(shash, sizeof(shash));
 	if (r != 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "authz_db_error", "%s", err);
@@ -167,6 +186,7 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 		authz_deny(out, rq, "not admitted");
 		goto out;
 	}
+decided:
 	memset(&v, 0, sizeof(v));
 	if (gate_authz_cache_admits(&m, s.identity, &group)) {
 		member = 1;
@@ -201,8 +221,13 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 	o = json_pack("{s:s, s:s}", "user", s.identity, "meeting", m.id);
 	gate_resp_json(out, 200, o);
 out:
-	db_session_free(&s);
-	db_meeting_free(&m);
+	if (hit != NULL) {
+		/* s and m point into the lent entry. */
+		gate_authz_sessions_release(hit);
+	} else {
+		db_session_free(&s);
+		db_meeting_free(&m);
+	}
 }
 
 void
@@ -274,6 +299,9 @@ gate_h_identity_revoke(struct gate_app *app, const struct gate_rq *rq,
 		out->retry_after = 2;
 		goto out;
 	}
+	/* This node at once; the others by the notifications the revoke
+	 * committed (migration 0025). */
+	gate_authz_sessions_drop_identity(ident);
 	gate_log(GATE_LOG_INFO, rq->id, "identity_revoked",
 	         "%s revoked %s: %ld sessions, %ld admissions", p.identity,
 	         ident, ns, na);

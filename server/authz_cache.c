@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "server/authz_cache.h"
+#include "server/authz_sessions.h"
 
 struct cache {
 	struct dir_watch *dw;
@@ -43,10 +44,9 @@ run(void *arg)
 	return NULL;
 }
 
-int
-gate_authz_cache_start(const struct gate_config *cfg,
-                       const struct dir_config *dc, int watching, char *err,
-                       size_t errlen)
+static int
+membership_start(const struct gate_config *cfg, const struct dir_config *dc,
+                 int watching, char *err, size_t errlen)
 {
 	struct dir_config c = *dc; /* its log hook is the server's */
 	struct cache *k;
@@ -94,10 +94,33 @@ gate_authz_cache_start(const struct gate_config *cfg,
 	return 0;
 }
 
+/* The session cache (authz_sessions.h) starts and stops with this one:
+ * its auto setting follows whether the membership cache runs. */
+int
+gate_authz_cache_start(const struct gate_config *cfg,
+                       const struct dir_config *dc, int watching, char *err,
+                       size_t errlen)
+{
+	int on;
+
+	if (membership_start(cfg, dc, watching, err, errlen) != 0)
+		return -1;
+	pthread_rwlock_rdlock(&mu);
+	on = cur != NULL;
+	pthread_rwlock_unlock(&mu);
+	if (gate_authz_sessions_start(cfg, on, err, errlen) != 0) {
+		gate_authz_cache_stop();
+		return -1;
+	}
+	return 0;
+}
+
 void
 gate_authz_cache_stop(void)
 {
 	struct cache *k;
+
+	gate_authz_sessions_stop();
 
 	pthread_rwlock_wrlock(&mu);
 	k = cur;
@@ -209,4 +232,5 @@ gate_authz_cache_metrics(struct gate_buf *b)
 	    (unsigned long long)atomic_load(&from_live), st.people, st.groups,
 	    (unsigned long long)st.connects, (unsigned long long)st.disconnects,
 	    (unsigned long long)st.full_refreshes);
+	gate_authz_sessions_metrics(b);
 }

@@ -169,6 +169,19 @@ static const struct key keys[] = {
 	 "forward-auth answers positives from an in-memory copy of the "
 	 "directory (a sync follower on each node) while it is caught up; "
 	 "needs the watcher ([directory] watch) and an OpenLDAP-style setup"},
+	{"authz", "session_cache", K_ENUM, OFF(authz_session_cache), 0, 0,
+	 dir_watch_modes, "auto",
+	 "forward-auth keeps the database part of positive answers in "
+	 "memory, dropped on every node by LISTEN roomgate_authz; auto = on "
+	 "where the membership cache runs (live mode stays live), on = also "
+	 "in live mode"},
+	{"authz", "session_cache_ttl_ms", K_INT,
+	 OFF(authz_session_cache_ttl_ms), 0, 60000, NULL, "2000",
+	 "longest time a cached forward-auth answer is used after its "
+	 "database read (0: no session cache)"},
+	{"authz", "session_cache_max_entries", K_INT,
+	 OFF(authz_session_cache_max_entries), 64, 10000000, NULL, "100000",
+	 "most (session, meeting) answers one node keeps; the oldest go"},
 
 	{"keys", "file", K_STR, OFF(keys_file), 0, 0, NULL, NULL,
 	 "server key file made by `roomgate keygen` (required)"},

@@ -94,6 +94,9 @@ struct gate_config {
 
 	/* [authz] */
 	int authz_membership_cache; /* 0 off, 1 on (authz_cache.c) */
+	int authz_session_cache;    /* 0 auto, 1 on, 2 off (authz_sessions.c) */
+	int authz_session_cache_ttl_ms;	     /* 0: off */
+	int authz_session_cache_max_entries;
 
 	/* [keys] */
 	char *keys_file;

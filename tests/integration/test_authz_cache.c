@@ -300,6 +300,9 @@ admitted_member_served_from_cache(void **state)
 
 	(void)state;
 	assert_int_equal(metric(T.port, "roomgate_authz_cache_enabled"), 1);
+	/* [authz] session_cache = auto: on with the membership cache. */
+	assert_int_equal(
+	    metric(T.port, "roomgate_authz_session_cache_enabled"), 1);
 	assert_int_equal(metric(T.port, "roomgate_directory_watch_leader"), 0);
 	assert_true(metric(T.port, "roomgate_authz_cache_entries{kind="
 	                           "\"person\"}") >= 6);
