@@ -22,8 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
+#include "db/db_admit_batch.h"
 #include "db/db_int.h"
 
 static int is_uuid(const char *s);
@@ -81,6 +83,8 @@ enum {
 	ST_CONTEXT,
 	ST_CODES,
 	ST_RECORD,
+	/* 16 and 17: queries_authz_read.c */
+	ST_BATCH = 24,
 };
 
 /* One statement of a pipeline. sql NULL: name is sent as plain text
@@ -453,24 +457,22 @@ lock_lengths(db_lock_duration_fn duration, void *ctx, long long fixed_s,
 }
 
 static int
-is_bool_t(const PGresult *res, int col)
+is_bool_t(const PGresult *res, int row, int col)
 {
-	return !PQgetisnull(res, 0, col) &&
-	       strcmp(PQgetvalue(res, 0, col), "t") == 0;
+	return !PQgetisnull(res, row, col) &&
+	       strcmp(PQgetvalue(res, row, col), "t") == 0;
 }
 
-int
-db_admit_record(struct db_pool *pool, const struct db_attempt *a,
-                struct db_attempt_result *out, char *err, size_t errlen)
+/* The checks db_admit_record makes before it sends anything. */
+static int
+attempt_check(const struct db_attempt *a, char *err, size_t errlen)
 {
-	struct db_conn *c = NULL;
-	char sess[65] = "", wait_s[24], maxf[24], win[24], quiet[24];
-	char srcmax[24], pwin[24], pneed[24], im_lens[512], src_lens[32];
-	const char *v[31];
-	PGresult *res = NULL;
-	int r, admit = strcmp(a->outcome, "allow") == 0;
+	int admit = a->outcome != NULL && strcmp(a->outcome, "allow") == 0;
 
-	memset(out, 0, sizeof(*out));
+	if (a->outcome == NULL || a->reason == NULL) {
+		db_seterr(err, errlen, "an attempt needs an outcome and reason");
+		return DB_EINVAL;
+	}
 	if (admit && (a->meeting_id == NULL || a->state == NULL ||
 	              a->session_hash == NULL || a->matched_group == NULL ||
 	              a->admission_id == NULL)) {
@@ -483,6 +485,40 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 		db_seterr(err, errlen, "an attempt needs its lockout key");
 		return DB_EINVAL;
 	}
+	return 0;
+}
+
+/* The answer of one attempt from a row whose record columns (locked,
+ * retry_at, admitted, locked_until, probed, session_gone) start at col. */
+static void
+result_of(const PGresult *res, int row, int col, const struct db_attempt *a,
+          struct db_attempt_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->locked = is_bool_t(res, row, col);
+	out->retry_at = out->locked ? getll(res, row, col + 1) : 0;
+	out->locked_until = getll(res, row, col + 3);
+	out->probed = is_bool_t(res, row, col + 4);
+	out->session_gone = is_bool_t(res, row, col + 5);
+	if (is_bool_t(res, row, col + 2))
+		snprintf(out->admission_id, sizeof(out->admission_id), "%s",
+		         a->admission_id);
+}
+
+int
+db_admit_record(struct db_pool *pool, const struct db_attempt *a,
+                struct db_attempt_result *out, char *err, size_t errlen)
+{
+	struct db_conn *c = NULL;
+	char sess[65] = "", wait_s[24], maxf[24], win[24], quiet[24];
+	char srcmax[24], pwin[24], pneed[24], im_lens[512], src_lens[32];
+	const char *v[31];
+	PGresult *res = NULL;
+	int r, admit = a->outcome != NULL && strcmp(a->outcome, "allow") == 0;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = attempt_check(a, err, errlen)) != 0)
+		return r;
 	if (admit)
 		sodium_bin2hex(sess, sizeof(sess), a->session_hash, 32);
 	snprintf(maxf, sizeof(maxf), "%d", a->max_failures);
@@ -542,14 +578,7 @@ db_admit_record(struct db_pool *pool, const struct db_attempt *a,
 			r = DB_EQUERY;
 		goto out;
 	}
-	out->locked = is_bool_t(res, 0);
-	out->retry_at = out->locked ? getll(res, 0, 1) : 0;
-	out->locked_until = getll(res, 0, 3);
-	out->probed = is_bool_t(res, 4);
-	out->session_gone = is_bool_t(res, 5);
-	if (is_bool_t(res, 2))
-		snprintf(out->admission_id, sizeof(out->admission_id), "%s",
-		         a->admission_id);
+	result_of(res, 0, 0, a, out);
 	r = 0;
 out:
 	PQclear(res);
@@ -557,6 +586,264 @@ out:
 	if (r != 0)
 		memset(out, 0, sizeof(*out));
 	db_release(pool, c);
+	return r;
+}
+
+/* ---- several attempts in one transaction (group commit) ----------------- */
+
+/* Migration 0024's roomgate_admit_batch: $1 a JSON array of attempts,
+ * one row per attempt back (ord from 1), with the SQLSTATE and message
+ * of an error raised inside it. */
+static const char batch_sql[] =
+    "SELECT ord, err_state, err_message, locked, retry_at, admitted, "
+    "locked_until, probed, session_gone FROM roomgate_admit_batch($1::jsonb)";
+
+/* Sets key to a string, or JSON null for NULL; -1 when s is not valid
+ * UTF-8 (PostgreSQL would refuse it too) or out of memory. */
+static int
+jset_str(json_t *o, const char *key, const char *s)
+{
+	return json_object_set_new(o, key,
+	                            s != NULL ? json_string(s) : json_null());
+}
+
+static int
+jset_int(json_t *o, const char *key, long long v)
+{
+	return json_object_set_new(o, key, json_integer((json_int_t)v));
+}
+
+static int
+jset_tri(json_t *o, const char *key, int v)
+{
+	return json_object_set_new(o, key,
+	                           v < 0 ? json_null() : json_boolean(v));
+}
+
+/* One attempt as roomgate_admit_batch reads it: the arguments of
+ * roomgate_admit_record by name, with db_admit_record's values. NULL when
+ * a text is not valid UTF-8 (or out of memory). */
+static json_t *
+attempt_json(const struct db_attempt *a)
+{
+	char sess[65] = "", im_lens[512], src_lens[32];
+	int admit = strcmp(a->outcome, "allow") == 0;
+	json_t *o = json_object();
+	int bad = o == NULL;
+
+	if (admit)
+		sodium_bin2hex(sess, sizeof(sess), a->session_hash, 32);
+	lock_lengths(a->im_duration, a->duration_ctx, 0, im_lens,
+	             sizeof(im_lens));
+	lock_lengths(NULL, NULL, a->src_lock_s, src_lens, sizeof(src_lens));
+	bad = bad || jset_str(o, "im_key", a->im_key) ||
+	      jset_str(o, "src_key", a->src_key) ||
+	      jset_int(o, "max_failures", a->max_failures) ||
+	      jset_int(o, "window_s", a->window_s) ||
+	      jset_tri(o, "lockable", a->lockable != 0) ||
+	      jset_tri(o, "failure", a->failure != 0) ||
+	      jset_tri(o, "count_source", !a->source_not_counted) ||
+	      jset_int(o, "src_max", a->src_max_failures) ||
+	      jset_int(o, "quiet_s", a->quiet_s) ||
+	      jset_str(o, "im_lock_s", im_lens) ||
+	      jset_str(o, "src_lock_s", src_lens) ||
+	      jset_int(o, "probe_identities", a->probe_identities) ||
+	      jset_int(o, "probe_window_s", a->probe_window_s) ||
+	      jset_str(o, "admission_id", admit ? a->admission_id : NULL) ||
+	      jset_str(o, "meeting_id", a->meeting_id) ||
+	      jset_str(o, "session_hash", admit ? sess : NULL) ||
+	      jset_str(o, "state", a->state) ||
+	      jset_int(o, "waiting_s", a->waiting_s > 0 ? a->waiting_s : 1800) ||
+	      jset_str(o, "outcome", a->outcome) ||
+	      jset_str(o, "reason", a->reason) ||
+	      jset_str(o, "identity", a->identity) ||
+	      jset_str(o, "idp", a->idp) ||
+	      jset_str(o, "matched_group", a->matched_group) ||
+	      jset_str(o, "source_addr", a->source_addr) ||
+	      jset_str(o, "forwarded_for", a->forwarded_for) ||
+	      jset_str(o, "user_agent", a->user_agent) ||
+	      jset_str(o, "request_id", a->request_id) ||
+	      jset_str(o, "node", a->node) ||
+	      jset_tri(o, "code_ok", a->code_ok) ||
+	      jset_tri(o, "member_ok", a->member_ok) ||
+	      jset_str(o, "details", a->details_json);
+	sodium_memzero(sess, sizeof(sess));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* A deadlock or serialization failure: not an answer, the attempt is
+ * recorded again alone. */
+static int
+retryable(const char *sqlstate)
+{
+	return sqlstate != NULL && (strcmp(sqlstate, "40P01") == 0 ||
+	                            strcmp(sqlstate, "40001") == 0);
+}
+
+static void
+one_fail(struct db_admit_one *o, int rc, const char *msg)
+{
+	memset(&o->res, 0, sizeof(o->res));
+	o->rc = rc;
+	db_seterr(o->err, sizeof(o->err), "%s", msg);
+}
+
+int
+db_admit_record_many(struct db_pool *pool, struct db_admit_one *const *v,
+                     size_t n, int *retried)
+{
+	struct db_conn *c = NULL;
+	json_t *arr = NULL, *el;
+	char *text = NULL, err[512];
+	const char *p[1];
+	/* sent[k]: the index in v of the k-th attempt sent (ord k + 1). */
+	size_t sent[DB_ADMIT_BATCH_MAX], nsent = 0, i, k;
+	int again[DB_ADMIT_BATCH_MAX];
+	PGresult *res = NULL;
+	const char *state;
+	int r = 0, rows, row, whole_retry = 0;
+
+	*retried = 0;
+	if (n == 0)
+		return 0;
+	if (n > DB_ADMIT_BATCH_MAX) {
+		for (i = 0; i < n; i++)
+			one_fail(v[i], DB_EINVAL, "too many attempts for one "
+			                          "transaction");
+		return DB_EINVAL;
+	}
+	memset(again, 0, sizeof(again));
+	for (i = 0; i < n; i++) {
+		v[i]->rc = DB_EQUERY;
+		v[i]->err[0] = '\0';
+		memset(&v[i]->res, 0, sizeof(v[i]->res));
+	}
+	if ((arr = json_array()) == NULL) {
+		r = DB_ENOMEM;
+		db_seterr(err, sizeof(err), "out of memory");
+		goto whole;
+	}
+	for (i = 0; i < n; i++) {
+		if ((r = attempt_check(v[i]->a, v[i]->err,
+		                       sizeof(v[i]->err))) != 0) {
+			v[i]->rc = r;
+			continue;
+		}
+		if ((el = attempt_json(v[i]->a)) == NULL ||
+		    json_array_append_new(arr, el) != 0) {
+			one_fail(v[i], DB_EINVAL,
+			         "the attempt's text is not valid UTF-8, so it "
+			         "cannot be recorded");
+			continue;
+		}
+		sent[nsent++] = i;
+	}
+	r = 0;
+	if (nsent == 0)
+		goto out;
+	if ((text = json_dumps(arr, JSON_COMPACT)) == NULL) {
+		r = DB_ENOMEM;
+		db_seterr(err, sizeof(err), "out of memory");
+		goto whole;
+	}
+	p[0] = text;
+	if ((r = db_acquire(pool, &c, err, sizeof(err))) != 0 ||
+	    (r = db_conn_prepared(c, ST_BATCH, "rg_admit_batch", batch_sql, 1,
+	                          err, sizeof(err))) != 0)
+		goto whole;
+	res = PQexecPrepared(db_conn_pg(c), "rg_admit_batch", 1, p, NULL, NULL,
+	                     0);
+	if (!ok(res)) {
+		/* Nothing of the batch is written (one transaction). */
+		whole_retry = res != NULL &&
+		              retryable(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+		r = fail(db_conn_pg(c), res, "recording attempts together", err,
+		         sizeof(err));
+		res = NULL;
+		if (r == 0)
+			r = DB_EQUERY;
+		goto whole;
+	}
+	rows = PQntuples(res);
+	for (row = 0; row < rows; row++) {
+		long long ord = getll(res, row, 0);
+		struct db_admit_one *o;
+
+		if (ord < 1 || (size_t)ord > nsent)
+			continue;
+		k = (size_t)ord - 1;
+		o = v[sent[k]];
+		if (!PQgetisnull(res, row, 1)) {
+			state = PQgetvalue(res, row, 1);
+			if (retryable(state)) {
+				again[sent[k]] = 1;
+				continue;
+			}
+			o->rc = DB_EQUERY;
+			db_seterr(o->err, sizeof(o->err),
+			          "recording the attempt: %s (SQLSTATE %s)",
+			          PQgetvalue(res, row, 2), state);
+			continue;
+		}
+		result_of(res, row, 3, o->a, &o->res);
+		o->rc = 0;
+	}
+	for (k = 0; k < nsent; k++) {
+		struct db_admit_one *o = v[sent[k]];
+
+		if (o->rc != 0 && o->err[0] == '\0' && !again[sent[k]])
+			one_fail(o, DB_EQUERY,
+			         "recording the attempt: no answer came back "
+			         "for it");
+	}
+	r = 0;
+	goto out;
+whole:
+	/* The transaction failed as a whole (or never started): every
+	 * attempt sent fails with its reason, unless it was a deadlock. */
+	for (k = 0; k < nsent; k++) {
+		if (whole_retry)
+			again[sent[k]] = 1;
+		else
+			one_fail(v[sent[k]], r, err);
+	}
+	if (nsent == 0)
+		for (i = 0; i < n; i++)
+			if (v[i]->err[0] == '\0')
+				one_fail(v[i], r, err);
+out:
+	PQclear(res);
+	if (text != NULL) {
+		sodium_memzero(text, strlen(text));
+		free(text);
+	}
+	/* The sessions' hashes are wiped as db_admit_record wipes its
+	 * copy. */
+	for (k = 0; k < json_array_size(arr); k++) {
+		json_t *h = json_object_get(json_array_get(arr, k),
+		                            "session_hash");
+
+		if (json_is_string(h))
+			sodium_memzero((char *)json_string_value(h),
+			               json_string_length(h));
+	}
+	json_decref(arr);
+	db_release(pool, c);
+	/* Deadlock victims, each alone now (its own transaction, its locks
+	 * in the one order): no other attempt's locks are held any more. */
+	for (i = 0; i < n; i++) {
+		if (!again[i])
+			continue;
+		v[i]->rc = db_admit_record(pool, v[i]->a, &v[i]->res,
+		                           v[i]->err, sizeof(v[i]->err));
+		(*retried)++;
+	}
+	if (whole_retry)
+		r = 0;
 	return r;
 }
 

@@ -13,7 +13,11 @@
  * What an attempt costs (issue 9): one database round trip reads the
  * session, the meeting, its codes and the lock state (db_admit_context),
  * one directory round trip checks the person (memberof), and one more
- * database round trip records it (db_admit_record).
+ * database round trip records it (db_admit_record). The record is group
+ * committed (db_admit_batch.h): attempts recorded at the same time on this
+ * node share one transaction, round trip and WAL flush ([database]
+ * commit_batch_max, committers), each with its own answer; a lone attempt
+ * is recorded alone at once.
  *
  * The join token is made only after the record says "admitted" (its id,
  * the token's jti, is known from the read): the record can still turn
@@ -32,6 +36,7 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "db/db_admit_batch.h"
 #include "server/admit.h"
 #include "server/http_int.h"
 #include "server/jwt.h"
@@ -344,6 +349,7 @@ join_decide(struct gate_app *app, const struct gate_rq *rq,
 	const struct db_meeting *m = &ctx.meeting;
 	struct db_attempt a;
 	struct db_attempt_result res;
+	struct db_admit_group group_of;
 	struct dir_verdict dv;
 	json_t *details = NULL;
 	char link[LINK_MAX + 1], src[64], im_key[LOCK_KEY_MAX + 1], err[512];
@@ -521,7 +527,13 @@ decide:
 	/* Malformed input is answered before the lock (DESIGN.md). */
 	a.lockable = status != 400;
 	a.source_not_counted = !count_source;
-	if (db_admit_record(app->db, &a, &res, err, sizeof(err)) != 0) {
+	/* Recorded together with the attempts of other requests recorded at
+	 * the same time (group commit): its own answer all the same. */
+	group_of.batch_max = cfg->db_commit_batch_max;
+	group_of.committers = cfg->db_committers;
+	group_of.wait_ms = cfg->db_acquire_timeout_ms;
+	if (db_admit_record_grouped(app->db, &group_of, &a, &res, err,
+	                            sizeof(err)) != 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "admission.record",
 		         "the attempt could not be recorded, denied: %s", err);
 		deny(v, 503, "unavailable",
@@ -708,4 +720,58 @@ gate_h_join(struct gate_app *app, const struct gate_rq *rq,
 		json_decref(body);
 	}
 	gate_join_verdict_free(&v);
+}
+
+void
+gate_admit_metrics(struct gate_buf *b)
+{
+	struct db_admit_batch_stats st;
+	static const char *const le[DB_ADMIT_BATCH_BUCKETS] = {
+	    "1", "2", "4", "8", "16", "32", "64"};
+	uint64_t cum = 0;
+
+	db_admit_batch_get_stats(&st);
+	gate_buf_printf(b, "# HELP roomgate_admit_batch_size Admission "
+	                   "attempts recorded per transaction (group "
+	                   "commit).\n"
+	                   "# TYPE roomgate_admit_batch_size histogram\n");
+	for (int i = 0; i < DB_ADMIT_BATCH_BUCKETS; i++) {
+		cum += st.size_le[i];
+		gate_buf_printf(b,
+		                "roomgate_admit_batch_size_bucket{le=\"%s\"} "
+		                "%llu\n",
+		                le[i], (unsigned long long)cum);
+	}
+	gate_buf_printf(
+	    b,
+	    "roomgate_admit_batch_size_bucket{le=\"+Inf\"} %llu\n"
+	    "roomgate_admit_batch_size_sum %llu\n"
+	    "roomgate_admit_batch_size_count %llu\n"
+	    "# HELP roomgate_admit_batches_failed_total Admission batches "
+	    "whose transaction failed as a whole (every attempt denied).\n"
+	    "# TYPE roomgate_admit_batches_failed_total counter\n"
+	    "roomgate_admit_batches_failed_total %llu\n"
+	    "# HELP roomgate_admit_batch_retried_total Attempts recorded "
+	    "again alone after a deadlock or serialization failure.\n"
+	    "# TYPE roomgate_admit_batch_retried_total counter\n"
+	    "roomgate_admit_batch_retried_total %llu\n"
+	    "# HELP roomgate_admit_queue_refused_total Attempts denied "
+	    "because the record queue was full or no committer took them "
+	    "in time.\n"
+	    "# TYPE roomgate_admit_queue_refused_total counter\n"
+	    "roomgate_admit_queue_refused_total{reason=\"full\"} %llu\n"
+	    "roomgate_admit_queue_refused_total{reason=\"timeout\"} %llu\n"
+	    "# HELP roomgate_admit_queue_waiting Attempts waiting to be "
+	    "recorded now.\n"
+	    "# TYPE roomgate_admit_queue_waiting gauge\n"
+	    "roomgate_admit_queue_waiting %d\n"
+	    "# HELP roomgate_admit_committing Admission batches being "
+	    "recorded now.\n"
+	    "# TYPE roomgate_admit_committing gauge\n"
+	    "roomgate_admit_committing %d\n",
+	    (unsigned long long)st.batches, (unsigned long long)st.attempts,
+	    (unsigned long long)st.batches, (unsigned long long)st.failed,
+	    (unsigned long long)st.retried,
+	    (unsigned long long)st.queue_full,
+	    (unsigned long long)st.queue_timeouts, st.queued, st.committing);
 }

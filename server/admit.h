@@ -150,6 +150,10 @@ int gate_join_decide(struct gate_app *app, const struct gate_rq *rq,
 int gate_join_decide_get(struct gate_app *app, const struct gate_rq *rq,
                          struct gate_join_verdict *v);
 void gate_join_verdict_free(struct gate_join_verdict *v);
+struct gate_buf;
+/* The admission records' group commit in Prometheus text (batch sizes,
+ * failed batches, retries, the queue), for /metrics. */
+void gate_admit_metrics(struct gate_buf *b);
 
 /*
  * The directory side of a decision, asked live: is identity an active

@@ -83,6 +83,13 @@ static const struct key keys[] = {
 	 1, 3600000, NULL, "5000", "server-side limit per statement"},
 	{"database", "acquire_timeout_ms", K_INT, OFF(db_acquire_timeout_ms), 1,
 	 600000, NULL, "2000", "longest wait for a free pooled connection"},
+	{"database", "commit_batch_max", K_INT, OFF(db_commit_batch_max), 1, 64,
+	 NULL, "32",
+	 "admission attempts recorded together in one transaction (group "
+	 "commit; 1: each alone)"},
+	{"database", "committers", K_INT, OFF(db_committers), 1, 64, NULL, "2",
+	 "admission batches recorded at once on this node (each holds a "
+	 "pooled connection; keep it below pool_size)"},
 	{"database", "migrate_on_start", K_BOOL, OFF(db_migrate_on_start), 0, 0,
 	 NULL, "false", "apply pending migrations when serve starts"},
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "server/admit.h"
 #include "server/audit_seal.h"
 #include "server/meetings.h"
 #include "server/server.h"
@@ -216,6 +217,7 @@ gate_metrics_render(struct gate_buf *b, struct db_pool *db,
 	gate_sealer_metrics(b);
 	gate_audit_records_metrics(b);
 	gate_housekeeping_metrics(b);
+	gate_admit_metrics(b);
 	if (db != NULL) {
 		struct db_pool_stats st;
 

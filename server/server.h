@@ -54,6 +54,8 @@ struct gate_config {
 	int db_connect_timeout_s;
 	int db_statement_timeout_ms;
 	int db_acquire_timeout_ms;
+	int db_commit_batch_max; /* admission records per transaction */
+	int db_committers;	 /* admission batches recorded at once */
 	int db_migrate_on_start; /* bool */
 
 	/* [codes] (server/codes.h) */
