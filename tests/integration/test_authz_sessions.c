@@ -11,7 +11,8 @@
  * other node is shown to answer from its cache (the hit counter moves).
  * The events: logout, the admin's revoke, an admission ended, a meeting's
  * groups changed and the meeting archived, a session expired and a
- * session swept. Then: PostgreSQL stopped -> the very next answer is the
+ * session swept; and the directory watcher ending a removed person's
+ * admission (bounded by the watcher's own latency, 15 s). Then: PostgreSQL stopped -> the very next answer is the
  * database's 503, never a cached 200, and the cache answers again once
  * the LISTEN connection is back; the LISTEN connection killed
  * (pg_terminate_backend) -> flushed, reconnected, still right; the TTL and
@@ -377,6 +378,10 @@ static int
 teardown(void **state)
 {
 	(void)state;
+	/* A failed watcher test may have left bob out of the group. */
+	(void)ath_ldap_admin_try("dn: " ALLOWED "\nchangetype: modify\nadd: "
+	                         "member\nmember: uid=bob,ou=people,dc=example,"
+	                         "dc=com\n");
 	sth_idp_stop(T.idp);
 	if (T.s.pid > 0)
 		th_server_stop(&T.s);
@@ -632,6 +637,71 @@ listen_killed_flushed_and_back(void **state)
 	sess_free(&x);
 }
 
+static void
+stop_c(void)
+{
+	if (T.s3.pid > 0) { /* a failed test before left node c */
+		th_server_stop(&T.s3);
+		T.s3.pid = 0;
+	}
+}
+
+/* The directory watcher (node c, the leader) ends bob's admissions when
+ * he leaves the group: nodes a and b answer 403 "not admitted" (the
+ * database's answer) -- their cached entries alone would reach the live
+ * directory check's 403 not_member instead. */
+static void
+watcher_end_reaches_both(void **state)
+{
+	struct sess x;
+	long long t0;
+	char why[1024];
+	long st = 0;
+	double inv;
+
+	(void)state;
+	snprintf(T.cfg3_path, sizeof(T.cfg3_path), "%s",
+	         th_config("sessions-w.ini",
+	                   node_ini(T.base3, "sessions-w",
+	                            "session_cache = off\n"
+	                            "[directory]\nwatch = on\n"
+	                            "watch_retry_ms = 300")));
+	th_server_start(&T.s3, T.cfg3_path, T.port3);
+	if (!wait_metric(T.port3, "roomgate_directory_watch_leader", 1) ||
+	    !wait_metric(T.port3, "roomgate_directory_watch_caught_up", 1))
+		fail_msg("node w never led the watch");
+	sess_new(&x, "bob");
+	warm(&x);
+	inv = metric(T.port2, INV_SESSION);
+	ath_ldap_admin("dn: " ALLOWED "\nchangetype: modify\ndelete: member\n"
+	               "member: uid=bob,ou=people,dc=example,dc=com\n");
+	t0 = now_ms();
+	while (now_ms() - t0 < 15000) {
+		st = authz_ref(T.base2, x.cookie, T.link, why, sizeof(why));
+		if (st == 403 && strstr(why, "not admitted") != NULL)
+			break;
+		/* Meanwhile: b's live check (403 not_member), never a
+		 * 200. */
+		if (st != 403)
+			fail_msg("b answered %ld while bob left: %s", st, why);
+		st = 0;
+		nap(20);
+	}
+	ath_ldap_admin("dn: " ALLOWED "\nchangetype: modify\nadd: member\n"
+	               "member: uid=bob,ou=people,dc=example,dc=com\n");
+	if (st != 403)
+		fail_msg("the watcher's end never reached b: %s", why);
+	/* Back in the group, the admission stays ended on both. */
+	assert_int_equal(authz_ref(T.base, x.cookie, T.link, why, sizeof(why)),
+	                 403);
+	if (strstr(why, "not admitted") == NULL)
+		fail_msg("a: not the admission's denial: %s", why);
+	assert_true(metric(T.port2, INV_SESSION) > inv);
+	sess_free(&x);
+	th_server_stop(&T.s3);
+	T.s3.pid = 0;
+}
+
 /* With triggers off (session_replication_role = replica) a change
  * notifies nobody: only the TTL and the session's own expiry end what a
  * node holds. */
@@ -643,6 +713,7 @@ ttl_and_expiry_bound_an_entry(void **state)
 	int served = 0;
 
 	(void)state;
+	stop_c();
 	snprintf(T.cfg3_path, sizeof(T.cfg3_path), "%s",
 	         th_config("sessions-c.ini",
 	                   node_ini(T.base3, "sessions-c",
@@ -735,10 +806,7 @@ live_mode_keeps_none(void **state)
 	struct sess x;
 
 	(void)state;
-	if (T.s3.pid > 0) { /* a failed test before left node c */
-		th_server_stop(&T.s3);
-		T.s3.pid = 0;
-	}
+	stop_c();
 	snprintf(T.cfg3_path, sizeof(T.cfg3_path), "%s",
 	         th_config("sessions-d.ini",
 	                   node_ini(T.base3, "sessions-d", "")));
@@ -767,6 +835,7 @@ main(void)
 	    cmocka_unit_test(session_expired_and_swept),
 	    cmocka_unit_test(database_down_never_cached),
 	    cmocka_unit_test(listen_killed_flushed_and_back),
+	    cmocka_unit_test(watcher_end_reaches_both),
 	    cmocka_unit_test(ttl_and_expiry_bound_an_entry),
 	    cmocka_unit_test(touch_still_happens),
 	    cmocka_unit_test(live_mode_keeps_none),
