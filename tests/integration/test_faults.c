@@ -79,6 +79,7 @@ static struct {
 
 	/* the load */
 	atomic_int stop;
+	int nrunning; /* load threads started and not yet joined */
 	atomic_int bob_removing; /* the change is on its way */
 	atomic_int bob_removed;  /* ... and slapd has confirmed it */
 	atomic_int b_down; /* node B is dead: no answer from it is fine */
@@ -230,9 +231,20 @@ load_thread(void *arg)
 	return NULL;
 }
 
+/* Stops and joins the load threads still running. */
+static void
+load_join(void)
+{
+	atomic_store(&T.stop, 1);
+	for (int i = 0; i < T.nrunning; i++)
+		pthread_join(T.w[i].t, NULL);
+	T.nrunning = 0;
+}
+
 static void
 load_start(void)
 {
+	load_join(); /* a phase that failed left its load running */
 	pthread_mutex_lock(&T.mu);
 	T.n_req = T.n_200 = T.n_401 = T.n_403 = T.n_503 = T.n_none = 0;
 	T.n_other = T.bob_403_after_removal = 0;
@@ -241,17 +253,17 @@ load_start(void)
 	T.first_violation[0] = '\0';
 	pthread_mutex_unlock(&T.mu);
 	atomic_store(&T.stop, 0);
-	for (int i = 0; i < NWORKERS; i++)
+	for (int i = 0; i < NWORKERS; i++) {
 		assert_int_equal(
 		    pthread_create(&T.w[i].t, NULL, load_thread, &T.w[i]), 0);
+		T.nrunning = i + 1;
+	}
 }
 
 static void
 load_stop(const char *phase)
 {
-	atomic_store(&T.stop, 1);
-	for (int i = 0; i < NWORKERS; i++)
-		pthread_join(T.w[i].t, NULL);
+	load_join();
 	print_message("%s: %ld requests: %ld x 200, %ld x 401, %ld x 403, "
 	              "%ld x 503, %ld unanswered, %ld other; slowest "
 	              "%.2f s\n",
@@ -274,7 +286,8 @@ metrics_of(const char *base, struct th_http *r)
 	char url[128];
 
 	snprintf(url, sizeof(url), "%s/metrics", base);
-	if (th_http("GET", url, NULL, NULL, 0, r) != 200)
+	/* as long as rotate() may wait, below */
+	if (th_http_within(20000, "GET", url, NULL, NULL, 0, r) != 200)
 		fail_msg("%s/metrics answered %ld", base, r->status);
 }
 
@@ -448,7 +461,9 @@ after_fault(const char *phase)
 	}
 }
 
-/* A rotation of the rotated meeting on base; its status. */
+/* A rotation of the rotated meeting on base; its status. Like the load's
+ * requests, it may wait out a fault (or a stalled machine) for 20 s,
+ * never longer. */
 static long
 rotate(const char *base)
 {
@@ -462,7 +477,7 @@ rotate(const char *base)
 	         T.rot_id);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 	         T.host_token);
-	st = th_http("POST", url, h, "{}", 2, r);
+	st = th_http_within(20000, "POST", url, h, "{}", 2, r);
 	if (st == 200)
 		T.rotations_ok++;
 	else if (st != 503 && st != -1)
@@ -578,6 +593,9 @@ static int
 teardown(void **state)
 {
 	(void)state;
+	/* A phase that failed left its load running: it uses the
+	 * browsers freed below. */
+	load_join();
 	(void)ath_ldap_admin_try(bob_back);
 	for (int i = 0; i < NWORKERS; i++)
 		sth_browser_free(&T.w[i].b);

@@ -370,6 +370,15 @@ long
 th_http(const char *method, const char *url, const char *const *req_headers,
 	const char *req_body, size_t req_body_len, struct th_http *out)
 {
+	return th_http_within(10000, method, url, req_headers, req_body,
+			      req_body_len, out);
+}
+
+long
+th_http_within(long timeout_ms, const char *method, const char *url,
+	       const char *const *req_headers, const char *req_body,
+	       size_t req_body_len, struct th_http *out)
+{
 	struct curl_slist *hl = NULL;
 	CURL *c;
 	CURLcode cr;
@@ -382,7 +391,7 @@ th_http(const char *method, const char *url, const char *const *req_headers,
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	if (strcmp(method, "HEAD") == 0)
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);

@@ -74,6 +74,11 @@ struct th_http {
 };
 long th_http(const char *method, const char *url, const char *const *req_headers,
 	     const char *req_body, size_t req_body_len, struct th_http *out);
+/* th_http with its own time limit instead of 10 s (e.g. a request that may
+ * have to wait out a fault the test injects). */
+long th_http_within(long timeout_ms, const char *method, const char *url,
+		    const char *const *req_headers, const char *req_body,
+		    size_t req_body_len, struct th_http *out);
 /* Case-insensitive lookup of a response header; NULL if absent. */
 const char *th_http_header(const struct th_http *r, const char *name,
 			   char *buf, size_t buflen);
