@@ -74,7 +74,10 @@ node_ini(void)
 	         "[server]\npublic_url = %s\nthreads = 24\n"
 	         "[database]\nmigrate_on_start = true\npool_size = 8\n"
 	         "commit_batch_max = 32\ncommitters = 1\n"
-	         "statement_timeout_ms = 20000\nacquire_timeout_ms = 20000\n"
+	         /* The parked committer and the queue wait as long as the
+	          * test takes to queue its attempts one by one, which on a
+	          * loaded machine (CI: ASan, 2 cores) can pass 20 s. */
+	         "statement_timeout_ms = 120000\nacquire_timeout_ms = 120000\n"
 	         "[ldap]\nbase_dn = %s\n"
 	         "[saml]\nentity_id = " SP_ENTITY "\nkey_file = %s\n"
 	         "cert_file = %s\nidp_metadata_file = %s\n"
