@@ -179,57 +179,16 @@ op_wait_tv(const struct dir_cfg *c, const struct check *x,
 	tv->tv_usec = (suseconds_t)((left % 1000) * 1000);
 }
 
-/*
- * Waits for the whole answer to msgid. Returns LDAP_SUCCESS with *res
- * set (caller frees with ldap_msgfree), else the client-side error
- * (LDAP_TIMEOUT after abandoning the request, LDAP_SERVER_DOWN...), or
- * the result code of a Notice of Disconnection (LDAP_UNAVAILABLE).
- *
- * It waits for any message, not for msgid: libldap drops the BerElement
- * of a Notice of Disconnection (RFC 4511 4.4.1: message id 0, what slapd
- * sends to a request that reaches it while it shuts down) that arrives
- * while ldap_result() waits for one message id -- a leak per notice.
- * Waiting for any, the notice comes back as a message and is freed here.
- * A pooled connection has one operation outstanding at a time, and
- * libldap itself drops answers to abandoned ones.
- */
+/* Waits for the whole answer to msgid within this attempt's time
+ * (dir_wait_answer: also a Notice of Disconnection, without a leak). */
 static int
 wait_result(const struct dir_cfg *c, const struct check *x, LDAP *ld,
             int msgid, LDAPMessage **res)
 {
 	struct timeval tv;
-	int rc, lrc = LDAP_OTHER;
 
-	*res = NULL;
 	op_wait_tv(c, x, &tv);
-	rc = ldap_result(ld, LDAP_RES_ANY, LDAP_MSG_ALL, &tv, res);
-	if (rc > 0 && ldap_msgid(*res) == msgid)
-		return LDAP_SUCCESS;
-	if (rc > 0) {
-		/* Not this request's answer: the server is going away. Its
-		 * result code, as libldap would have set it; the caller drops
-		 * the connection (dir_conn_broken). */
-		if (ldap_parse_result(ld, *res, &lrc, NULL, NULL, NULL, NULL,
-		                      0) != LDAP_SUCCESS ||
-		    lrc == LDAP_SUCCESS)
-			lrc = LDAP_UNAVAILABLE;
-		ldap_msgfree(*res);
-		*res = NULL;
-		return lrc;
-	}
-	if (*res != NULL) {
-		ldap_msgfree(*res);
-		*res = NULL;
-	}
-	if (rc == 0) {
-		(void)ldap_abandon_ext(ld, msgid, NULL, NULL);
-		return LDAP_TIMEOUT;
-	}
-	if (ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &lrc) !=
-	        LDAP_OPT_SUCCESS ||
-	    lrc == LDAP_SUCCESS)
-		lrc = LDAP_SERVER_DOWN;
-	return lrc;
+	return dir_wait_answer(ld, msgid, &tv, res);
 }
 
 /*

@@ -71,6 +71,42 @@ dir_conn_broken(int ldap_rc)
 	return ldap_rc < 0 || ldap_rc == LDAP_UNAVAILABLE;
 }
 
+int
+dir_wait_answer(LDAP *ld, int msgid, struct timeval *tv, LDAPMessage **res)
+{
+	int rc, lrc = LDAP_OTHER;
+
+	*res = NULL;
+	rc = ldap_result(ld, LDAP_RES_ANY, LDAP_MSG_ALL, tv, res);
+	if (rc > 0 && ldap_msgid(*res) == msgid)
+		return LDAP_SUCCESS;
+	if (rc > 0) {
+		/* Not this request's answer: the server is going away. Its
+		 * result code, as libldap would have set it; the caller drops
+		 * the connection (dir_conn_broken). */
+		if (ldap_parse_result(ld, *res, &lrc, NULL, NULL, NULL, NULL,
+		                      0) != LDAP_SUCCESS ||
+		    lrc == LDAP_SUCCESS)
+			lrc = LDAP_UNAVAILABLE;
+		ldap_msgfree(*res);
+		*res = NULL;
+		return lrc;
+	}
+	if (*res != NULL) {
+		ldap_msgfree(*res);
+		*res = NULL;
+	}
+	if (rc == 0) {
+		(void)ldap_abandon_ext(ld, msgid, NULL, NULL);
+		return LDAP_TIMEOUT;
+	}
+	if (ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &lrc) !=
+	        LDAP_OPT_SUCCESS ||
+	    lrc == LDAP_SUCCESS)
+		lrc = LDAP_SERVER_DOWN;
+	return lrc;
+}
+
 static int
 set_opt(LDAP *ld, int opt, const void *val, const char *name, char *err,
         size_t errlen)

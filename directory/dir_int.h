@@ -156,6 +156,22 @@ int dir_conn_dead(int ldap_rc);
 /* The connection must not be reused after this result. */
 int dir_conn_broken(int ldap_rc);
 /*
+ * Waits at most *tv for the whole answer to msgid, the one operation
+ * outstanding on ld. LDAP_SUCCESS with *res set (caller frees with
+ * ldap_msgfree); else the client-side error (LDAP_TIMEOUT after
+ * abandoning the request, LDAP_SERVER_DOWN...) or the result code of a
+ * Notice of Disconnection (LDAP_UNAVAILABLE), *res NULL.
+ *
+ * It waits for any message, not for msgid: libldap 2.5 drops the
+ * BerElement of a Notice of Disconnection (RFC 4511 4.4.1: message id 0,
+ * what slapd sends to a request that reaches it while it shuts down) that
+ * arrives while ldap_result() waits for one message id -- a leak per
+ * notice. Waiting for any, the notice comes back as a message and is
+ * freed here. libldap itself drops answers to abandoned requests.
+ */
+int dir_wait_answer(LDAP *ld, int msgid, struct timeval *tv,
+                    LDAPMessage **res);
+/*
  * Maps the failed result of an operation (not the connect or bind) on an
  * open connection to DIR_E* and a message naming the operation (what,
  * e.g. "Who am I?") and the server.

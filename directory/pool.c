@@ -304,6 +304,32 @@ dir_pool_run(struct dir_pool *p, dir_op_fn fn, void *arg, char *err,
 	return r;
 }
 
+/* ldap_whoami_s() without its wait for one message id (a Notice of
+ * Disconnection would leak there: dir_wait_answer), within
+ * op_timeout_ms. The server's result code; *authzid as ldap_whoami_s. */
+static int
+ping_whoami(const struct dir_cfg *c, LDAP *ld, struct berval **authzid)
+{
+	LDAPMessage *res = NULL;
+	struct timeval tv;
+	int msgid, lrc, srv_rc = LDAP_OTHER;
+
+	lrc = ldap_whoami(ld, NULL, NULL, &msgid);
+	if (lrc != LDAP_SUCCESS)
+		return lrc;
+	tv.tv_sec = (time_t)(c->op_timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)((c->op_timeout_ms % 1000) * 1000);
+	if ((lrc = dir_wait_answer(ld, msgid, &tv, &res)) != LDAP_SUCCESS)
+		return lrc;
+	lrc = ldap_parse_whoami(ld, res, authzid);
+	if (lrc == LDAP_SUCCESS &&
+	    ldap_parse_result(ld, res, &srv_rc, NULL, NULL, NULL, NULL, 0) ==
+	        LDAP_SUCCESS)
+		lrc = srv_rc; /* the server's answer */
+	ldap_msgfree(res);
+	return lrc;
+}
+
 /* Who am I? (RFC 4532): one round trip that also proves the bind holds. */
 static int
 ping_op(const struct dir_cfg *c, struct dir_conn *conn, void *arg, int *lrc,
@@ -315,7 +341,7 @@ ping_op(const struct dir_cfg *c, struct dir_conn *conn, void *arg, int *lrc,
 
 	(void)arg;
 	dir_sigpipe_block(&sp);
-	*lrc = ldap_whoami_s(conn->ld, &authzid, NULL, NULL);
+	*lrc = ping_whoami(c, conn->ld, &authzid);
 	dir_sigpipe_restore(&sp);
 	if (*lrc != LDAP_SUCCESS) {
 		r = dir_op_error(c, conn, *lrc, "Who am I?", err, errlen);
