@@ -90,6 +90,18 @@ ping_collect(struct db_authz_listen *l, char *err, size_t errlen)
 	return 0;
 }
 
+/* Hands over every notification libpq has parsed so far. */
+static void
+drain(struct db_authz_listen *l, void (*on)(void *, const char *), void *arg)
+{
+	PGnotify *n;
+
+	while ((n = PQnotifies(l->pg)) != NULL) {
+		on(arg, n->extra);
+		PQfreemem(n);
+	}
+}
+
 int
 db_authz_listen_wait(struct db_authz_listen *l, int timeout_ms, int ping_ms,
                      void (*on)(void *, const char *),
@@ -97,7 +109,6 @@ db_authz_listen_wait(struct db_authz_listen *l, int timeout_ms, int ping_ms,
                      size_t errlen)
 {
 	struct pollfd pfd;
-	PGnotify *n;
 	long long t = now_ms();
 	int pr, r = 0;
 
@@ -151,12 +162,16 @@ db_authz_listen_wait(struct db_authz_listen *l, int timeout_ms, int ping_ms,
 		r = DB_EUNAVAIL;
 		goto out;
 	}
-	while ((n = PQnotifies(l->pg)) != NULL) {
-		on(arg, n->extra);
-		PQfreemem(n);
-	}
-	if (ping_collect(l, err, errlen) != 0)
+	drain(l, on, arg);
+	if (ping_collect(l, err, errlen) != 0) {
 		r = DB_EUNAVAIL;
+		goto out;
+	}
+	/* Collecting the check's answer parses what followed it: a
+	 * notification read in the same read as the answer is only in
+	 * libpq's list now, and the socket is drained. Hand it over before
+	 * reporting quiet, not on the next check's answer. */
+	drain(l, on, arg);
 out:
 	/* A failing connection stays "being handled" for the caller, who
 	 * stops trusting it first (db_authz.h). */

@@ -51,6 +51,10 @@ int db_authz_read(struct db_pool *pool, const unsigned char id_hash[32],
                   struct db_session *s, struct db_meeting *m,
                   struct db_authz_read *found, char *err, size_t errlen);
 
+/* 1 when meeting_ref reads as a meeting id (8-4-4-4-12 hex digits, any
+ * letter case: the uuid cast accepts both), 0 when it is a link id. */
+int db_authz_is_uuid(const char *meeting_ref);
+
 /*
  * A connection of its own in LISTEN roomgate_authz (migration 0025: every
  * change that can end a forward-auth "yes" notifies it), for the node's

@@ -64,8 +64,8 @@ static const char by_link_sql[] = AUTHZ_READ_Q("m.link_id = $4::text");
 
 /* 8-4-4-4-12 hex digits: the shape a uuid cast accepts as a meeting id
  * (anything else is a link id). */
-static int
-authz_is_uuid(const char *s)
+int
+db_authz_is_uuid(const char *s)
 {
 	size_t i;
 
@@ -139,7 +139,7 @@ db_authz_read(struct db_pool *pool, const unsigned char id_hash[32],
 	char idle[16], touch[16];
 	const char *v[4];
 	const int len[4] = {32, 0, 0, 0}, fmt[4] = {1, 0, 0, 0};
-	int by_id = meeting_ref != NULL && authz_is_uuid(meeting_ref);
+	int by_id = meeting_ref != NULL && db_authz_is_uuid(meeting_ref);
 	PGresult *res = NULL;
 	int r;
 

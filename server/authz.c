@@ -124,7 +124,7 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 	char ref[GATE_AUTHZ_REF_MAX + 1], err[512];
 	unsigned char shash[32];
 	const char *group = NULL, *why = NULL;
-	int r, have_ref, member, touch_s;
+	int r, have_ref, member, touch_s = 0;
 	json_t *o;
 
 	memset(&s, 0, sizeof(s));
@@ -151,10 +151,6 @@ gate_h_authz(struct gate_app *app, const struct gate_rq *rq,
 	r = db_authz_read(app->db, shash, app->cfg->session_idle_timeout_s,
 	                  touch_s, have_ref ? ref : NULL, &s, &m, &found, err,
 	                  sizeof(err));
-	if (r == 0 && found.admitted)
-		gate_authz_sessions_put(&tk, shash, have_ref ? ref : NULL, &s,
-		                        &m, &found, touch_s);
-	sodium_memzero(shash, sizeof(shash));
 	if (r != 0) {
 		gate_log(GATE_LOG_ERROR, rq->id, "authz_db_error", "%s", err);
 		gate_resp_error(out, rq, 503, "database_unavailable", NULL,
@@ -212,6 +208,11 @@ decided:
 		authz_deny(out, rq, dir_verdict_name(v.result));
 		goto out;
 	}
+	/* Stored only now, the whole answer being a 200 (a directory
+	 * denial stores nothing). */
+	if (hit == NULL)
+		gate_authz_sessions_put(&tk, shash, ref, &s, &m, &found,
+		                        touch_s);
 	if (gate_resp_header(out, "X-Roomgate-User", s.identity) != 0 ||
 	    gate_resp_header(out, "X-Roomgate-Meeting", m.id) != 0) {
 		gate_resp_error(out, rq, 500, "internal", NULL,
@@ -221,6 +222,7 @@ decided:
 	o = json_pack("{s:s, s:s}", "user", s.identity, "meeting", m.id);
 	gate_resp_json(out, 200, o);
 out:
+	sodium_memzero(shash, sizeof(shash));
 	if (hit != NULL) {
 		/* s and m point into the lent entry. */
 		gate_authz_sessions_release(hit);

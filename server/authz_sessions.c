@@ -21,12 +21,21 @@
 #define RETRY_MS 500
 #define WAIT_MS 250
 #define PING_MS 1000
+/* Entries one session keeps (a person is in few meetings at once); its
+ * oldest goes first. */
+#define SESSION_MAX 16
+/* The byte budget: 1 KiB per allowed entry, at least 256 KiB a stripe;
+ * an entry over an eighth of its stripe's budget is not stored. */
+#define ENTRY_BUDGET 1024
+#define STRIPE_MIN_BYTES (256 * 1024)
 
 struct gate_authz_entry {
 	struct gate_authz_entry *next;	       /* bucket chain */
 	struct gate_authz_entry *older, *newer; /* the stripe's age order */
 	atomic_int refs; /* the table's one while linked, plus lenders */
 	long long deadline_ns;
+	unsigned long long seq; /* the stripe's store order */
+	size_t bytes;		/* what it holds, counted against the stripe */
 	unsigned char hash[32];
 	char ref[GATE_AUTHZ_REF_MAX + 1];
 	char mid[37];
@@ -44,7 +53,8 @@ struct bucket {
 struct stripe {
 	pthread_mutex_t mu;
 	struct bucket *b;
-	size_t nb, n, cap;
+	size_t nb, n, cap, bytes, cap_bytes;
+	unsigned long long seq;
 	struct gate_authz_entry *oldest, *newest;
 	atomic_ullong gen;
 };
@@ -63,7 +73,8 @@ static struct {
 } C;
 
 static atomic_ullong n_hits, n_misses, n_stores, n_stale_reads, n_inv_session,
-    n_inv_meeting, n_inv_all, n_dropped, n_flushes, n_evictions, n_connects;
+    n_inv_meeting, n_inv_all, n_dropped, n_flushes, n_evictions, n_connects,
+    n_too_large, n_session_evictions;
 
 static long long
 mono_ns(void)
@@ -89,6 +100,26 @@ bucket_of(const struct stripe *s, const unsigned char hash[32])
 	 * bytes are already uniform. */
 	memcpy(&v, hash + 1, sizeof(v));
 	return (size_t)(v & (s->nb - 1));
+}
+
+/*
+ * The key's spelling of ref: a meeting id in lower case (the database
+ * reads any letter case as the same uuid), a link id as it is (matched
+ * exactly). 0, or -1 when ref cannot be a reference.
+ */
+static int
+canon_ref(const char *ref, char out[GATE_AUTHZ_REF_MAX + 1])
+{
+	size_t n = strlen(ref);
+
+	if (n > GATE_AUTHZ_REF_MAX)
+		return -1;
+	memcpy(out, ref, n + 1);
+	if (db_authz_is_uuid(out))
+		for (size_t i = 0; i < n; i++)
+			if (out[i] >= 'A' && out[i] <= 'F')
+				out[i] = (char)(out[i] - 'A' + 'a');
+	return 0;
 }
 
 static void
@@ -131,6 +162,7 @@ unlink_entry(struct stripe *s, struct gate_authz_entry *e)
 	else
 		s->newest = e->older;
 	s->n--;
+	s->bytes -= e->bytes;
 	atomic_fetch_add(&n_dropped, 1);
 	gate_authz_sessions_release(e);
 }
@@ -326,6 +358,9 @@ gate_authz_sessions_start(const struct gate_config *cfg, int membership_on,
 		struct stripe *s = &C.st[i];
 
 		s->cap = per;
+		s->cap_bytes = per * ENTRY_BUDGET;
+		if (s->cap_bytes < STRIPE_MIN_BYTES)
+			s->cap_bytes = STRIPE_MIN_BYTES;
 		s->nb = nb;
 		if ((s->b = calloc(nb, sizeof(*s->b))) == NULL) {
 			snprintf(err, errlen, "out of memory");
@@ -339,10 +374,11 @@ gate_authz_sessions_start(const struct gate_config *cfg, int membership_on,
 	}
 	C.on = 1;
 	gate_log(GATE_LOG_INFO, NULL, "authz_session_cache_on",
-	         "forward-auth session cache on (%d ms, at most %d entries): "
-	         "repeat /v1/authz answers skip the database while its "
-	         "LISTEN connection is up",
-	         C.ttl_ms, cfg->authz_session_cache_max_entries);
+	         "forward-auth session cache on (%d ms, at most %d entries, "
+	         "%zu KiB, %d a session): repeat /v1/authz answers skip the "
+	         "database while its LISTEN connection is up",
+	         C.ttl_ms, cfg->authz_session_cache_max_entries,
+	         C.st[0].cap_bytes * NSTRIPES / 1024, SESSION_MAX);
 	return 0;
 fail:
 	for (int i = 0; i < NSTRIPES; i++) {
@@ -392,11 +428,12 @@ gate_authz_sessions_get(const unsigned char id_hash[32], const char *ref,
 {
 	struct stripe *st;
 	struct gate_authz_entry *e;
+	char key[GATE_AUTHZ_REF_MAX + 1];
 	long long now;
 
 	*hit = NULL;
 	memset(t, 0, sizeof(*t));
-	if (!C.on || ref == NULL)
+	if (!C.on || ref == NULL || canon_ref(ref, key) != 0)
 		return 0;
 	st = stripe_of(id_hash);
 	/* The ticket first: a change seen after it stops the store. */
@@ -411,7 +448,7 @@ gate_authz_sessions_get(const unsigned char id_hash[32], const char *ref,
 	pthread_mutex_lock(&st->mu);
 	for (e = st->b[bucket_of(st, id_hash)].head; e != NULL; e = e->next)
 		if (sodium_memcmp(e->hash, id_hash, 32) == 0 &&
-		    strcmp(e->ref, ref) == 0)
+		    strcmp(e->ref, key) == 0)
 			break;
 	if (e != NULL && e->deadline_ns <= now) {
 		unlink_entry(st, e);
@@ -472,14 +509,17 @@ entry_new(const unsigned char id_hash[32], const char *ref,
 	if ((e->identity = strdup(s->identity)) == NULL ||
 	    (e->idp = strdup(s->idp != NULL ? s->idp : "")) == NULL)
 		goto fail;
+	e->bytes = sizeof(*e) + strlen(e->identity) + 1 + strlen(e->idp) + 1;
 	if (m->ngroups > 0) {
 		if ((e->groups = calloc(m->ngroups + 1, sizeof(*e->groups))) ==
 		    NULL)
 			goto fail;
+		e->bytes += (m->ngroups + 1) * sizeof(*e->groups);
 		for (size_t i = 0; i < m->ngroups; i++) {
 			if ((e->groups[i] = strdup(m->groups[i])) == NULL)
 				goto fail;
 			e->ngroups++;
+			e->bytes += strlen(m->groups[i]) + 1;
 		}
 	}
 	/* db_authz_read's invitees: the session's identity alone, or none. */
@@ -502,16 +542,24 @@ gate_authz_sessions_put(const struct gate_authz_ticket *t,
                         const struct db_authz_read *found, int touch_s)
 {
 	struct stripe *st;
-	struct gate_authz_entry *e, *old;
+	struct gate_authz_entry *e, *old, *next, *mine;
+	char key[GATE_AUTHZ_REF_MAX + 1];
+	size_t nmine;
 	long long life;
 
-	if (!C.on || !t->usable || ref == NULL)
+	if (!C.on || !t->usable || ref == NULL || canon_ref(ref, key) != 0)
 		return;
 	life = gate_authz_sessions_life_ms(found, C.ttl_ms, touch_s);
-	if (life <= 0 || (e = entry_new(id_hash, ref, s, m)) == NULL)
+	if (life <= 0 || (e = entry_new(id_hash, key, s, m)) == NULL)
 		return;
 	e->deadline_ns = t->t0_ns + life * 1000000LL;
 	st = stripe_of(id_hash);
+	if (e->bytes > st->cap_bytes / 8) {
+		/* Asked from the database every time instead. */
+		atomic_fetch_add(&n_too_large, 1);
+		entry_free(e);
+		return;
+	}
 	pthread_mutex_lock(&st->mu);
 	if (!atomic_load(&C.connected) || atomic_load(&C.gen) != t->gen ||
 	    atomic_load(&st->gen) != t->stripe_gen) {
@@ -520,17 +568,37 @@ gate_authz_sessions_put(const struct gate_authz_ticket *t,
 		entry_free(e);
 		return;
 	}
-	for (old = st->b[bucket_of(st, id_hash)].head; old != NULL;
-	     old = old->next)
-		if (sodium_memcmp(old->hash, id_hash, 32) == 0 &&
-		    strcmp(old->ref, ref) == 0)
-			break;
-	if (old != NULL)
-		unlink_entry(st, old);
-	while (st->n >= st->cap && st->oldest != NULL) {
+	/* One entry per (session, meeting): the same reference or another
+	 * one of the same meeting (its id and a link id) is replaced; then
+	 * at most SESSION_MAX per session, the session's oldest first. */
+	do {
+		nmine = 0;
+		mine = NULL;
+		for (old = st->b[bucket_of(st, id_hash)].head; old != NULL;
+		     old = next) {
+			next = old->next;
+			if (sodium_memcmp(old->hash, id_hash, 32) != 0)
+				continue;
+			if (strcmp(old->ref, key) == 0 ||
+			    strcmp(old->mid, e->mid) == 0) {
+				unlink_entry(st, old);
+				continue;
+			}
+			nmine++;
+			if (mine == NULL || old->seq < mine->seq)
+				mine = old;
+		}
+		if (nmine >= SESSION_MAX && mine != NULL) {
+			unlink_entry(st, mine);
+			atomic_fetch_add(&n_session_evictions, 1);
+		}
+	} while (nmine > SESSION_MAX);
+	while ((st->n >= st->cap || st->bytes + e->bytes > st->cap_bytes) &&
+	       st->oldest != NULL) {
 		unlink_entry(st, st->oldest);
 		atomic_fetch_add(&n_evictions, 1);
 	}
+	e->seq = ++st->seq;
 	e->next = st->b[bucket_of(st, id_hash)].head;
 	st->b[bucket_of(st, id_hash)].head = e;
 	e->older = st->newest;
@@ -540,6 +608,7 @@ gate_authz_sessions_put(const struct gate_authz_ticket *t,
 		st->oldest = e;
 	st->newest = e;
 	st->n++;
+	st->bytes += e->bytes;
 	pthread_mutex_unlock(&st->mu);
 	atomic_fetch_add(&n_stores, 1);
 }
@@ -547,12 +616,14 @@ gate_authz_sessions_put(const struct gate_authz_ticket *t,
 void
 gate_authz_sessions_metrics(struct gate_buf *b)
 {
-	size_t n = 0;
+	size_t n = 0, bytes = 0, cap_bytes = 0;
 
 	if (C.on)
 		for (int i = 0; i < NSTRIPES; i++) {
 			pthread_mutex_lock(&C.st[i].mu);
 			n += C.st[i].n;
+			bytes += C.st[i].bytes;
+			cap_bytes += C.st[i].cap_bytes;
 			pthread_mutex_unlock(&C.st[i].mu);
 		}
 	gate_buf_printf(
@@ -573,6 +644,13 @@ gate_authz_sessions_metrics(struct gate_buf *b)
 	    "# HELP roomgate_authz_session_cache_entries entries held now\n"
 	    "# TYPE roomgate_authz_session_cache_entries gauge\n"
 	    "roomgate_authz_session_cache_entries %zu\n"
+	    "# HELP roomgate_authz_session_cache_bytes bytes the entries "
+	    "hold now, and the most they may (max_bytes: 1 KiB per "
+	    "session_cache_max_entries, at least 16 MiB)\n"
+	    "# TYPE roomgate_authz_session_cache_bytes gauge\n"
+	    "roomgate_authz_session_cache_bytes %zu\n"
+	    "# TYPE roomgate_authz_session_cache_max_bytes gauge\n"
+	    "roomgate_authz_session_cache_max_bytes %zu\n"
 	    "# HELP roomgate_authz_session_cache_requests_total /v1/authz "
 	    "requests naming a meeting, by result (hit: no database read)\n"
 	    "# TYPE roomgate_authz_session_cache_requests_total counter\n"
@@ -603,9 +681,19 @@ gate_authz_sessions_metrics(struct gate_buf *b)
 	    "# TYPE roomgate_authz_session_cache_flushes_total counter\n"
 	    "roomgate_authz_session_cache_flushes_total %llu\n"
 	    "# TYPE roomgate_authz_session_cache_evictions_total counter\n"
-	    "roomgate_authz_session_cache_evictions_total %llu\n",
+	    "roomgate_authz_session_cache_evictions_total %llu\n"
+	    "# HELP roomgate_authz_session_cache_session_evictions_total a "
+	    "session's oldest entry dropped for its newest (at most 16 a "
+	    "session)\n"
+	    "# TYPE roomgate_authz_session_cache_session_evictions_total "
+	    "counter\n"
+	    "roomgate_authz_session_cache_session_evictions_total %llu\n"
+	    "# HELP roomgate_authz_session_cache_too_large_total answers not "
+	    "stored: over an eighth of a stripe's byte budget\n"
+	    "# TYPE roomgate_authz_session_cache_too_large_total counter\n"
+	    "roomgate_authz_session_cache_too_large_total %llu\n",
 	    C.on, C.on ? atomic_load(&C.connected) : 0,
-	    (unsigned long long)atomic_load(&n_connects), n,
+	    (unsigned long long)atomic_load(&n_connects), n, bytes, cap_bytes,
 	    (unsigned long long)atomic_load(&n_hits),
 	    (unsigned long long)atomic_load(&n_misses),
 	    (unsigned long long)atomic_load(&n_stores),
@@ -615,5 +703,7 @@ gate_authz_sessions_metrics(struct gate_buf *b)
 	    (unsigned long long)atomic_load(&n_inv_all),
 	    (unsigned long long)atomic_load(&n_dropped),
 	    (unsigned long long)atomic_load(&n_flushes),
-	    (unsigned long long)atomic_load(&n_evictions));
+	    (unsigned long long)atomic_load(&n_evictions),
+	    (unsigned long long)atomic_load(&n_session_evictions),
+	    (unsigned long long)atomic_load(&n_too_large));
 }

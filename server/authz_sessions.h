@@ -6,9 +6,12 @@
  * meeting) needs no PostgreSQL round trip. The directory part is never
  * cached here: it is asked every time (the membership cache or live).
  *
- * Only positive answers are kept; every other answer asks the database
+ * Only answers that were a whole 200 are kept (a database "yes" the
+ * directory then refused is not); every other answer asks the database
  * every time. Keyed by the SHA-256 of the session cookie (never the
- * cookie) and the meeting reference as the request named it.
+ * cookie) and the meeting reference, a meeting id in lower case (any
+ * letter case names the same meeting); one entry per (session, meeting):
+ * another reference to the same meeting replaces it.
  *
  * Soundness (DESIGN.md: revocation is immediate, everywhere):
  * - every change that can end a cached "yes" notifies LISTEN
@@ -29,7 +32,10 @@
  * membership cache runs; live mode stays strictly live unless on),
  * session_cache_ttl_ms (default 2000; 0 turns the cache off),
  * session_cache_max_entries (default 100000; the oldest entry of a full
- * stripe is evicted). Settings are read at start.
+ * stripe is evicted). Also bounded in bytes, derived: 1 KiB per allowed
+ * entry, at least 256 KiB per stripe (16 MiB); an entry over an eighth of
+ * its stripe's budget is not stored; at most 16 entries per session (its
+ * oldest goes first). Settings are read at start.
  *
  * Thread safety: 64 stripes, each with its own mutex, chosen by the
  * session hash; a hit lends the entry (reference counted) to the request

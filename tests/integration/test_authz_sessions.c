@@ -18,7 +18,11 @@
  * (pg_terminate_backend) -> flushed, reconnected, still right; the TTL and
  * the session's own expiry bound an entry no notification drops (changes
  * written with triggers off); the session's touch still happens while
- * the cache answers; live mode keeps no cache unless asked.
+ * the cache answers; live mode keeps no cache unless asked. Review
+ * findings: a notification read together with the LISTEN check's answer
+ * is handed over by that wait (F1); one session's spellings of a meeting
+ * share one entry and the node's RSS stays flat, a session keeps at most
+ * 16 entries, a directory denial stores nothing (F2).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +34,8 @@
 #include <unistd.h>
 
 #include <sodium.h>
+
+#include "db/db_authz.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -49,6 +55,9 @@
 #define INV_MEETING                                                            \
 	"roomgate_authz_session_cache_invalidations_total{kind=\"meeting\"}"
 #define CONNECTED "roomgate_authz_session_cache_listen_connected"
+#define ENTRIES "roomgate_authz_session_cache_entries"
+#define STORES "roomgate_authz_session_cache_stores_total"
+#define SESSION_MAX 16 /* authz_sessions.c: entries one session keeps */
 
 static struct {
 	int idp_port, port, port2, port3;
@@ -823,6 +832,303 @@ live_mode_keeps_none(void **state)
 	T.s3.pid = 0;
 }
 
+/* ---- review findings F1 and F2 ---------------------------------------- */
+
+static long long listen_got_ms = -1;
+
+static void
+listen_on(void *arg, const char *payload)
+{
+	(void)arg;
+	(void)payload;
+	if (listen_got_ms < 0)
+		listen_got_ms = now_ms();
+}
+
+static void
+listen_busy(void *arg, int b)
+{
+	(void)arg;
+	(void)b;
+}
+
+/*
+ * F1: a notification that reaches the LISTEN socket right behind the
+ * answer to the connection's periodic check is read together with it;
+ * the wait that reads them hands it over (it used to sit in libpq's list
+ * until the next check's answer, ~1 s later, while the socket looked
+ * drained and the cache served). Drives db_authz_listen_wait as the
+ * node's thread does, against the test's PostgreSQL.
+ */
+static void
+notify_behind_the_check_answer(void **state)
+{
+	struct db_authz_listen *l = NULL;
+	PGconn *w = sth_pg();
+	char err[512];
+	long long t;
+
+	(void)state;
+	if (db_authz_listen_open(th_env("RG_TEST_PG_URL"), 5, &l, err,
+	                         sizeof(err)) != 0)
+		fail_msg("listen: %s", err);
+	for (int round = 0; round < 2; round++) {
+		listen_got_ms = -1;
+		/* Quiet past the check interval: this wait sends the check
+		 * and returns before its answer is there. */
+		nap(1100);
+		assert_int_equal(db_authz_listen_wait(l, 0, 1000, listen_on,
+		                                      listen_busy, NULL, err,
+		                                      sizeof(err)),
+		                 0);
+		assert_true(listen_got_ms < 0);
+		/* The answer arrives; then a notification commits; both wait
+		 * unread on the socket, the notification behind. */
+		nap(50);
+		sql_on(w,
+		       "NOTIFY roomgate_authz, 's "
+		       "00000000000000000000000000000000"
+		       "00000000000000000000000000000000'",
+		       NULL);
+		t = now_ms();
+		nap(50);
+		assert_int_equal(db_authz_listen_wait(l, 250, 1000, listen_on,
+		                                      listen_busy, NULL, err,
+		                                      sizeof(err)),
+		                 0);
+		if (listen_got_ms < 0)
+			fail_msg("round %d: the wait that read the check's "
+			         "answer did not hand over the notification "
+			         "behind it",
+			         round);
+		assert_true(listen_got_ms - t < 500);
+	}
+	db_authz_listen_close(l);
+	PQfinish(w);
+}
+
+/* Resident set of a node, kB (-1 unknown). */
+static long
+rss_kb(pid_t pid)
+{
+	char path[64], buf[4096];
+	long kb = -1;
+	size_t n;
+	FILE *f;
+	const char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if ((p = strstr(buf, "\nVmRSS:")) != NULL)
+		kb = strtol(p + 7, NULL, 10);
+	return kb;
+}
+
+/* Variant i of meeting id id: its hex letters upper-cased by i's bits. */
+static void
+id_variant(const char *id, int i, char out[40])
+{
+	int bit = 0;
+
+	snprintf(out, 40, "%s", id);
+	for (char *p = out; *p != '\0'; p++)
+		if (*p >= 'a' && *p <= 'f') {
+			if (i & (1 << bit))
+				*p = (char)(*p - 'a' + 'A');
+			bit++;
+		}
+}
+
+/* The meetings these tests add leave the lists of the binaries after
+ * (one database for the whole run): archived when done. */
+static void
+archive(const char *id)
+{
+	sql("UPDATE meetings SET archived_at = now() WHERE id = $1::uuid", id);
+}
+
+static void
+set_groups(const char *id, const char *groups)
+{
+	const char *v[2] = {groups, id};
+	PGresult *res = PQexecParams(T.pg,
+	                             "UPDATE meetings SET allowed_groups = "
+	                             "$1::text[] WHERE id = $2::uuid",
+	                             2, NULL, v, NULL, NULL, 0);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		fail_msg("%s", PQerrorMessage(T.pg));
+	PQclear(res);
+}
+
+/*
+ * F2: one admitted session naming its meeting in many spellings (letter
+ * case of the id, the link) holds one entry; with the meeting's groups
+ * at what a directory check takes (64 DNs of ~1 KB: a ~60 KB entry), the
+ * node's memory does not grow with the spellings. Measured on node c,
+ * started with AddressSanitizer's quarantine off (freed memory reused at
+ * once, as without it) so that its resident set shows what is held.
+ */
+static void
+spellings_share_one_entry(void **state)
+{
+	struct sess x;
+	char ref[40], link[80], code[16], id[40], *big, saved[512], opts[600];
+	const char *asan;
+	size_t o = 0, cap = 200000;
+	double e0, e1, h0, h1;
+	long r0, r1;
+	int n = 0;
+
+	(void)state;
+	assert_non_null(big = malloc(cap));
+	ath_new_meeting(T.base, T.host_token, ALLOWED, "sessions-spell", 0,
+	                link, code, id);
+	sess_new(&x, "bob");
+	join_ref(&x, link, code);
+	o += (size_t)snprintf(big + o, cap - o, "{\"%s\"", ALLOWED);
+	for (int i = 0; i < 63; i++) {
+		o += (size_t)snprintf(big + o, cap - o, ",\"cn=g%03d", i);
+		memset(big + o, 'x', 900);
+		o += 900;
+		o += (size_t)snprintf(big + o, cap - o, ",%s\"", GROUPS);
+	}
+	snprintf(big + o, cap - o, "}");
+	set_groups(id, big);
+	free(big);
+	stop_c();
+	snprintf(T.cfg3_path, sizeof(T.cfg3_path), "%s",
+	         th_config("sessions-e.ini",
+	                   node_ini(T.base3, "sessions-e",
+	                            "session_cache = on\n"
+	                            "session_cache_ttl_ms = 60000")));
+	asan = getenv("ASAN_OPTIONS");
+	snprintf(saved, sizeof(saved), "%s", asan != NULL ? asan : "");
+	snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=0", saved,
+	         saved[0] != '\0' ? ":" : "");
+	setenv("ASAN_OPTIONS", opts, 1);
+	th_server_start(&T.s3, T.cfg3_path, T.port3);
+	if (asan != NULL)
+		setenv("ASAN_OPTIONS", saved, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	if (!wait_metric(T.port3, CONNECTED, 1))
+		fail_msg("node e never listened");
+	warm_ref(T.base3, T.port3, x.cookie, id);
+	/* Settle the allocator's first growth on the warm path. */
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(authz_ref(T.base3, x.cookie, id, NULL, 0), 200);
+	e0 = metric(T.port3, ENTRIES);
+	h0 = metric(T.port3, HITS);
+	r0 = rss_kb(T.s3.pid);
+	for (int i = 1; i < 4096 && n < 800; i++) {
+		char why[1024];
+		long st;
+
+		id_variant(id, i, ref);
+		if (strcmp(ref, id) == 0)
+			break; /* every letter done */
+		if ((st = authz_ref(T.base3, x.cookie, ref, why,
+		                    sizeof(why))) != 200)
+			fail_msg("%s: %ld %s", ref, st, why);
+		n++;
+	}
+	e1 = metric(T.port3, ENTRIES);
+	h1 = metric(T.port3, HITS);
+	r1 = rss_kb(T.s3.pid);
+	print_message("%d spellings: entries %.0f -> %.0f, hits +%.0f, RSS "
+	              "%ld -> %ld kB\n",
+	              n, e0, e1, h1 - h0, r0, r1);
+	if (n < 64 || e1 > e0 || h1 - h0 < n * 0.9 || r0 <= 0 ||
+	    r1 - r0 >= 8 * 1024)
+		fail_msg("%d spellings: entries %.0f -> %.0f, hits +%.0f, RSS "
+		         "%ld -> %ld kB",
+		         n, e0, e1, h1 - h0, r0, r1);
+	/* The link and the id of one meeting: one entry between them. */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(authz_ref(T.base3, x.cookie, link, NULL, 0),
+		                 200);
+		assert_int_equal(authz_ref(T.base3, x.cookie, id, NULL, 0),
+		                 200);
+	}
+	assert_true(metric(T.port3, ENTRIES) <= e0);
+	assert_true(metric(T.port3, "roomgate_authz_session_cache_bytes") <=
+	            metric(T.port3, "roomgate_authz_session_cache_max_bytes"));
+	th_server_stop(&T.s3);
+	T.s3.pid = 0;
+	archive(id);
+	sess_free(&x);
+}
+
+/* F2: a session in more meetings than SESSION_MAX keeps its newest. */
+static void
+a_session_holds_a_few(void **state)
+{
+	enum { N = SESSION_MAX + 4 };
+	struct sess x;
+	char link[N][80], code[16], id[N][40], title[32];
+	double e0, ev0;
+
+	(void)state;
+	sess_new(&x, "bob");
+	for (int i = 0; i < N; i++) {
+		snprintf(title, sizeof(title), "sessions-cap-%d", i);
+		ath_new_meeting(T.base, T.host_token, ALLOWED, title, 0,
+		                link[i], code, id[i]);
+		join_ref(&x, link[i], code);
+	}
+	e0 = metric(T.port, ENTRIES);
+	ev0 = metric(T.port,
+	             "roomgate_authz_session_cache_session_evictions_total");
+	for (int i = 0; i < N; i++)
+		assert_int_equal(authz_ref(T.base, x.cookie, id[i], NULL, 0),
+		                 200);
+	assert_true(metric(T.port, ENTRIES) - e0 <= SESSION_MAX);
+	assert_true(metric(T.port, "roomgate_authz_session_cache_session_"
+	                           "evictions_total") -
+	                ev0 >=
+	            N - SESSION_MAX);
+	/* The newest is still served from memory. */
+	warm_ref(T.base, T.port, x.cookie, id[N - 1]);
+	for (int i = 0; i < N; i++)
+		archive(id[i]);
+	sess_free(&x);
+}
+
+/* F2: a database "yes" the directory refuses is not stored. */
+static void
+directory_denial_not_stored(void **state)
+{
+	struct sess x;
+	char link[80], code[16], id[40], why[1024];
+	double s0, m0;
+
+	(void)state;
+	ath_new_meeting(T.base, T.host_token, ALLOWED, "sessions-deny", 0,
+	                link, code, id);
+	sess_new(&x, "bob");
+	join_ref(&x, link, code);
+	set_groups(id, "{\"cn=nobody," GROUPS "\"}");
+	/* The meeting's notification has been applied on node a. */
+	nap(200);
+	s0 = metric(T.port, STORES);
+	m0 = metric(T.port, MISSES);
+	for (int i = 0; i < 3; i++) {
+		long st = authz_ref(T.base, x.cookie, id, why, sizeof(why));
+
+		if (st != 403 || strstr(why, "not_member") == NULL)
+			fail_msg("not a directory denial: %ld %s", st, why);
+	}
+	assert_int_equal(metric(T.port, STORES), s0);
+	assert_int_equal(metric(T.port, MISSES), m0 + 3);
+	archive(id);
+	sess_free(&x);
+}
+
 int
 main(void)
 {
@@ -839,6 +1145,10 @@ main(void)
 	    cmocka_unit_test(ttl_and_expiry_bound_an_entry),
 	    cmocka_unit_test(touch_still_happens),
 	    cmocka_unit_test(live_mode_keeps_none),
+	    cmocka_unit_test(notify_behind_the_check_answer),
+	    cmocka_unit_test(spellings_share_one_entry),
+	    cmocka_unit_test(a_session_holds_a_few),
+	    cmocka_unit_test(directory_denial_not_stored),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
