@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "db/db_int.h"
+#include "db/db_retry.h"
 
 static int
 authz_ok(const PGresult *res)
@@ -34,15 +35,27 @@ db_identity_revoke(struct db_pool *pool, const struct db_identity_revoke *rv,
 	*sessions = *admissions = 0;
 	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
 		return r;
-	res = PQexecParams(
+	/* The person's sessions, then their admissions, are locked in one
+	 * fixed order (id_hash, id) before they are changed, and a deadlock
+	 * or serialization victim runs again: a revocation is never the
+	 * lasting loser against an admission batch. */
+	res = db_exec_locked(
 	    db_conn_pg(c),
-	    "WITH s AS (UPDATE sessions SET revoked_at = now(), "
-	    "revoke_reason = 'admin' WHERE identity = $1::text AND revoked_at "
-	    "IS "
-	    "NULL RETURNING 1), "
+	    "SELECT 1 FROM sessions WHERE identity = $1::text AND revoked_at "
+	    "IS NULL ORDER BY id_hash FOR UPDATE",
+	    1,
+	    "WITH ls AS (SELECT id_hash FROM sessions WHERE identity = "
+	    "$1::text AND revoked_at IS NULL ORDER BY id_hash FOR UPDATE), "
+	    "s AS (UPDATE sessions SET revoked_at = now(), "
+	    "revoke_reason = 'admin' WHERE id_hash IN (SELECT id_hash FROM "
+	    "ls) AND identity = $1::text AND revoked_at IS NULL RETURNING 1), "
+	    "la AS (SELECT id FROM admissions WHERE identity = $1 AND state "
+	    "IN ('admitted', 'waiting') AND (SELECT count(*) FROM s) >= 0 "
+	    "ORDER BY id FOR UPDATE), "
 	    "a AS (UPDATE admissions SET state = 'revoked', revoke_reason = "
-	    "'admin', ended_at = now() WHERE identity = $1 AND state IN "
-	    "('admitted', 'waiting') RETURNING meeting_id), "
+	    "'admin', ended_at = now() WHERE id IN (SELECT id FROM la) AND "
+	    "identity = $1 AND state IN ('admitted', 'waiting') RETURNING "
+	    "meeting_id), "
 	    "n AS (SELECT (SELECT count(*) FROM s) AS ns, (SELECT count(*) "
 	    "FROM a) AS na, (SELECT coalesce(jsonb_agg(DISTINCT meeting_id), "
 	    "'[]'::jsonb) FROM a) AS ms), "
@@ -62,7 +75,7 @@ db_identity_revoke(struct db_pool *pool, const struct db_identity_revoke *rv,
 	    "'admissions', n.na, 'meetings', n.ms) FROM n RETURNING id) "
 	    "SELECT n.ns, n.na, (SELECT count(*) FROM au), (SELECT count(*) "
 	    "FROM o) FROM n",
-	    10, NULL, v, NULL, NULL, 0);
+	    10, v, NULL);
 	if (!authz_ok(res) || PQntuples(res) != 1) {
 		r = db_result_err(db_conn_pg(c), res,
 		                  "revoking the identity's sessions and "

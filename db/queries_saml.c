@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "db/db_int.h"
+#include "db/db_retry.h"
 
 /*
  * Runs one statement on a pooled connection. want: the expected result
@@ -39,6 +40,31 @@ run(struct db_pool *pool, const char *what, const char *sql, int n,
 		*resp = res;
 	else
 		PQclear(res);
+	return 0;
+}
+
+/* run() for a statement that may lose a deadlock (db_exec_retry). */
+static int
+run_retry(struct db_pool *pool, const char *what, const char *sql, int n,
+	  const char *const *vals, ExecStatusType want, PGresult **resp,
+	  char *err, size_t errlen)
+{
+	struct db_conn *c = NULL;
+	PGresult *res;
+	int r;
+
+	*resp = NULL;
+	if ((r = db_acquire(pool, &c, err, errlen)) != 0)
+		return r;
+	res = db_exec_retry(db_conn_pg(c), sql, n, vals, NULL, NULL, NULL);
+	if (res == NULL || PQresultStatus(res) != want) {
+		r = db_result_err(db_conn_pg(c), res, what, err, errlen);
+		PQclear(res);
+		db_release(pool, c);
+		return r;
+	}
+	db_release(pool, c);
+	*resp = res;
 	return 0;
 }
 
@@ -281,12 +307,20 @@ db_session_revoke_subject(struct db_pool *pool, const char *idp,
 	int r;
 
 	*count = 0;
-	r = run(pool, "ending the sessions",
-		"UPDATE sessions SET revoked_at = now(), revoke_reason = $4 "
-		"WHERE idp_entity_id = $1 AND name_id = $2 "
-		"AND ($3::text IS NULL OR saml_session_index = $3) "
-		"AND revoked_at IS NULL",
-		4, v, NULL, NULL, PGRES_COMMAND_OK, &res, err, errlen);
+	/* The person's sessions are locked in one fixed order (id_hash)
+	 * before they are changed; a deadlock or serialization victim runs
+	 * again (run_retry): an admission batch never leaves them live. */
+	r = run_retry(pool, "ending the sessions",
+		      "WITH l AS (SELECT id_hash FROM sessions WHERE "
+		      "idp_entity_id = $1 AND name_id = $2 AND ($3::text IS "
+		      "NULL OR saml_session_index = $3) AND revoked_at IS NULL "
+		      "ORDER BY id_hash FOR UPDATE) "
+		      "UPDATE sessions SET revoked_at = now(), revoke_reason = "
+		      "$4 WHERE id_hash IN (SELECT id_hash FROM l) "
+		      "AND idp_entity_id = $1 AND name_id = $2 "
+		      "AND ($3::text IS NULL OR saml_session_index = $3) "
+		      "AND revoked_at IS NULL",
+		      4, v, PGRES_COMMAND_OK, &res, err, errlen);
 	if (r != 0)
 		return r;
 	*count = strtol(PQcmdTuples(res), NULL, 10);

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "db/db_int.h"
+#include "db/db_retry.h"
 #include "db/db_watch.h"
 
 #define WATCH_NAME "directory"
@@ -158,12 +159,26 @@ db_watch_cookie_save(struct db_pool *pool, const char *cookie, size_t len,
 #define W_SESS_NONE "false AND identity = $1::text"
 #define W_SESS_IDENT "identity = $1::text"
 
+/* Sessions, then admissions, are locked in one fixed order (id_hash, id)
+ * before they are changed, as the admin's revoke does (db_identity_revoke);
+ * the statement runs again when it is a deadlock or serialization victim. */
+/* The sessions W_STMT ends, locked in its own statement first. */
+#define W_LOCK(scond)                                                          \
+	"SELECT 1 FROM sessions WHERE revoked_at IS NULL AND " scond           \
+	" ORDER BY id_hash FOR UPDATE"
+
 #define W_STMT(acond, scond)                                                   \
-	"WITH a AS (UPDATE admissions SET state = 'revoked', revoke_reason "   \
-	"= $3, ended_at = now() WHERE " W_ADM_LIVE acond " RETURNING id, "     \
-	"meeting_id, identity, matched_group), "                               \
+	"WITH ls AS (SELECT id_hash FROM sessions WHERE revoked_at IS NULL "   \
+	"AND " scond " ORDER BY id_hash FOR UPDATE), "                         \
 	"s AS (UPDATE sessions SET revoked_at = now(), revoke_reason = $3 "    \
-	"WHERE revoked_at IS NULL AND " scond " RETURNING identity), "         \
+	"WHERE id_hash IN (SELECT id_hash FROM ls) AND revoked_at IS NULL "    \
+	"AND " scond " RETURNING identity), "                                  \
+	"la AS (SELECT id FROM admissions WHERE " W_ADM_LIVE acond " AND "     \
+	"(SELECT count(*) FROM s) >= 0 ORDER BY id FOR UPDATE), "              \
+	"a AS (UPDATE admissions SET state = 'revoked', revoke_reason "        \
+	"= $3, ended_at = now() WHERE id IN (SELECT id FROM la) AND "          \
+	W_ADM_LIVE acond " RETURNING id, meeting_id, identity, "               \
+	"matched_group), "                                                     \
 	"au AS (INSERT INTO audit_log (event_type, outcome, reason, "          \
 	"identity, meeting_id, matched_group, node, details) SELECT "          \
 	"'admission.revoke', 'info', $3, a.identity, a.meeting_id, "           \
@@ -301,7 +316,7 @@ db_watch_apply(struct db_pool *pool, const struct db_watch_change *ch,
 	struct db_conn *c = NULL;
 	PGresult *res = NULL;
 	char *groups = NULL, *members = NULL;
-	const char *sql, *v[6];
+	const char *sql, *lock, *v[6];
 	int r;
 
 	*admissions = *sessions = 0;
@@ -321,6 +336,7 @@ db_watch_apply(struct db_pool *pool, const struct db_watch_change *ch,
 		r = matching_groups(db_conn_pg(c), ch->identity, ch->group_dn,
 		                    same, &groups, err, errlen);
 		sql = W_STMT(W_COND_LOST, W_SESS_NONE);
+		lock = W_LOCK(W_SESS_NONE);
 		v[0] = ch->identity;
 		v[2] = "directory_removed";
 		break;
@@ -334,6 +350,7 @@ db_watch_apply(struct db_pool *pool, const struct db_watch_change *ch,
 		if (r == 0 && (members == NULL || strcmp(members, "[]") == 0))
 			goto out;
 		sql = W_STMT(W_COND_GROUP, W_SESS_NONE);
+		lock = W_LOCK(W_SESS_NONE);
 		v[0] = members;
 		v[2] = "directory_removed";
 		break;
@@ -342,6 +359,7 @@ db_watch_apply(struct db_pool *pool, const struct db_watch_change *ch,
 		if (groups == NULL)
 			r = DB_ENOMEM;
 		sql = W_STMT(W_COND_IDENT, W_SESS_IDENT);
+		lock = W_LOCK(W_SESS_IDENT);
 		v[0] = ch->identity;
 		v[2] = ch->kind == DB_WATCH_DISABLED ? "directory_disabled"
 		                                     : "directory_removed";
@@ -357,7 +375,7 @@ db_watch_apply(struct db_pool *pool, const struct db_watch_change *ch,
 	v[3] = ch->node;
 	v[4] = kinds[ch->kind];
 	v[5] = ch->group_dn;
-	res = PQexecParams(db_conn_pg(c), sql, 6, NULL, v, NULL, NULL, 0);
+	res = db_exec_locked(db_conn_pg(c), lock, 1, sql, 6, v, NULL);
 	if (!res_ok(res) || PQntuples(res) != 1) {
 		r = db_result_err(db_conn_pg(c), res,
 		                  "ending what a directory change revoked", err,
