@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "directory/dir_int.h"
+#include "tests/lib/th_fault.h"
 #include "directory/directory.h"
 #include "tests/lib/th.h"
 
@@ -138,11 +139,20 @@ slapd_pid(void)
 	return (pid_t)pid;
 }
 
+static void thaw_slapd(void);
+
 static void
 freeze_slapd(void)
 {
 	frozen_pid = slapd_pid();
 	assert_int_equal(kill(frozen_pid, SIGSTOP), 0);
+	/* Every slapd thread stopped before the first request (a thread
+	 * on the other core could otherwise still answer it). */
+	if (th_proc_wait_stopped(frozen_pid) != 0) {
+		thaw_slapd();
+		fail_msg("slapd %d did not stop within 5 s of SIGSTOP",
+		         (int)frozen_pid);
+	}
 }
 
 static void

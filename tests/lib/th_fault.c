@@ -36,10 +36,65 @@ th_ldap_pid(void)
 	return (pid_t)pid;
 }
 
+/* State letter of one task from /proc/PID/task/TID/stat ('?' when
+ * unreadable): the field after the parenthesised command name. */
+static char
+task_state(const char *path)
+{
+	char buf[512], *p;
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return '?';
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p != NULL && p[1] == ' ' ? p[2] : '?';
+}
+
+int
+th_proc_wait_stopped(pid_t pid)
+{
+	char dir[64], path[384];
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	for (int ms = 0; ms < 5000; ms += 5) {
+		struct dirent *e;
+		DIR *d = opendir(dir);
+		int running = 0, tasks = 0;
+
+		if (d == NULL)
+			return -1;
+		while ((e = readdir(d)) != NULL) {
+			char st;
+
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s/stat", dir,
+			         e->d_name);
+			st = task_state(path);
+			tasks++;
+			/* T: stopped by a signal; t: traced. */
+			if (st != 'T' && st != 't')
+				running++;
+		}
+		closedir(d);
+		if (tasks > 0 && running == 0)
+			return 0;
+		nanosleep(&(struct timespec){0, 5 * 1000000L}, NULL);
+	}
+	return -1;
+}
+
 void
 th_ldap_freeze(void)
 {
-	assert_int_equal(kill(th_ldap_pid(), SIGSTOP), 0);
+	pid_t pid = th_ldap_pid();
+
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	assert_int_equal(th_proc_wait_stopped(pid), 0);
 }
 
 void

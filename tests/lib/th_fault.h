@@ -14,9 +14,18 @@
 
 /* slapd's pid from its pid file; fails the test when there is none. */
 pid_t th_ldap_pid(void);
-/* SIGSTOP / SIGCONT slapd; each asserts the signal was delivered. */
+/* SIGSTOP / SIGCONT slapd; each asserts the signal was delivered, and the
+ * freeze returns only once every thread of slapd is stopped. */
 void th_ldap_freeze(void);
 void th_ldap_thaw(void);
+/*
+ * After kill(pid, SIGSTOP): waits (at most 5 s) until every thread of pid
+ * is stopped. kill() only posts the signal; a thread busy on the other
+ * core can still answer a request before it stops, which a test that
+ * then expects silence would take for a live server. 0 when stopped, -1
+ * when not within the bound (or /proc is unreadable).
+ */
+int th_proc_wait_stopped(pid_t pid);
 
 /* Stop PostgreSQL, wait down_ms, start it again. */
 void th_pg_restart(int down_ms);
