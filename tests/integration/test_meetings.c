@@ -726,9 +726,12 @@ list_is_paged_and_scoped(void **state)
 	} while (next[0] != '\0' && pages < 10);
 	assert_int_equal(seen, 5);
 	assert_int_equal(pages, 3);
-	/* admin sees more than one host */
-	o = json_of(api("GET", "/v1/meetings?limit=200", tok_admin, NULL));
-	assert_true(json_array_size(json_object_get(o, "meetings")) > 5);
+	/* admin sees more than one host: more than pager's five. One page
+	 * of six, not of 200: the database is shared by the whole run, and
+	 * 200 meetings of other tests (some with many long group DNs) can
+	 * pass th_http's 64 KiB body. */
+	o = json_of(api("GET", "/v1/meetings?limit=6", tok_admin, NULL));
+	assert_int_equal(json_array_size(json_object_get(o, "meetings")), 6);
 	json_decref(o);
 	expect(api("GET", "/v1/meetings?limit=0", tok, NULL), 400);
 	expect(api("GET", "/v1/meetings?after=xyz", tok, NULL), 400);
