@@ -457,7 +457,7 @@ locked_answer_to_right_code_makes_no_token(void **state)
 	/* The template may hold 4096 bytes; its rooms (20+ bytes each)
 	 * make the URL longer than the 8192 an answer may carry. */
 	size_t rooms = 600;
-	int port_b = th_free_port();
+	int port_b;
 
 	(void)state;
 	ath_new_meeting(T.base, T.host_token, GROUP, "hot locked race", 0, link,
@@ -495,6 +495,9 @@ locked_answer_to_right_code_makes_no_token(void **state)
 		memcpy(url + strlen(url), "{room}", 7);
 	assert_int_equal(setenv("ROOMGATE_ADMISSION_REDIRECT_URL", url, 1), 0);
 	free(url);
+	/* Chosen now, not when the test began: a port free then may be
+	 * taken by the time node A's part is done. */
+	port_b = th_free_port();
 	th_server_start(&b, T.cfg_path, port_b);
 	unsetenv("ROOMGATE_ADMISSION_REDIRECT_URL");
 	snprintf(base_b, sizeof(base_b), "http://127.0.0.1:%d", port_b);
